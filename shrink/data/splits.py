@@ -1,0 +1,166 @@
+"""In-memory and on-disk image splits that yield normalized (x, y) batches.
+
+Both kinds share one interface: `info`, `len()`, and `batches(...)`, which draws the index order
+from a sampler (a DistributedSampler under torchrun) so every process sees its own shard.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Protocol
+
+import torch
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler, Subset
+
+from shrink.errors import ShrinkError
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    name: str
+    classes: tuple[str, ...]
+    in_chans: int
+    image_size: tuple[int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    synthetic: bool = False  # True: random inputs, good for latency only
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return (self.in_chans, *self.image_size)
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    batch_size: int = 256
+    shuffle: bool = False
+    augment: bool = False
+    seed: int = 0
+    epoch: int = 0  # reshuffles per epoch with the same seed
+    device: str = "cpu"
+    rank: int = 0
+    world_size: int = 1
+    drop_last: bool = False
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ShrinkError(f"batch size must be >= 1, got {self.batch_size}")
+
+
+class ImageSplit(Protocol):
+    info: DataInfo
+
+    def __len__(self) -> int: ...
+
+    def batches(self, options: BatchOptions) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+
+
+def make_sampler(dataset_len: int, options: BatchOptions):
+    if options.world_size > 1:
+        sampler = DistributedSampler(
+            range(dataset_len),
+            num_replicas=options.world_size,
+            rank=options.rank,
+            shuffle=options.shuffle,
+            seed=options.seed,
+            drop_last=options.drop_last,
+        )
+        sampler.set_epoch(options.epoch)
+        return sampler
+    if options.shuffle:
+        gen = torch.Generator().manual_seed(options.seed * 100_003 + options.epoch)
+        return RandomSampler(range(dataset_len), generator=gen)
+    return SequentialSampler(range(dataset_len))
+
+
+def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Random crop with 4-pixel padding and horizontal flip, per image, in one gather."""
+    n, c, h, w = x.shape
+    pad = 4
+    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (n, 1), generator=gen)
+    dx = torch.randint(0, 2 * pad + 1, (n, 1), generator=gen)
+    rows = dy + torch.arange(h)
+    cols = dx + torch.arange(w)
+    flip = torch.rand(n, 1, generator=gen) < 0.5
+    cols = torch.where(flip, cols.flip(1), cols)  # reversed columns = horizontal flip
+    dev = x.device
+    n_idx = torch.arange(n, device=dev).view(n, 1, 1, 1)
+    c_idx = torch.arange(c, device=dev).view(1, c, 1, 1)
+    return padded[n_idx, c_idx, rows.to(dev).view(n, 1, h, 1), cols.to(dev).view(n, 1, 1, w)]
+
+
+class TensorSplit:
+    """A whole split held as uint8 images (N, C, H, W) and int64 labels."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, info: DataInfo) -> None:
+        if images.dtype != torch.uint8 or images.ndim != 4:
+            raise ShrinkError(f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
+        if len(images) != len(labels):
+            raise ShrinkError(f"{len(images)} images but {len(labels)} labels")
+        self.images, self.labels, self.info = images, labels.long(), info
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def subset(self, indices: torch.Tensor) -> "TensorSplit":
+        return TensorSplit(self.images[indices], self.labels[indices], self.info)
+
+    def batches(self, options: BatchOptions) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = torch.tensor(list(iter(make_sampler(len(self), options))), dtype=torch.long)
+        mean = torch.tensor(self.info.mean, device=options.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.info.std, device=options.device).view(1, -1, 1, 1)
+        gen = torch.Generator().manual_seed(options.seed * 7919 + options.epoch)
+        for start in range(0, len(order), options.batch_size):
+            idx = order[start : start + options.batch_size]
+            if options.drop_last and len(idx) < options.batch_size:
+                break
+            x = self.images[idx].to(options.device, non_blocking=True).float().div_(255.0)
+            if options.augment:
+                x = _augment(x, gen)
+            yield (x - mean) / std, self.labels[idx].to(options.device, non_blocking=True)
+
+
+class LoaderSplit:
+    """A split read from disk through a torch Dataset that already returns normalized tensors."""
+
+    def __init__(self, dataset, info: DataInfo, *, train_dataset=None, num_workers: int = 2) -> None:
+        self.dataset, self.info, self.num_workers = dataset, info, num_workers
+        self.train_dataset = train_dataset or dataset  # same files, with augmentation transforms
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def subset(self, indices: torch.Tensor) -> "LoaderSplit":
+        idx = indices.tolist()
+        return LoaderSplit(
+            Subset(self.dataset, idx), self.info, train_dataset=Subset(self.train_dataset, idx), num_workers=self.num_workers
+        )
+
+    def batches(self, options: BatchOptions) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        dataset = self.train_dataset if options.augment else self.dataset
+        loader = DataLoader(
+            dataset,
+            batch_size=options.batch_size,
+            sampler=make_sampler(len(dataset), options),
+            num_workers=self.num_workers,
+            drop_last=options.drop_last,
+            pin_memory=options.device.startswith("cuda"),
+        )
+        for x, y in loader:
+            yield x.to(options.device, non_blocking=True), y.to(options.device, non_blocking=True)
+
+
+def train_val_split(split, val_fraction: float, seed: int = 0):
+    """Hold out a fixed-seed fraction of a training split for choices (early stopping etc.), so the
+    test split is never used to choose anything."""
+    if not 0.0 < val_fraction < 1.0:
+        raise ShrinkError(f"validation fraction must be in (0, 1), got {val_fraction}")
+    n = len(split)
+    n_val = max(1, int(round(n * val_fraction)))
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return split.subset(order[n_val:]), split.subset(order[:n_val])

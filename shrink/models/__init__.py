@@ -1,0 +1,24 @@
+"""Model registry, reference architectures and safe weight loading."""
+
+from shrink.models.card import ModelCard, card_path_for, read_card, write_card
+from shrink.models.loading import LoadedModel, load_model
+from shrink.models.registry import ModelRegistry, create_model, default_spec, list_models
+from shrink.models.spec import ModelSpec
+from shrink.models.weights import apply_state_dict, load_state_dict, save_state_dict
+
+__all__ = [
+    "LoadedModel",
+    "ModelCard",
+    "ModelRegistry",
+    "ModelSpec",
+    "apply_state_dict",
+    "card_path_for",
+    "create_model",
+    "default_spec",
+    "list_models",
+    "load_model",
+    "load_state_dict",
+    "read_card",
+    "save_state_dict",
+    "write_card",
+]

@@ -1,0 +1,81 @@
+"""Turn what a user types (a name, a weights file, a card, a pruned directory) into a model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch.nn as nn
+
+from shrink.errors import ShrinkError
+from shrink.fileio import sha256_file
+from shrink.models.card import ModelCard, card_path_for, read_card
+from shrink.models.registry import create_model, default_spec
+from shrink.models.spec import ModelSpec
+from shrink.models.weights import apply_state_dict, load_state_dict
+
+WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
+
+
+@dataclass
+class LoadedModel:
+    model: nn.Module  # in eval mode, on the CPU
+    spec: ModelSpec
+    source: str  # what the user named
+    card: ModelCard | None = None  # preprocessing, labels and provenance, when known
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return self.spec.input_shape
+
+
+def load_model(name_or_path: str, weights: str | None = None, **spec_overrides) -> LoadedModel:
+    """Resolve `name_or_path`:
+
+    - a directory with plan.json: a pruned model (architecture rebuilt, plan replayed, weights loaded)
+    - a weights file (.safetensors/.pt) or its .json card: the architecture comes from the card
+    - a registry name (with optional `weights`): see `shrink models`
+    """
+    path = Path(name_or_path)
+    if path.is_dir():
+        if (path / "plan.json").is_file():
+            from shrink.prune.saving import load_pruned  # the prune stage owns its format
+
+            return load_pruned(path)
+        for candidate in ("model.json", "pruned.json"):
+            if (path / candidate).is_file():
+                return _from_card(path / candidate, name_or_path)
+        raise ShrinkError(f"{path} is a directory without plan.json or model.json: not a model directory")
+    if path.suffix == ".json":
+        return _from_card(path, name_or_path)
+    if path.suffix in WEIGHT_SUFFIXES:
+        if weights is not None:
+            raise ShrinkError("give either a weights file as MODEL or a name with --weights, not both")
+        if not path.is_file():
+            raise ShrinkError(f"weights file not found: {path}")
+        card = card_path_for(path)
+        if not card.is_file():
+            raise ShrinkError(
+                f"no model card {card.name} next to {path}; name the architecture instead: "
+                f"NAME --weights {path} (see `shrink models`)"
+            )
+        return _from_card(card, name_or_path)
+    if path.suffix == ".onnx":
+        raise ShrinkError(f"{path} is an ONNX file; this command needs a PyTorch model")
+    spec = default_spec(name_or_path, **spec_overrides)
+    model = create_model(spec)
+    if weights is not None:
+        apply_state_dict(model, load_state_dict(weights), source=str(weights))
+    return LoadedModel(model=model.eval(), spec=spec, source=name_or_path)
+
+
+def _from_card(card_path: Path, source: str) -> LoadedModel:
+    card = read_card(card_path)
+    weights = card_path.parent / card.weights
+    if not weights.is_file():
+        raise ShrinkError(f"weights file {weights} named by card {card_path} not found")
+    if card.sha256 and sha256_file(weights) != card.sha256:
+        raise ShrinkError(f"{weights} does not match the sha256 on its card {card_path} (corrupt or replaced?)")
+    model = create_model(card.architecture)
+    apply_state_dict(model, load_state_dict(weights), source=str(weights))
+    return LoadedModel(model=model.eval(), spec=card.architecture, source=source, card=card)

@@ -1,0 +1,158 @@
+"""One table from model names to constructors.
+
+Names:
+  fmnist_resnet18, fmnist_mobilenetv2   built-in Fashion-MNIST references (1 channel, CIFAR stem)
+  tv:NAME                               any torchvision classification model (random init)
+  timm:NAME                             any timm model, when timm is installed
+  path/to/file.py:factory               a function in the user's own file
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import importlib.util
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+import torch.nn as nn
+
+from shrink.errors import ShrinkError
+from shrink.models.spec import ModelSpec
+from shrink.models.stems import adapt_stem
+
+Factory = Callable[[ModelSpec], nn.Module]
+
+
+class ModelRegistry:
+    """Named model factories; a duplicate name is an error, an unknown one lists close matches."""
+
+    def __init__(self) -> None:
+        self._factories: dict[str, Factory] = {}
+        self._defaults: dict[str, ModelSpec] = {}
+
+    def register(self, name: str, factory: Factory, default_spec: ModelSpec) -> None:
+        if name in self._factories:
+            raise ShrinkError(f"model {name!r} is already registered")
+        self._factories[name] = factory
+        self._defaults[name] = default_spec
+
+    def names(self) -> list[str]:
+        return sorted(self._factories)
+
+    def default_spec(self, name: str) -> ModelSpec:
+        self._check(name)
+        return self._defaults[name]
+
+    def build(self, spec: ModelSpec) -> nn.Module:
+        self._check(spec.name)
+        return self._factories[spec.name](spec)
+
+    def _check(self, name: str) -> None:
+        if name not in self._factories:
+            raise ShrinkError(unknown_name_message(name, self.names()))
+
+
+def unknown_name_message(name: str, candidates: list[str]) -> str:
+    close = difflib.get_close_matches(name, candidates, n=5, cutoff=0.5)
+    hint = f"; did you mean: {', '.join(close)}" if close else ""
+    return f"unknown model {name!r}{hint} (see `shrink models`)"
+
+
+def _torchvision_build(spec: ModelSpec, tv_name: str) -> nn.Module:
+    import torchvision
+
+    names = torchvision.models.list_models(module=torchvision.models)
+    if tv_name not in names:
+        raise ShrinkError(unknown_name_message(f"tv:{tv_name}", [f"tv:{n}" for n in names]))
+    kwargs = {"weights": None, "num_classes": spec.num_classes}
+    if tv_name.startswith("vit_"):  # ViT's position embedding is sized for one input size
+        kwargs["image_size"] = spec.input_size[0]
+    model = torchvision.models.get_model(tv_name, **kwargs)
+    return adapt_stem(model, in_chans=spec.in_chans, cifar_stem=spec.cifar_stem)
+
+
+def _timm_build(spec: ModelSpec, timm_name: str) -> nn.Module:
+    try:
+        import timm
+    except ImportError as exc:
+        raise ShrinkError("timm models need the timm extra: pip install 'torch-shrink[timm]'") from exc
+    if timm_name not in timm.list_models():
+        raise ShrinkError(unknown_name_message(f"timm:{timm_name}", [f"timm:{n}" for n in timm.list_models()]))
+    model = timm.create_model(timm_name, pretrained=False, num_classes=spec.num_classes, in_chans=spec.in_chans)
+    return adapt_stem(model, in_chans=spec.in_chans, cifar_stem=spec.cifar_stem)
+
+
+def _file_build(spec: ModelSpec) -> nn.Module:
+    path_str, _, factory_name = spec.name.rpartition(":")
+    path = Path(path_str)
+    if not path.is_file():
+        raise ShrinkError(f"model file not found: {path}")
+    module_spec = importlib.util.spec_from_file_location(f"shrink_user_model_{path.stem}", path)
+    if module_spec is None or module_spec.loader is None:
+        raise ShrinkError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)  # the user's own code, named explicitly by the user
+    factory = getattr(module, factory_name, None)
+    if not callable(factory):
+        public = [n for n in dir(module) if callable(getattr(module, n)) and not n.startswith("_")]
+        raise ShrinkError(unknown_name_message(f"{path}:{factory_name}", [f"{path}:{n}" for n in public]))
+    model = factory(num_classes=spec.num_classes, in_chans=spec.in_chans)
+    if not isinstance(model, nn.Module):
+        raise ShrinkError(f"{spec.name} returned {type(model).__name__}, not a torch.nn.Module")
+    return model
+
+
+def _reference(tv_name: str) -> Factory:
+    def build(spec: ModelSpec) -> nn.Module:
+        return _torchvision_build(spec, tv_name)
+
+    return build
+
+
+def builtin_registry() -> ModelRegistry:
+    """The built-in reference architectures for Fashion-MNIST."""
+    registry = ModelRegistry()
+    for name, tv_name in (("fmnist_resnet18", "resnet18"), ("fmnist_mobilenetv2", "mobilenet_v2")):
+        spec = ModelSpec(name=name, num_classes=10, in_chans=1, cifar_stem=True, input_size=(28, 28))
+        registry.register(name, _reference(tv_name), spec)
+    return registry
+
+
+def default_spec(name: str, **overrides) -> ModelSpec:
+    """The spec for `name`, with the caller's overrides (num_classes, in_chans, ...)."""
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if name.startswith(("tv:", "timm:")) or name.endswith(".py") or ".py:" in name:
+        return ModelSpec(name=name, **overrides)
+    return replace(builtin_registry().default_spec(name), **overrides)
+
+
+def create_model(name: str | ModelSpec, **overrides) -> nn.Module:
+    """Build a model (random init) from a name or a ModelSpec."""
+    spec = name if isinstance(name, ModelSpec) else default_spec(name, **overrides)
+    if spec.name.startswith("tv:"):
+        return _torchvision_build(spec, spec.name[3:])
+    if spec.name.startswith("timm:"):
+        return _timm_build(spec, spec.name[5:])
+    if ".py:" in spec.name:
+        return _file_build(spec)
+    return builtin_registry().build(spec)
+
+
+def list_models(pattern: str | None = None) -> list[str]:
+    """Built-in names plus every torchvision classification model (and timm's, if installed)."""
+    import torchvision
+
+    names = builtin_registry().names()
+    names += [f"tv:{n}" for n in torchvision.models.list_models(module=torchvision.models)]
+    try:
+        import timm
+
+        names += [f"timm:{n}" for n in timm.list_models()]
+    except ImportError:
+        pass
+    if pattern:
+        glob = pattern if any(c in pattern for c in "*?[") else f"*{pattern}*"
+        names = [n for n in names if fnmatch.fnmatch(n, glob)]
+    return names

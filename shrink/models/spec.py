@@ -1,0 +1,49 @@
+"""ModelSpec: everything needed to rebuild an architecture from the registry (no pickled code)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from shrink.errors import ShrinkValueError
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registry name plus the constructor arguments that change the architecture."""
+
+    name: str
+    num_classes: int = 1000
+    in_chans: int = 3
+    cifar_stem: bool = False
+    input_size: tuple[int, int] = (224, 224)
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ShrinkValueError("model name is empty")
+        if self.num_classes < 1:
+            raise ShrinkValueError(f"num_classes must be >= 1, got {self.num_classes}")
+        if self.in_chans < 1:
+            raise ShrinkValueError(f"in_chans must be >= 1, got {self.in_chans}")
+        size = tuple(int(s) for s in self.input_size)
+        if len(size) != 2 or min(size) < 1:
+            raise ShrinkValueError(f"input_size must be (H, W) with positive sides, got {self.input_size}")
+        object.__setattr__(self, "input_size", size)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one input image."""
+        return (self.in_chans, *self.input_size)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["input_size"] = list(self.input_size)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelSpec":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ShrinkValueError(f"unknown model spec keys: {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**{**d, "input_size": tuple(d.get("input_size", (224, 224)))})
