@@ -1,0 +1,155 @@
+"""The bench stage: `run_bench(candidates, config) -> BenchResult`.
+
+Order of work, chosen so that nothing disturbs the timing:
+1. validate every candidate (fail in a second, not after minutes of timing);
+2. measure memory, one fresh child process per candidate;
+3. load every candidate, then time them interleaved in one process;
+4. profile (optional), in a separate pass;
+5. statistics, speedups against the first candidate, notes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Sequence
+
+from shrink.bench.config import BenchConfig, Candidate, OnnxCandidate, unique_labels
+from shrink.bench.engines import Engine, check_onnx_file, check_runtime, create_engine
+from shrink.bench.machine import MachineInfo, capture_machine, physical_cores
+from shrink.bench.memory import MemoryUsage, measure_memory
+from shrink.bench.profile import ProfileReport, profile_candidate, profile_diff, profile_notes
+from shrink.bench.results import SCHEMA, SYNTHETIC_INPUTS, BenchResult, CandidateResult
+from shrink.bench.runner import Progress, TimingRun, TimingSettings, measure_interleaved
+from shrink.bench.stats import NOISY_CV_THRESHOLD, speedup, summarize
+from shrink.errors import ShrinkValueError
+
+
+def _say(progress: Progress | None, line: str) -> None:
+    if progress:
+        progress(line)
+
+
+def _timing_settings(config: BenchConfig) -> TimingSettings:
+    return TimingSettings(
+        warmup_runs=config.warmup_runs,
+        warmup_seconds=config.warmup_seconds,
+        min_runs=config.min_runs,
+        min_seconds=config.min_seconds,
+        block_runs=config.block_runs,
+    )
+
+
+def _memory(candidates, labels, config, threads, progress) -> list[MemoryUsage | None]:
+    if not config.measure_memory:
+        return [None] * len(candidates)
+    usages = []
+    for candidate, label in zip(candidates, labels):
+        _say(progress, f"measuring memory of {label} in a fresh process")
+        usages.append(measure_memory(candidate, config, threads))
+    return usages
+
+
+def _time(candidates, labels, config, threads, progress) -> tuple[list, TimingRun]:
+    engines: list[Engine] = []
+    try:
+        for candidate, label in zip(candidates, labels):
+            engines.append(create_engine(candidate, config, threads))
+            info = engines[-1].info
+            _say(progress, f"loaded {label}: {info.engine} on {', '.join(info.providers)}")
+        timing = measure_interleaved(
+            [engine.run_once for engine in engines], _timing_settings(config), labels=labels, progress=progress
+        )
+        return [engine.info for engine in engines], timing
+    finally:
+        for engine in engines:
+            engine.close()
+
+
+def _profile(candidates, labels, config, threads, simd_block, progress) -> ProfileReport:
+    profiles, notes = [], list(profile_notes(config))
+    for candidate, label in zip(candidates, labels):
+        if not isinstance(candidate, OnnxCandidate):
+            notes.append(f"{label}: not profiled (the profile covers onnxruntime candidates only)")
+            continue
+        _say(progress, f"profiling {label}")
+        profiles.append(profile_candidate(candidate, label, config, threads, simd_block))
+    return ProfileReport(tuple(p.label for p in profiles), tuple(profiles), profile_diff(profiles), tuple(notes))
+
+
+def _notes(config: BenchConfig, threads: int, machine: MachineInfo, results: list[CandidateResult]) -> list[str]:
+    notes = []
+    if config.below_recommended_warmup():
+        notes.append(
+            f"warmup of {config.warmup_runs} runs / {config.warmup_seconds:g} s is below the recommended "
+            "10 runs and 1 s"
+        )
+    if config.provider == "cpu" and threads > machine.physical_cores:
+        notes.append(f"{threads} threads on {machine.physical_cores} physical cores: threads share cores")
+    if len({str(sorted(r.input_shapes.values())) for r in results}) > 1:
+        notes.append("candidates have different input shapes; their latencies are not like for like")
+    for r in results:
+        if r.latency.noisy:
+            notes.append(
+                f"{r.label} is noisy: coefficient of variation {r.latency.cv:.1%} > {NOISY_CV_THRESHOLD:.0%}; "
+                "rerun on an idle machine before trusting it"
+            )
+        if r.speedup and r.speedup.ci_low <= 1.0 <= r.speedup.ci_high:
+            notes.append(f"{r.label}: the 95% interval of its speedup includes 1.0 (no measurable difference)")
+    return notes
+
+
+def run_bench(
+    candidates: Sequence[Candidate], config: BenchConfig = BenchConfig(), *, progress: Progress | None = None
+) -> BenchResult:
+    """Time `candidates` under `config`; speedups are against the first candidate."""
+    candidates = tuple(candidates)
+    if not candidates:
+        raise ShrinkValueError("bench needs at least one candidate")
+    for candidate in candidates:
+        if isinstance(candidate, OnnxCandidate):
+            check_onnx_file(candidate.path)
+    check_runtime(candidates, config)
+    labels = unique_labels(candidates)
+    threads = config.threads or physical_cores()
+    machine = capture_machine()
+    memory = _memory(candidates, labels, config, threads, progress)
+    infos, timing = _time(candidates, labels, config, threads, progress)
+    profile = _profile(candidates, labels, config, threads, machine.simd_block, progress) if config.profile else None
+
+    results = []
+    for i, (candidate, label, info) in enumerate(zip(candidates, labels, infos)):
+        samples = timing.samples_s[i]
+        path = Path(candidate.path) if isinstance(candidate, OnnxCandidate) else None
+        results.append(
+            CandidateResult(
+                label=label,
+                kind="onnx" if path else "torch",
+                source=candidate.source,
+                file_bytes=path.stat().st_size if path else None,
+                engine=info.engine,
+                providers=info.providers,
+                input_shapes=dict(info.input_shapes),
+                input_dtypes=dict(info.input_dtypes),
+                warmup_runs=timing.warmup_runs[i],
+                warmup_s=timing.warmup_s[i],
+                latency=summarize(samples, config.batch, seed=config.seed),
+                speedup=speedup(timing.samples_s[0], samples, labels[0], seed=config.seed) if i else None,
+                memory=memory[i],
+                samples_ms=tuple(s * 1e3 for s in samples),
+            )
+        )
+    return BenchResult(
+        schema=SCHEMA,
+        created_utc=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        config=config.to_dict(),
+        threads=threads,
+        batch=config.batch,
+        machine=machine,
+        inputs=SYNTHETIC_INPUTS,
+        rounds=timing.rounds,
+        schedule=timing.schedule,
+        candidates=tuple(results),
+        profile=profile,
+        notes=tuple(_notes(config, threads, machine, results)),
+    )

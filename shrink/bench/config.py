@@ -1,0 +1,174 @@
+"""Benchmark configuration and the candidates to compare.
+
+Configs are frozen dataclasses validated in __post_init__; bad values raise ShrinkValueError (a
+ValueError) with one line the user can act on. They round-trip through plain dicts (JSON).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Union
+
+from shrink.errors import ShrinkValueError
+
+PROVIDERS = ("cpu", "cuda", "tensorrt")
+GRAPH_OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
+TORCH_DTYPES = ("fp32", "fp16", "bf16")
+
+# What the issue asks of every warmup; smaller values are allowed (tests) but noted in the result.
+RECOMMENDED_WARMUP_RUNS = 10
+RECOMMENDED_WARMUP_SECONDS = 1.0
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ShrinkValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _non_negative_number(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ShrinkValueError(f"{name} must be a number >= 0, got {value!r}")
+
+
+def _one_of(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ShrinkValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """How to time the candidates. Counts and durations apply to each candidate."""
+
+    provider: str = "cpu"
+    threads: int | None = None  # intra-op threads; None = physical cores of this machine
+    batch: int = 1
+    warmup_runs: int = RECOMMENDED_WARMUP_RUNS
+    warmup_seconds: float = RECOMMENDED_WARMUP_SECONDS
+    min_runs: int = 50
+    min_seconds: float = 5.0
+    block_runs: int = 10  # runs per candidate per round-robin block
+    graph_optimization: str = "all"
+    cuda_graphs: bool = False  # ORT CUDA EP and PyTorch on CUDA
+    torch_dtype: str = "fp32"
+    channels_last: bool = False
+    trt_fp16: bool = False
+    trt_cache_dir: str | None = None  # None = ~/.cache/torch-shrink/trt
+    measure_memory: bool = True
+    profile: bool = False
+    profile_runs: int = 20
+    seed: int = 0  # synthetic inputs and bootstrap resampling
+
+    def __post_init__(self) -> None:
+        _one_of("provider", self.provider, PROVIDERS)
+        if self.threads is not None:
+            _positive_int("threads", self.threads)
+        for name in ("batch", "warmup_runs", "min_runs", "block_runs", "profile_runs"):
+            _positive_int(name, getattr(self, name))
+        _non_negative_number("warmup_seconds", self.warmup_seconds)
+        _non_negative_number("min_seconds", self.min_seconds)
+        _one_of("graph_optimization", self.graph_optimization, GRAPH_OPTIMIZATION_LEVELS)
+        _one_of("torch_dtype", self.torch_dtype, TORCH_DTYPES)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ShrinkValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+        if self.cuda_graphs and self.provider == "cpu":
+            raise ShrinkValueError("cuda_graphs needs provider cuda (or tensorrt), not cpu")
+        if self.trt_fp16 and self.provider != "tensorrt":
+            raise ShrinkValueError("trt_fp16 only applies to provider tensorrt")
+
+    @property
+    def device(self) -> str:
+        """Where PyTorch candidates run: on the GPU whenever an ORT GPU provider is asked for."""
+        return "cpu" if self.provider == "cpu" else "cuda"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "BenchConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ShrinkValueError(f"unknown bench config keys: {', '.join(unknown)}")
+        return cls(**dict(data))
+
+    def below_recommended_warmup(self) -> bool:
+        return (
+            self.warmup_runs < RECOMMENDED_WARMUP_RUNS
+            or self.warmup_seconds < RECOMMENDED_WARMUP_SECONDS
+        )
+
+
+@dataclass(frozen=True)
+class OnnxCandidate:
+    """An ONNX file timed with onnxruntime on the configured provider."""
+
+    path: str
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if not str(self.path):
+            raise ShrinkValueError("ONNX candidate path is empty")
+
+    @property
+    def label(self) -> str:
+        return self.name or Path(self.path).name
+
+    @property
+    def source(self) -> str:
+        return str(self.path)
+
+
+@dataclass(frozen=True)
+class TorchCandidate:
+    """A PyTorch model timed eagerly or with CUDA graphs.
+
+    Give either `spec` (a registry spec for shrink.models.load_model, plus optional `weights`), or an
+    in-memory `module` with its `input_shape` (C, H, W). Only a spec can be re-created in a fresh
+    process, so only a spec gets a memory measurement.
+    """
+
+    spec: str | None = None
+    weights: str | None = None
+    module: Any = field(default=None, compare=False, repr=False)
+    input_shape: tuple[int, ...] | None = None
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.spec is None) == (self.module is None):
+            raise ShrinkValueError("a torch candidate needs exactly one of spec or module")
+        if self.module is not None and self.input_shape is None:
+            raise ShrinkValueError("a torch candidate given as a module needs input_shape (C, H, W)")
+        if self.input_shape is not None:
+            if len(self.input_shape) < 1 or any(
+                isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in self.input_shape
+            ):
+                raise ShrinkValueError(f"input_shape must be positive integers, got {self.input_shape!r}")
+
+    @property
+    def label(self) -> str:
+        return self.name or (f"torch:{self.spec}" if self.spec else "torch:module")
+
+    @property
+    def source(self) -> str:
+        return self.spec if self.spec else f"<in-memory {type(self.module).__name__}>"
+
+
+Candidate = Union[OnnxCandidate, TorchCandidate]
+
+
+def unique_labels(candidates: list[Candidate] | tuple[Candidate, ...]) -> list[str]:
+    """Distinct, readable labels: the file name, else parent/file name (run dirs all hold a
+    model.onnx), else #2, #3 ... appended."""
+    labels = [cand.label for cand in candidates]
+    for i, cand in enumerate(candidates):
+        if labels.count(labels[i]) > 1 and isinstance(cand, OnnxCandidate) and not cand.name:
+            path = Path(cand.path)
+            labels[i] = f"{path.parent.name}/{path.name}" if path.parent.name else path.name
+    seen: dict[str, int] = {}
+    result = []
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+        result.append(label if seen[label] == 1 else f"{label}#{seen[label]}")
+    return result

@@ -1,0 +1,178 @@
+"""Bench results as JSON, CSV, Markdown and a latency-distribution plot.
+
+Everything renders from the plain dict form (`BenchResult.to_dict()` or a loaded JSON file), so a
+saved result can be re-rendered without re-running it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any, Mapping
+
+from shrink.bench.machine import format_machine
+from shrink.fileio import atomic_path, write_json_atomic, write_text_atomic
+
+OUTPUT_NAMES = {"json": "bench.json", "csv": "bench.csv", "markdown": "bench.md", "plot": "latency.png"}
+CSV_COLUMNS = (
+    "label", "kind", "engine", "source", "file_mb", "batch", "threads", "runs", "mean_ms", "std_ms",
+    "p50_ms", "p90_ms", "p99_ms", "min_ms", "max_ms", "median_ci_low_ms", "median_ci_high_ms",
+    "throughput_per_s", "cv", "noisy", "speedup", "speedup_ci_low", "speedup_ci_high",
+    "peak_rss_mb", "candidate_rss_mb", "device_mb",
+)  # fmt: skip
+
+
+def _mb(num_bytes: int | None) -> float | None:
+    return None if num_bytes is None else num_bytes / 2**20
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _memory_mb(memory: Mapping[str, Any] | None) -> float | None:
+    """The per-candidate figure the table shows: device memory on GPU, else the RSS delta."""
+    if not memory:
+        return None
+    return memory.get("device_mb") if memory.get("device_mb") is not None else memory.get("candidate_rss_mb")
+
+
+def csv_rows(result: Mapping[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for cand in result["candidates"]:
+        lat, spd, mem = cand["latency"], cand.get("speedup") or {}, cand.get("memory") or {}
+        rows.append(
+            {
+                "label": cand["label"], "kind": cand["kind"], "engine": cand["engine"], "source": cand["source"],
+                "file_mb": _mb(cand.get("file_bytes")), "batch": result["batch"], "threads": result["threads"],
+                **{k: lat[k] for k in ("runs", "mean_ms", "std_ms", "p50_ms", "p90_ms", "p99_ms", "min_ms",
+                                       "max_ms", "median_ci_low_ms", "median_ci_high_ms", "throughput_per_s",
+                                       "cv", "noisy")},
+                "speedup": spd.get("ratio"), "speedup_ci_low": spd.get("ci_low"),
+                "speedup_ci_high": spd.get("ci_high"), "peak_rss_mb": mem.get("peak_rss_mb"),
+                "candidate_rss_mb": mem.get("candidate_rss_mb"), "device_mb": mem.get("device_mb"),
+            }
+        )  # fmt: skip
+    return rows
+
+
+def format_csv(result: Mapping[str, Any]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(csv_rows(result))
+    return buffer.getvalue()
+
+
+def _speedup_cell(speedup: Mapping[str, Any] | None) -> str:
+    if not speedup:
+        return "1.00× (baseline)"
+    return f"{speedup['ratio']:.2f}× [{speedup['ci_low']:.2f}, {speedup['ci_high']:.2f}]"
+
+
+def format_table(result: Mapping[str, Any]) -> str:
+    """The Markdown latency table, one row per candidate."""
+    lines = [
+        "| candidate | engine | file MB | p50 ms [95% CI] | mean ± std ms | p90 ms | p99 ms | min ms "
+        "| items/s | speedup [95% CI] | memory MB | noisy |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for cand in result["candidates"]:
+        lat = cand["latency"]
+        lines.append(
+            f"| {cand['label']} | {cand['engine']} | {_fmt(_mb(cand.get('file_bytes')))} "
+            f"| {lat['p50_ms']:.3f} [{lat['median_ci_low_ms']:.3f}, {lat['median_ci_high_ms']:.3f}] "
+            f"| {lat['mean_ms']:.3f} ± {lat['std_ms']:.3f} | {lat['p90_ms']:.3f} | {lat['p99_ms']:.3f} "
+            f"| {lat['min_ms']:.3f} | {lat['throughput_per_s']:.1f} | {_speedup_cell(cand.get('speedup'))} "
+            f"| {_fmt(_memory_mb(cand.get('memory')), 1)} | {'**yes** (CV ' + format(lat['cv'], '.1%') + ')' if lat['noisy'] else 'no'} |"
+        )
+    return "\n".join(lines)
+
+
+def format_profile(profile: Mapping[str, Any]) -> str:
+    """Per-operator-type time diff and the flags of each profiled candidate, in Markdown."""
+    labels = list(profile["labels"])
+    if not labels:
+        return "\n".join(f"- {note}" for note in profile["notes"])
+    head = "| op type | " + " | ".join(f"{label} ms/run (nodes)" for label in labels)
+    head += " | " + " | ".join(f"Δ {label}" for label in labels[1:]) + " |" if len(labels) > 1 else " |"
+    lines = [head, "|---|" + "---:|" * (len(labels) + max(len(labels) - 1, 0))]
+    for row in profile["diff"]:
+        cells = [f"{ms:.3f} ({n})" for ms, n in zip(row["ms_per_run"], row["nodes"])]
+        cells += [f"{d:+.3f}" for d in row["delta_ms"][1:]]
+        lines.append(f"| {row['op_type']} | " + " | ".join(cells) + " |")
+    for cand in profile["candidates"]:
+        lines.append("")
+        lines.append(f"**{cand['label']}** ({cand['kernel_ms_per_run']:.3f} ms/run in kernels, {cand['runs']} runs):")
+        lines.extend(f"- {flag}" for flag in cand["flags"] or ["no flags"])
+        for conv in cand["misaligned_convs"][:20]:
+            lines.append(f"  - {conv['node']}: in {conv['in_channels']}, out {conv['out_channels']}, group {conv['group']}")
+        if len(cand["misaligned_convs"]) > 20:
+            lines.append(f"  - ... {len(cand['misaligned_convs']) - 20} more in bench.json")
+    lines.append("")
+    lines.extend(f"- {note}" for note in profile["notes"])
+    return "\n".join(lines)
+
+
+def format_markdown(result: Mapping[str, Any]) -> str:
+    config = result["config"]
+    parts = [
+        f"## shrink bench: provider {config['provider']}, {result['threads']} threads, batch {result['batch']}",
+        "",
+        f"Measured {result['created_utc']}. Candidates ran interleaved in one process, in round-robin blocks "
+        f"of {config['block_runs']} runs ({result['rounds']} rounds), after a warmup of at least "
+        f"{config['warmup_runs']} runs and {config['warmup_seconds']:g} s each; at least {config['min_runs']} "
+        f"runs and {config['min_seconds']:g} s measured per candidate. Speedup is the ratio of medians against "
+        "the first candidate. Intervals are 95% bootstrap intervals. Memory is measured in a fresh process per "
+        "candidate: the RSS peak minus the RSS before loading on CPU, the device memory taken on GPU.",
+        "",
+        f"Inputs: {result['inputs']}.",
+        "",
+        format_table(result),
+    ]
+    if result["notes"]:
+        parts += ["", "Notes:"] + [f"- {note}" for note in result["notes"]]
+    if result.get("profile"):
+        parts += ["", "### Profile", "", format_profile(result["profile"])]
+    parts += ["", "Machine:", "", "```", format_machine(result["machine"]), "```", ""]
+    return "\n".join(parts)
+
+
+def plot_latency(result: Mapping[str, Any], dest: str | Path) -> Path:
+    """Box-and-strip plot of every run's latency per candidate (Agg backend: no display needed)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    candidates = result["candidates"]
+    labels = [c["label"] for c in candidates]
+    samples = [c["samples_ms"] for c in candidates]
+    figure = Figure(figsize=(8, 1.2 + 0.7 * len(candidates)))
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    axes.boxplot(samples, vert=False, showfliers=False, widths=0.5)
+    for row, values in enumerate(samples, start=1):
+        jitter = [row + 0.18 * ((i * 0.618) % 1.0 - 0.5) for i in range(len(values))]  # deterministic
+        axes.scatter(values, jitter, s=4, alpha=0.35)
+    axes.set_yticks(range(1, len(labels) + 1), labels)
+    axes.set_xlabel("latency per run (ms)")
+    config = result["config"]
+    axes.set_title(f"shrink bench: {config['provider']}, {result['threads']} threads, batch {result['batch']}")
+    figure.tight_layout()
+    with atomic_path(dest) as tmp:
+        figure.savefig(tmp, format="png", dpi=110)
+    return Path(dest)
+
+
+def write_outputs(result: Mapping[str, Any], out_dir: str | Path) -> dict[str, Path]:
+    """bench.json, bench.csv, bench.md and latency.png in `out_dir`; returns their paths."""
+    out_dir = Path(out_dir)
+    paths = {kind: out_dir / name for kind, name in OUTPUT_NAMES.items()}
+    write_json_atomic(paths["json"], result)
+    write_text_atomic(paths["csv"], format_csv(result))
+    write_text_atomic(paths["markdown"], format_markdown(result))
+    try:
+        plot_latency(result, paths["plot"])
+    except ImportError:  # matplotlib is a dependency, but a bare GPU machine may lack it
+        del paths["plot"]
+    return paths

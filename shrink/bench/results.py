@@ -1,0 +1,66 @@
+"""Typed benchmark results. `dataclasses.asdict()` turns them into the JSON records on disk."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shrink.bench.machine import MachineInfo
+from shrink.bench.memory import MemoryUsage
+from shrink.bench.profile import ProfileReport
+from shrink.bench.stats import LatencyStats, Speedup
+from shrink.errors import ShrinkError
+from shrink.fileio import read_json
+
+SCHEMA = "torch-shrink/bench/v1"
+SYNTHETIC_INPUTS = (
+    "synthetic inputs (seeded standard normal, shape from the graph): they measure latency only, "
+    "not accuracy"
+)
+
+
+@dataclass(frozen=True)
+class CandidateResult:
+    label: str
+    kind: str  # onnx | torch
+    source: str  # file path or model spec
+    file_bytes: int | None
+    engine: str
+    providers: tuple[str, ...]
+    input_shapes: dict[str, tuple[int, ...]]
+    input_dtypes: dict[str, str]
+    warmup_runs: int
+    warmup_s: float
+    latency: LatencyStats
+    speedup: Speedup | None  # against the first candidate; None for the first itself
+    memory: MemoryUsage | None
+    samples_ms: tuple[float, ...]  # every measured run, in order, for re-analysis and plots
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    schema: str
+    created_utc: str
+    config: dict[str, Any]
+    threads: int
+    batch: int
+    machine: MachineInfo
+    inputs: str
+    rounds: int
+    schedule: tuple[int, ...]  # candidate index of each measured block, in order
+    candidates: tuple[CandidateResult, ...]
+    profile: ProfileReport | None
+    notes: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def load_result(path: str | Path) -> dict[str, Any]:
+    """A saved bench JSON file as a dict, after checking that it is one."""
+    data = read_json(path, "bench result")
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        raise ShrinkError(f"{path} is not a shrink bench result (expected schema {SCHEMA!r})")
+    return data
