@@ -61,6 +61,9 @@ def create_session(
         if profile_prefix:
             opts.profile_file_prefix = profile_prefix
     providers: list = [(full, provider_options or {})]
+    if full == "TensorrtExecutionProvider" and "CUDAExecutionProvider" in ort.get_available_providers():
+        # Nodes TensorRT cannot build run on CUDA next, not on the CPU.
+        providers.append("CUDAExecutionProvider")
     if full != "CPUExecutionProvider":
         # CPU stays available for nodes the GPU provider does not implement; the check below still
         # refuses a session where the requested provider itself failed to load.
