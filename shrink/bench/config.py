@@ -161,9 +161,10 @@ Candidate = Union[OnnxCandidate, TorchCandidate]
 def unique_labels(candidates: list[Candidate] | tuple[Candidate, ...]) -> list[str]:
     """Distinct, readable labels: the file name, else parent/file name (run dirs all hold a
     model.onnx), else #2, #3 ... appended."""
-    labels = [cand.label for cand in candidates]
+    first = [cand.label for cand in candidates]
+    labels = list(first)
     for i, cand in enumerate(candidates):
-        if labels.count(labels[i]) > 1 and isinstance(cand, OnnxCandidate) and not cand.name:
+        if first.count(first[i]) > 1 and isinstance(cand, OnnxCandidate) and not cand.name:
             path = Path(cand.path)
             labels[i] = f"{path.parent.name}/{path.name}" if path.parent.name else path.name
     seen: dict[str, int] = {}

@@ -147,15 +147,15 @@ def plot_latency(result: Mapping[str, Any], dest: str | Path) -> Path:
     candidates = result["candidates"]
     labels = [c["label"] for c in candidates]
     samples = [c["samples_ms"] for c in candidates]
-    figure = Figure(figsize=(8, 1.2 + 0.7 * len(candidates)))
+    figure = Figure(figsize=(1.6 + 1.4 * len(candidates), 4.5))
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
-    axes.boxplot(samples, vert=False, showfliers=False, widths=0.5)
-    for row, values in enumerate(samples, start=1):
-        jitter = [row + 0.18 * ((i * 0.618) % 1.0 - 0.5) for i in range(len(values))]  # deterministic
-        axes.scatter(values, jitter, s=4, alpha=0.35)
-    axes.set_yticks(range(1, len(labels) + 1), labels)
-    axes.set_xlabel("latency per run (ms)")
+    axes.boxplot(samples, showfliers=False, widths=0.5)  # vertical: the default in every version
+    for column, values in enumerate(samples, start=1):
+        jitter = [column + 0.18 * ((i * 0.618) % 1.0 - 0.5) for i in range(len(values))]  # deterministic
+        axes.scatter(jitter, values, s=4, alpha=0.35)
+    axes.set_xticks(range(1, len(labels) + 1), labels, rotation=15, ha="right")
+    axes.set_ylabel("latency per run (ms)")
     config = result["config"]
     axes.set_title(f"shrink bench: {config['provider']}, {result['threads']} threads, batch {result['batch']}")
     figure.tight_layout()

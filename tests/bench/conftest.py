@@ -1,0 +1,60 @@
+"""Tiny models for the bench tests: built here, exported here, no downloads."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+
+from shrink.bench import BenchConfig
+
+# Small counts keep every end-to-end test well under a second of timing.
+FAST = dict(warmup_runs=2, warmup_seconds=0.0, min_runs=6, min_seconds=0.0, block_runs=3, measure_memory=False)
+
+
+def tiny_convnet(width: int, classes: int = 10):
+    import torch.nn as nn
+
+    return nn.Sequential(
+        nn.Conv2d(3, width, 3, padding=1),
+        nn.BatchNorm2d(width),
+        nn.ReLU(),
+        nn.Conv2d(width, width, 3, padding=1, groups=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(width, classes),
+    ).eval()
+
+
+def export_onnx(module, path: Path, input_shape=(3, 16, 16)) -> Path:
+    import torch
+
+    with warnings.catch_warnings():  # the TorchScript exporter warns that it is deprecated
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            (torch.randn(1, *input_shape),),
+            str(path),
+            dynamo=False,
+            input_names=["input"],
+            output_names=["logits"],
+            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+            opset_version=17,
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def onnx_pair(tmp_path_factory) -> tuple[Path, Path]:
+    """(dense, pruned): 16 channels (a multiple of 8 and 16) and 12 channels (neither)."""
+    root = tmp_path_factory.mktemp("bench-models")
+    dense = export_onnx(tiny_convnet(16), root / "dense.onnx")
+    pruned = export_onnx(tiny_convnet(12), root / "pruned.onnx")
+    return dense, pruned
+
+
+@pytest.fixture
+def fast_config() -> BenchConfig:
+    return BenchConfig(**FAST)
