@@ -1,0 +1,56 @@
+"""Structural checks of a saved ONNX file: the full onnx checker, strict shape inference, and the
+input/output signature the rest of the toolchain relies on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+
+from shrink.errors import ShrinkError
+from shrink.export.config import BATCH_DIM
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def check_onnx_file(path: str | Path) -> onnx.ModelProto:
+    """Run onnx.checker (full_check, which includes strict shape inference) on the file itself (a
+    path, so external data and files over 2 GB work), then infer shapes; return the inferred model
+    without weights loaded."""
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except Exception as exc:  # ValidationError, InferenceError, DecodeError
+        raise ShrinkError(f"onnx.checker rejected {Path(path).name}: {_first_line(exc)}") from exc
+    proto = onnx.load(str(path), load_external_data=False)
+    try:
+        return onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True, data_prop=True)
+    except Exception as exc:
+        raise ShrinkError(f"ONNX shape inference failed on {Path(path).name}: {_first_line(exc)}") from exc
+
+
+def _dims(value_info: onnx.ValueInfoProto) -> list[int | str]:
+    dims = value_info.type.tensor_type.shape.dim
+    return [d.dim_param if d.HasField("dim_param") else d.dim_value for d in dims]
+
+
+def check_signature(proto: onnx.ModelProto, input_name: str, input_shape: tuple[int, ...],
+                    output_name: str, num_outputs: int | None, dynamic_batch: bool) -> list[int | str]:
+    """One image input named `input_name` of shape (batch, *input_shape), one output; the batch axis
+    symbolic when `dynamic_batch`. Returns the input dims."""
+    inputs = [i for i in proto.graph.input if i.name not in {t.name for t in proto.graph.initializer}]
+    if [i.name for i in inputs] != [input_name]:
+        raise ShrinkError(f"exported graph inputs are {[i.name for i in inputs]}, expected [{input_name!r}]")
+    if [o.name for o in proto.graph.output] != [output_name]:
+        raise ShrinkError(f"exported graph outputs are {[o.name for o in proto.graph.output]}, expected [{output_name!r}]")
+    dims = _dims(inputs[0])
+    if len(dims) != 1 + len(input_shape) or tuple(dims[1:]) != tuple(input_shape):
+        raise ShrinkError(f"exported input shape is {dims}, expected [batch, {', '.join(map(str, input_shape))}]")
+    if dynamic_batch and not isinstance(dims[0], str):
+        raise ShrinkError(f"the batch axis was specialized to {dims[0]}; expected a dynamic {BATCH_DIM!r} axis")
+    out_dims = _dims(proto.graph.output[0])
+    if num_outputs is not None and out_dims and out_dims[-1] != num_outputs:
+        raise ShrinkError(f"exported output shape is {out_dims}, expected [batch, {num_outputs}]")
+    return dims

@@ -1,0 +1,107 @@
+"""torch.nn.Module -> onnx.ModelProto with the dynamo exporter, or TorchScript as the fallback.
+
+The dynamo exporter (torch.export + onnxscript) is torch's default since 2.9 and the one kept up;
+the TorchScript exporter is deprecated but still handles some models dynamo cannot trace. The choice
+is deliberate: `auto` tries dynamo, and a fallback is logged with the exception that caused it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+from dataclasses import dataclass
+
+import onnx
+import torch
+
+from shrink.errors import ShrinkError
+from shrink.export.config import BATCH_DIM, INPUT_NAME, OUTPUT_NAME
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Exported:
+    proto: onnx.ModelProto
+    exporter: str
+    fallback_reason: str | None = None
+
+
+class Fp16Wrapper(torch.nn.Module):
+    """Runs the model in fp16 but keeps fp32 input and output, so an fp16 file is a drop-in
+    replacement for the fp32 one (same preprocessing, same consumer code)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model.half()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x.half()).float()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
+
+
+def _dynamo(model: torch.nn.Module, example: torch.Tensor, opset: int, dynamic_batch: bool) -> onnx.ModelProto:
+    dynamic_shapes = ({0: torch.export.Dim(BATCH_DIM, min=1)},) if dynamic_batch else None
+    # The dynamo exporter prints progress lines and its own warnings; keep the user's console clean.
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            model,
+            (example,),
+            dynamo=True,
+            opset_version=opset,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_shapes=dynamic_shapes,
+            optimize=True,
+            report=False,
+            verify=False,
+        )
+    if program is None:
+        raise RuntimeError("torch.onnx.export returned no program")
+    return program.model_proto
+
+
+def _torchscript(model: torch.nn.Module, example: torch.Tensor, opset: int, dynamic_batch: bool) -> onnx.ModelProto:
+    buffer = io.BytesIO()
+    dynamic_axes = {INPUT_NAME: {0: BATCH_DIM}, OUTPUT_NAME: {0: BATCH_DIM}} if dynamic_batch else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # its deprecation warning is expected: we chose it as fallback
+        torch.onnx.export(
+            model,
+            (example,),
+            buffer,
+            dynamo=False,
+            opset_version=opset,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes=dynamic_axes,
+            do_constant_folding=True,
+        )
+    return onnx.load_from_string(buffer.getvalue())
+
+
+def torch_to_onnx(
+    model: torch.nn.Module, example: torch.Tensor, *, exporter: str, opset: int, dynamic_batch: bool
+) -> Exported:
+    """Export `model` (eval mode, on the CPU) traced with `example`; see the module docstring."""
+    if exporter in ("auto", "dynamo"):
+        try:
+            return Exported(_dynamo(model, example, opset, dynamic_batch), "dynamo")
+        except Exception as exc:  # torch.export raises many types (Unsupported, UserError, ...)
+            reason = _first_line(exc)
+            if exporter == "dynamo":
+                raise ShrinkError(f"the dynamo exporter failed: {reason} (try --exporter torchscript)") from exc
+            log.warning("dynamo exporter failed (%s); falling back to the TorchScript exporter", reason)
+    else:
+        reason = "TorchScript exporter requested"
+    try:
+        return Exported(_torchscript(model, example, opset, dynamic_batch), "torchscript", reason)
+    except Exception as exc:
+        raise ShrinkError(f"ONNX export failed with the TorchScript exporter too: {_first_line(exc)}") from exc

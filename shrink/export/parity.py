@@ -1,0 +1,119 @@
+"""ONNX (through onnxruntime) vs the fp32 PyTorch model: logits at fixed batch sizes, and top-1
+agreement over the eval split.
+
+fp32 files must match elementwise (FP32_RTOL / FP32_ATOL) and agree on every eval image; fp16
+files are judged by SQNR and top-1 agreement, since fp16 logits cannot match fp32 to 1e-4.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from shrink.data import BatchOptions
+from shrink.export import numerics
+from shrink.export.config import (
+    FP16_MIN_SQNR_DB,
+    FP16_MIN_TOP1_AGREEMENT,
+    FP32_ATOL,
+    FP32_RTOL,
+    MIN_TOP1_AGREEMENT,
+    PARITY_BATCHES,
+    ExportConfig,
+)
+from shrink.export.result import BatchParity, ParityReport
+
+
+def _ort_logits(session, x: torch.Tensor) -> np.ndarray:
+    name = session.get_inputs()[0].name
+    return session.run(None, {name: x.numpy().astype(np.float32)})[0]
+
+
+@torch.no_grad()
+def _torch_logits(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
+    return model(x).float().numpy()
+
+
+def parity_inputs(input_shape: tuple[int, ...], batch: int, split=None, seed: int = 0) -> torch.Tensor:
+    """The first `batch` images of `split` (real inputs) when given, else seeded standard normals."""
+    if split is not None and len(split) >= batch:
+        x, _ = next(iter(split.batches(BatchOptions(batch_size=batch))))
+        return x.float()
+    return torch.randn(batch, *input_shape, generator=torch.Generator().manual_seed(seed))
+
+
+def _eval_batches(split, config: ExportConfig) -> Iterator[torch.Tensor]:
+    seen = 0
+    for x, _ in split.batches(BatchOptions(batch_size=config.eval_batch_size)):
+        if config.eval_limit is not None:
+            if seen >= config.eval_limit:
+                return
+            x = x[: config.eval_limit - seen]
+        seen += len(x)
+        yield x.float()
+
+
+def _tie_tolerance(reference: np.ndarray) -> float:
+    # Either of the two top logits may move by atol + rtol |logit| and still pass elementwise.
+    return 2.0 * (FP32_ATOL + FP32_RTOL * float(np.max(np.abs(reference)))) if reference.size else 0.0
+
+
+def check_parity(model: torch.nn.Module, session, input_shape: tuple[int, ...], config: ExportConfig,
+                 split=None) -> ParityReport:
+    """Compare `session` (the exported file) with the fp32 PyTorch `model` (eval mode).
+
+    `split` is the eval split (real images); without one only the fixed batches are compared, on
+    random inputs, and the report says eval_images=0."""
+    fp16 = config.precision == "fp16"
+    failures: list[str] = []
+    batches = []
+    for batch in PARITY_BATCHES:
+        x = parity_inputs(input_shape, batch, split, config.seed)
+        ref, got = _torch_logits(model, x), _ort_logits(session, x)
+        if got.shape != ref.shape:
+            failures.append(f"batch {batch}: ONNX output shape {got.shape} != PyTorch {ref.shape}")
+            continue
+        bp = BatchParity(batch, numerics.max_abs_diff(ref, got),
+                         numerics.max_tolerance_ratio(ref, got, FP32_RTOL, FP32_ATOL), numerics.sqnr_db(ref, got))
+        batches.append(bp)
+        if not fp16 and bp.max_tolerance_ratio > 1.0:
+            failures.append(f"batch {batch}: logits differ by up to {bp.max_abs_diff:.3g} "
+                            f"(allowed: {FP32_ATOL:g} + {FP32_RTOL:g}|x|)")
+        if fp16 and bp.sqnr_db < FP16_MIN_SQNR_DB:
+            failures.append(f"batch {batch}: fp16 SQNR {bp.sqnr_db:.1f} dB < {FP16_MIN_SQNR_DB} dB")
+
+    agreement = numerics.Agreement(0, 0, 0)
+    signal = noise = 0.0
+    if split is not None:
+        for x in _eval_batches(split, config):
+            ref, got = _torch_logits(model, x), _ort_logits(session, x)
+            tie = 0.0 if fp16 else _tie_tolerance(ref)
+            agreement = agreement + numerics.top1_agreement(ref, got, tie_tolerance=tie)
+            signal += float(np.sum(ref.astype(np.float64) ** 2))
+            noise += float(np.sum((ref.astype(np.float64) - got) ** 2))
+    eval_sqnr = None
+    if agreement.total:
+        eval_sqnr = float("inf") if noise == 0 else 10.0 * float(np.log10(signal / noise)) if signal else float("-inf")
+        if fp16:
+            if agreement.rate < FP16_MIN_TOP1_AGREEMENT:
+                failures.append(f"fp16 top-1 agreement {agreement.rate:.2%} < {FP16_MIN_TOP1_AGREEMENT:.0%} "
+                                f"on {agreement.total} eval images")
+            if eval_sqnr < FP16_MIN_SQNR_DB:
+                failures.append(f"fp16 SQNR {eval_sqnr:.1f} dB < {FP16_MIN_SQNR_DB} dB on the eval images")
+        elif agreement.rate_excluding_ties < MIN_TOP1_AGREEMENT:
+            failures.append(f"top-1 differs from PyTorch on {agreement.disagree - agreement.near_ties} of "
+                            f"{agreement.total} eval images")
+    return ParityReport(
+        precision=config.precision,
+        provider=session.get_providers()[0],
+        batches=tuple(batches),
+        eval_images=agreement.total,
+        eval_dataset=split.info.name if split is not None else None,
+        top1_agree=agreement.agree,
+        top1_near_ties=agreement.near_ties,
+        eval_sqnr_db=eval_sqnr,
+        passed=not failures,
+        failures=tuple(failures),
+    )

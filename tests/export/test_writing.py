@@ -1,0 +1,71 @@
+"""Atomic, verified writes: a failed export leaves nothing behind and never touches the input."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from export_fixtures import tiny_loaded, tiny_split
+
+from shrink.errors import ShrinkError
+from shrink.export import ExportConfig, export, save_model, staged_output
+from shrink.export import parity as parity_module
+from shrink.export.checks import check_onnx_file
+from shrink.ort_session import create_session
+
+
+def _leftovers(directory):
+    return sorted(p.name for p in directory.iterdir())
+
+
+def test_exception_mid_write_leaves_no_file(tmp_path):
+    dest = tmp_path / "model.onnx"
+    with pytest.raises(RuntimeError, match="interrupted"):
+        with staged_output(dest) as staged:
+            staged.write_bytes(b"half a model")
+            raise RuntimeError("interrupted")
+    assert _leftovers(tmp_path) == []
+
+
+def test_failed_parity_writes_nothing_and_keeps_the_old_file(tmp_path, monkeypatch):
+    dest = tmp_path / "model.onnx"
+    dest.write_bytes(b"previous good file")
+    real = parity_module._ort_logits
+    monkeypatch.setattr(parity_module, "_ort_logits", lambda s, x: real(s, x) + 0.01)
+    with pytest.raises(ShrinkError, match="parity with PyTorch failed: batch 1: logits differ"):
+        export(tiny_loaded(), ExportConfig(), dest, eval_split=tiny_split(8))
+    assert dest.read_bytes() == b"previous good file"
+    assert _leftovers(tmp_path) == ["model.onnx"]
+
+
+def test_output_equal_to_input_is_refused(tmp_path):
+    src = tmp_path / "model.onnx"
+    src.write_bytes(b"input")
+    with pytest.raises(ShrinkError, match="is the input file"):
+        with staged_output(tmp_path / "." / "model.onnx", forbid=(src,)):
+            pass
+    assert src.read_bytes() == b"input"
+
+
+def test_large_models_get_external_data(tmp_path):
+    proto = onnx.helper.make_model(
+        onnx.helper.make_graph(
+            [onnx.helper.make_node("MatMul", ["input", "w"], ["logits"])],
+            "g",
+            [onnx.helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, ["batch", 64])],
+            [onnx.helper.make_tensor_value_info("logits", onnx.TensorProto.FLOAT, ["batch", 4])],
+            [onnx.numpy_helper.from_array(np.ones((64, 4), np.float32), "w")],
+        ),
+        opset_imports=[onnx.helper.make_opsetid("", 18)],
+    )
+    dest = tmp_path / "big.onnx"
+    with staged_output(dest) as staged:
+        assert save_model(proto, staged, threshold=0)  # every model counts as "large" here
+        check_onnx_file(staged)
+    assert _leftovers(tmp_path) == ["big.onnx", "big.onnx.data"]
+    out = create_session(dest, "cpu").run(None, {"input": np.ones((2, 64), np.float32)})[0]
+    assert np.allclose(out, 64.0)
+    # A later small export replaces the file and removes the now-orphaned data file.
+    with staged_output(dest) as staged:
+        assert not save_model(proto, staged)
+    assert _leftovers(tmp_path) == ["big.onnx"]
