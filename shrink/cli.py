@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "shrink.models.commands",  # models
     "shrink.recover.commands",  # train, finetune
     "shrink.evaluate",  # eval
+    "shrink.export.commands",  # export
     "shrink.bench.commands",  # bench, bench-compare
 )
 
