@@ -28,14 +28,17 @@ def tiny_convnet(width: int, classes: int = 10):
     ).eval()
 
 
-def export_onnx(module, path: Path, input_shape=(3, 16, 16)) -> Path:
+def export_onnx(module, path: Path, input_shape=(3, 16, 16), device="cpu", dtype=None) -> Path:
     import torch
+
+    dtype = dtype or torch.float32
+    module = module.to(device=device, dtype=dtype)
 
     with warnings.catch_warnings():  # the TorchScript exporter warns that it is deprecated
         warnings.simplefilter("ignore")
         torch.onnx.export(
             module,
-            (torch.randn(1, *input_shape),),
+            (torch.randn(1, *input_shape, device=device, dtype=dtype),),
             str(path),
             dynamo=False,
             input_names=["input"],
