@@ -1,0 +1,138 @@
+"""Top-1 accuracy of a PyTorch model or an ONNX file (through onnxruntime, explicit providers),
+and the `shrink eval` command."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from shrink.data import BatchOptions, load_data
+from shrink.errors import ShrinkError
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    accuracy: float  # percent top-1
+    correct: int
+    total: int
+    source: str
+    runtime: str  # e.g. "torch:cpu" or "onnxruntime:CPUExecutionProvider"
+    dataset: str
+    split: str
+    synthetic: bool  # True: random data, the accuracy means nothing
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _check_classes(num_outputs: int, split) -> None:
+    if num_outputs != split.info.num_classes:
+        raise ShrinkError(
+            f"the model has {num_outputs} outputs but {split.info.name} has {split.info.num_classes} classes"
+        )
+
+
+def _check_input(shape: tuple, split) -> None:
+    if tuple(shape) != tuple(split.info.input_shape):
+        raise ShrinkError(f"the model expects inputs {tuple(shape)} but {split.info.name} gives {split.info.input_shape}")
+
+
+@torch.no_grad()
+def evaluate_torch(model: torch.nn.Module, split, *, batch_size: int = 256, device: str = "cpu",
+                   limit: int | None = None, source: str = "model", split_name: str = "test") -> EvalResult:
+    was_training = model.training
+    model.eval().to(device)
+    correct = total = 0
+    try:
+        for x, y in split.batches(BatchOptions(batch_size=batch_size, device=device)):
+            if limit is not None and total >= limit:
+                break
+            logits = model(x)
+            if total == 0:
+                _check_classes(logits.shape[1], split)
+            correct += int((logits.argmax(1) == y).sum())
+            total += len(y)
+    finally:
+        model.train(was_training)
+    return EvalResult(100.0 * correct / max(total, 1), correct, total, source, f"torch:{device}",
+                      split.info.name, split_name, split.info.synthetic)
+
+
+def onnx_logits(session, x: np.ndarray) -> np.ndarray:
+    name = session.get_inputs()[0].name
+    return session.run(None, {name: x})[0]
+
+
+def evaluate_onnx(path_or_session, split, *, provider: str = "cpu", batch_size: int = 256,
+                  limit: int | None = None, split_name: str = "test") -> EvalResult:
+    from shrink.ort_session import create_session
+
+    session = create_session(path_or_session, provider) if isinstance(path_or_session, (str, Path)) else path_or_session
+    source = str(path_or_session) if isinstance(path_or_session, (str, Path)) else "session"
+    input_meta = session.get_inputs()[0]
+    _check_input(tuple(input_meta.shape[1:]), split)
+    correct = total = 0
+    for x, y in split.batches(BatchOptions(batch_size=batch_size)):
+        if limit is not None and total >= limit:
+            break
+        logits = onnx_logits(session, x.numpy().astype(np.float32))
+        if total == 0:
+            _check_classes(logits.shape[1], split)
+        correct += int((logits.argmax(1) == y.numpy()).sum())
+        total += len(y)
+    return EvalResult(100.0 * correct / max(total, 1), correct, total, source,
+                      f"onnxruntime:{session.get_providers()[0]}", split.info.name, split_name, split.info.synthetic)
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from shrink.models import load_model
+
+    target = Path(args.model)
+    if target.suffix == ".onnx":
+        if not target.is_file():
+            raise ShrinkError(f"ONNX file not found: {target}")
+        split = load_data(args.data, args.split, data_dir=args.data_dir)
+        result = evaluate_onnx(target, split, provider=args.provider, batch_size=args.batch_size,
+                               limit=args.limit, split_name=args.split)
+    else:
+        loaded = load_model(args.model, weights=args.weights)
+        split = load_data(args.data, args.split, data_dir=args.data_dir, synthetic_shape=loaded.input_shape,
+                          num_classes=loaded.spec.num_classes)
+        _check_input(loaded.input_shape, split)
+        device = args.device or default_device()
+        result = evaluate_torch(loaded.model, split, batch_size=args.batch_size, device=device, limit=args.limit,
+                                source=args.model, split_name=args.split)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        note = "  (SYNTHETIC data: accuracy is meaningless)" if result.synthetic else ""
+        print(f"{result.source}: top-1 {result.accuracy:.2f}% ({result.correct}/{result.total}) on "
+              f"{result.dataset} {result.split} via {result.runtime}{note}")
+    return 0
+
+
+def register(subparsers) -> None:
+    from shrink.cli import add_command
+
+    p = add_command(subparsers, "eval", help="top-1 accuracy of a PyTorch model or an ONNX file (onnxruntime)",
+                    example="shrink eval models/fmnist_resnet18.safetensors --data fmnist", func=run)
+    p.add_argument("model", help="ONNX file, weights file with card, pruned dir, or registry name (+ --weights)")
+    p.add_argument("--weights", help="weights for a registry name (.safetensors, or .pt loaded weights_only)")
+    p.add_argument("--data", default="fmnist", help="fmnist | digits | imagefolder:DIR | synthetic:CxHxW")
+    p.add_argument("--data-dir", help="directory with the dataset files (Fashion-MNIST IDX .gz)")
+    p.add_argument("--split", default="test", help="dataset split (default: test)")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--limit", type=int, help="stop after about this many images")
+    p.add_argument("--device", help="torch device for PyTorch models (default: cuda if available)")
+    p.add_argument("--provider", default="cpu", help="onnxruntime provider for ONNX files: cpu | cuda | tensorrt")
+    p.add_argument("--json", action="store_true", help="print one JSON record")

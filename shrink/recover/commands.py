@@ -1,0 +1,109 @@
+"""`shrink train`: train a model from scratch and write weights + a card next to them."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from shrink.data import load_data, train_val_split
+from shrink.errors import ShrinkError
+from shrink.fileio import sha256_file
+from shrink.models import ModelCard, apply_state_dict, create_model, default_spec, load_state_dict, save_state_dict, write_card
+from shrink.recover.config import TrainConfig
+from shrink.recover.loop import fit, resolve_device
+
+STORAGE_DTYPES = {"float32": torch.float32, "float16": torch.float16}
+
+
+def training_command(args: argparse.Namespace) -> str:
+    """The command that reproduces this training, with every option that affects it spelled out."""
+    words = ["shrink", "train", args.model, "--data", args.data, "--epochs", str(args.epochs),
+             "--batch-size", str(args.batch_size), "--optimizer", args.optimizer, "--lr", str(args.lr),
+             "--weight-decay", str(args.weight_decay), "--schedule", args.schedule,
+             "--label-smoothing", str(args.label_smoothing), "--val-fraction", str(args.val_fraction),
+             "--seed", str(args.seed), "--save-dtype", args.save_dtype, "--out", args.out]
+    if args.cifar_stem:
+        words.append("--cifar-stem")
+    return shlex.join(words)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from shrink.evaluate import evaluate_torch
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ShrinkError(f"--out {out} exists and is not a directory")
+    weights_path = out / "model.safetensors"
+    if weights_path.exists() and not args.force:
+        raise ShrinkError(f"{weights_path} already exists; use another --out or --force to retrain")
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
+                         weight_decay=args.weight_decay, schedule=args.schedule, label_smoothing=args.label_smoothing,
+                         seed=args.seed, device=args.device)
+    train = load_data(args.data, "train", data_dir=args.data_dir)
+    test = load_data(args.data, "test", data_dir=args.data_dir)
+    if train.info.synthetic:
+        raise ShrinkError("refusing to train on synthetic data: the weights would be meaningless")
+    info = train.info
+    spec = default_spec(args.model, num_classes=info.num_classes, in_chans=info.in_chans, input_size=info.image_size)
+    if args.cifar_stem:
+        spec = replace(spec, cifar_stem=True)
+    torch.manual_seed(config.seed)
+    model = create_model(spec)
+    device = resolve_device(config.device)
+    if hasattr(train, "to"):
+        train, test = train.to(device), test.to(device)
+    val = None
+    if args.val_fraction:
+        train, val = train_val_split(train, args.val_fraction, seed=config.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    run_id = f"{spec.to_dict()}|{info.name}|{args.val_fraction}"
+    result = fit(model, train, config, val_split=val, checkpoint_dir=out / "checkpoints", run_id=run_id)
+
+    dtype = STORAGE_DTYPES[args.save_dtype]
+    save_state_dict(model, weights_path, dtype=dtype)
+    # The card's accuracy is that of the file as stored (after any fp16 conversion), re-read from disk.
+    stored = apply_state_dict(create_model(spec), load_state_dict(weights_path), source=str(weights_path))
+    accuracy = evaluate_torch(stored, test, device=device, source=str(weights_path)).accuracy
+    import onnxruntime
+    import torchvision
+
+    card = ModelCard(
+        architecture=spec, dataset=info.name, weights=weights_path.name, sha256=sha256_file(weights_path),
+        mean=info.mean, std=info.std, classes=info.classes, test_accuracy=round(accuracy, 2),
+        training_command=training_command(args),
+        seed=config.seed, epochs=config.epochs, storage_dtype=args.save_dtype,
+        versions={"torch": torch.__version__, "torchvision": torchvision.__version__,
+                  "onnxruntime": onnxruntime.__version__, "device": device},
+    )
+    write_card(card, weights_path.with_suffix(".json"))
+    print(f"test top-1 {accuracy:.2f}% after {result.epochs_run} epochs ({result.seconds:.0f}s); "
+          f"wrote {weights_path} and {weights_path.with_suffix('.json')}")
+    return 0
+
+
+def register(subparsers) -> None:
+    from shrink.cli import add_command
+
+    p = add_command(subparsers, "train", help="train a model from scratch (CPU or GPU); writes weights + card",
+                    example="shrink train fmnist_resnet18 --data fmnist --epochs 15 --out runs/ref", func=run_train)
+    p.add_argument("model", help="registry name (see `shrink models`)")
+    p.add_argument("--data", default="fmnist", help="fmnist | digits | imagefolder:DIR")
+    p.add_argument("--data-dir", help="directory with the dataset files")
+    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--optimizer", default="sgd", help="sgd | adamw")
+    p.add_argument("--lr", type=float, default=0.1, help="peak learning rate")
+    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--schedule", default="onecycle", help="onecycle | cosine (both with warmup)")
+    p.add_argument("--label-smoothing", type=float, default=0.1)
+    p.add_argument("--val-fraction", type=float, default=0.0, help="hold out this much of train for validation")
+    p.add_argument("--cifar-stem", action="store_true", help="stride-1 3x3 first conv, no max-pool (small images)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--save-dtype", default="float32", choices=sorted(STORAGE_DTYPES))
+    p.add_argument("--out", required=True, help="output directory (re-running resumes from its checkpoint)")
+    p.add_argument("--force", action="store_true", help="retrain even if --out already holds weights")
