@@ -11,6 +11,7 @@ Order of work, chosen so that nothing disturbs the timing:
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 from typing import Sequence
 
@@ -77,8 +78,24 @@ def _profile(candidates, labels, config, threads, simd_block, progress) -> Profi
     return ProfileReport(tuple(p.label for p in profiles), tuple(profiles), profile_diff(profiles), tuple(notes))
 
 
-def _notes(config: BenchConfig, threads: int, machine: MachineInfo, results: list[CandidateResult]) -> list[str]:
+def _load_average() -> float | None:
+    """1-minute load average: other processes competing for the CPU show up here."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):  # not available on this OS
+        return None
+
+
+def _notes(
+    config: BenchConfig, threads: int, machine: MachineInfo, results: list[CandidateResult], load: tuple
+) -> list[str]:
     notes = []
+    busiest = max((x for x in load if x is not None), default=None)
+    if busiest is not None and busiest > machine.logical_cpus:
+        notes.append(
+            f"the machine was busy: 1-minute load average up to {busiest:.1f} on {machine.logical_cpus} "
+            "logical CPUs, so other processes competed with the timing"
+        )
     if config.below_recommended_warmup():
         notes.append(
             f"warmup of {config.warmup_runs} runs / {config.warmup_seconds:g} s is below the recommended "
@@ -114,7 +131,9 @@ def run_bench(
     threads = config.threads or physical_cores()
     machine = capture_machine()
     memory = _memory(candidates, labels, config, threads, progress)
+    load_before = _load_average()
     infos, timing = _time(candidates, labels, config, threads, progress)
+    load = (load_before, _load_average())
     profile = _profile(candidates, labels, config, threads, machine.simd_block, progress) if config.profile else None
 
     results = []
@@ -147,9 +166,10 @@ def run_bench(
         batch=config.batch,
         machine=machine,
         inputs=SYNTHETIC_INPUTS,
+        load_average_1m=load,
         rounds=timing.rounds,
         schedule=timing.schedule,
         candidates=tuple(results),
         profile=profile,
-        notes=tuple(_notes(config, threads, machine, results)),
+        notes=tuple(_notes(config, threads, machine, results, load)),
     )

@@ -71,6 +71,10 @@ def _speedup_cell(speedup: Mapping[str, Any] | None) -> str:
     return f"{speedup['ratio']:.2f}× [{speedup['ci_low']:.2f}, {speedup['ci_high']:.2f}]"
 
 
+def _noisy_cell(latency: Mapping[str, Any]) -> str:
+    return f"**yes** (CV {latency['cv']:.1%})" if latency["noisy"] else "no"
+
+
 def format_table(result: Mapping[str, Any]) -> str:
     """The Markdown latency table, one row per candidate."""
     lines = [
@@ -85,7 +89,7 @@ def format_table(result: Mapping[str, Any]) -> str:
             f"| {lat['p50_ms']:.3f} [{lat['median_ci_low_ms']:.3f}, {lat['median_ci_high_ms']:.3f}] "
             f"| {lat['mean_ms']:.3f} ± {lat['std_ms']:.3f} | {lat['p90_ms']:.3f} | {lat['p99_ms']:.3f} "
             f"| {lat['min_ms']:.3f} | {lat['throughput_per_s']:.1f} | {_speedup_cell(cand.get('speedup'))} "
-            f"| {_fmt(_memory_mb(cand.get('memory')), 1)} | {'**yes** (CV ' + format(lat['cv'], '.1%') + ')' if lat['noisy'] else 'no'} |"
+            f"| {_fmt(_memory_mb(cand.get('memory')), 1)} | {_noisy_cell(lat)} |"
         )
     return "\n".join(lines)
 
@@ -115,6 +119,10 @@ def format_profile(profile: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _load_text(load) -> str:
+    return " / ".join(_fmt(x) for x in load) if load else "-"
+
+
 def format_markdown(result: Mapping[str, Any]) -> str:
     config = result["config"]
     parts = [
@@ -128,6 +136,8 @@ def format_markdown(result: Mapping[str, Any]) -> str:
         "candidate: the RSS peak minus the RSS before loading on CPU, the device memory taken on GPU.",
         "",
         f"Inputs: {result['inputs']}.",
+        "",
+        f"1-minute load average before / after timing: {_load_text(result.get('load_average_1m'))}.",
         "",
         format_table(result),
     ]

@@ -48,6 +48,7 @@ class BenchResult:
     batch: int
     machine: MachineInfo
     inputs: str
+    load_average_1m: tuple[float | None, float | None]  # before and after the timing
     rounds: int
     schedule: tuple[int, ...]  # candidate index of each measured block, in order
     candidates: tuple[CandidateResult, ...]

@@ -26,7 +26,7 @@ CANDIDATE_KEYS = {
     "warmup_runs", "warmup_s", "latency", "speedup", "memory", "samples_ms",
 }  # fmt: skip
 RESULT_KEYS = {
-    "schema", "created_utc", "config", "threads", "batch", "machine", "inputs", "rounds", "schedule",
+    "schema", "created_utc", "config", "threads", "batch", "machine", "inputs", "load_average_1m", "rounds", "schedule",
     "candidates", "profile", "notes",
 }  # fmt: skip
 
@@ -49,6 +49,7 @@ def test_result_record_schema(result):
     assert record["schema"] == SCHEMA
     assert record["threads"] == 1 and record["batch"] == 2
     assert "synthetic" in record["inputs"]
+    assert len(record["load_average_1m"]) == 2
     assert BenchConfig.from_dict(record["config"]).batch == 2
     assert record["machine"]["cpu_model"] and isinstance(record["machine"]["cpu_flags"], list)
     assert len(record["candidates"]) == 3
