@@ -37,6 +37,7 @@ class Row:
     ci_low: float
     ci_high: float
     noisy: bool
+    max_load: float | None  # 1-minute load average, the higher of before / after the timing
 
     @property
     def ratio(self) -> float:
@@ -88,18 +89,21 @@ def row_from(model: str, mac_reduction: float, result: dict) -> Row:
         ci_low=pruned["speedup"]["ci_low"],
         ci_high=pruned["speedup"]["ci_high"],
         noisy=dense["latency"]["noisy"] or pruned["latency"]["noisy"],
+        max_load=max((x for x in result["load_average_1m"] if x is not None), default=None),
     )
 
 
 def speedup_table(rows: list[Row]) -> str:
     lines = [
-        "| model | threads | MAC reduction | dense p50 ms | pruned p50 ms | speedup [95% CI] | ratio = speedup / MAC reduction | noisy |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        "| model | threads | MAC reduction | dense p50 ms | pruned p50 ms | speedup [95% CI] "
+        "| ratio = speedup / MAC reduction | noisy | load avg |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r.model} | {r.threads} | {r.mac_reduction:.2f}× | {r.dense_p50_ms:.2f} | {r.pruned_p50_ms:.2f} "
-            f"| {r.speedup:.2f}× [{r.ci_low:.2f}, {r.ci_high:.2f}] | {r.ratio:.2f} | {'yes' if r.noisy else 'no'} |"
+            f"| {r.speedup:.2f}× [{r.ci_low:.2f}, {r.ci_high:.2f}] | {r.ratio:.2f} | {'yes' if r.noisy else 'no'} "
+            f"| {'-' if r.max_load is None else f'{r.max_load:.1f}'} |"
         )
     return "\n".join(lines)
 
@@ -114,7 +118,9 @@ def report(command: str, entries, rows: list[Row], machine: dict, args: argparse
             "",
             f"batch {args.batch}; warmup ≥ {args.warmup_runs} runs and ≥ {args.warmup_seconds:g} s; measured ≥ "
             f"{args.min_runs} runs and ≥ {args.min_seconds:g} s per candidate, dense and pruned interleaved; "
-            "random weights and synthetic inputs (latency only). Speedup is the ratio of median latencies.",
+            "random weights and synthetic inputs (latency only). Speedup is the ratio of median latencies. "
+            "noisy: CV above 10% for dense or pruned. load avg: 1-minute load average of the machine around the "
+            "timing (above the number of logical CPUs means other processes competed).",
             "",
             speedup_table(rows),
             "",

@@ -14,7 +14,7 @@ from shrink.bench.output import CSV_COLUMNS, format_csv, format_markdown, write_
 from shrink.bench.results import SCHEMA
 from shrink.errors import ShrinkError, ShrinkValueError
 
-from conftest import FAST, tiny_convnet
+from bench_fixtures import FAST, tiny_convnet
 
 LATENCY_KEYS = {
     "runs": int, "total_s": float, "mean_ms": float, "std_ms": float, "p50_ms": float, "p90_ms": float,

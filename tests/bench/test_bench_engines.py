@@ -16,7 +16,7 @@ from shrink.bench.engines import (
 )
 from shrink.errors import ShrinkError
 
-from conftest import FAST, tiny_convnet
+from bench_fixtures import FAST, tiny_convnet
 
 
 def test_dynamic_batch_axis_takes_the_batch_size():

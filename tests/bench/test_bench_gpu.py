@@ -13,7 +13,7 @@ import torch
 from shrink.bench import BenchConfig, OnnxCandidate, TorchCandidate, run_bench
 from shrink.bench.engines import OrtCpuEngine, OrtGpuEngine, TorchEngine
 
-from conftest import FAST, export_onnx, tiny_convnet
+from bench_fixtures import FAST, export_onnx, tiny_convnet
 
 pytestmark = [
     pytest.mark.gpu,

@@ -13,7 +13,7 @@ from shrink.bench import BenchConfig, OnnxCandidate, run_bench
 from shrink.bench.output import format_profile
 from shrink.bench.profile import conv_widths, misaligned, node_events, op_type_times, summarize_profile
 
-from conftest import FAST
+from bench_fixtures import FAST
 
 
 @pytest.fixture(scope="module")
