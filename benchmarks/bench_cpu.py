@@ -58,6 +58,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--profile", action="store_true", help="also profile each pair (slower)")
     parser.add_argument("--memory", action="store_true", help="also measure memory (a process per candidate)")
     parser.add_argument("--out", type=Path, default=Path("runs/bench_cpu"))
+    parser.add_argument("--onnx-dir", type=Path, default=None, help="where the ONNX files go (default: OUT/onnx)")
     return parser.parse_args(argv)
 
 
@@ -146,8 +147,9 @@ def main(argv=None) -> int:
         print(f"{name}: building, pruning and exporting", file=sys.stderr, flush=True)
         entry = zoo_entry(name, args.ratio, args.round_to)
         entries.append(entry)
-        dense = export_onnx(entry.dense, args.out / "onnx" / f"{name}-dense.onnx")
-        pruned = export_onnx(entry.pruned, args.out / "onnx" / f"{name}-pruned.onnx")
+        onnx_dir = args.onnx_dir or args.out / "onnx"
+        dense = export_onnx(entry.dense, onnx_dir / f"{name}-dense.onnx")
+        pruned = export_onnx(entry.pruned, onnx_dir / f"{name}-pruned.onnx")
         for count in threads:
             print(f"{name}: timing at {count} thread(s)", file=sys.stderr, flush=True)
             result = bench_pair(dense, pruned, count, args)

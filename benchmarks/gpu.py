@@ -84,6 +84,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--min-seconds", type=float, default=2.0)
     parser.add_argument("--memory", action="store_true", help="device memory per ONNX candidate (a process each)")
     parser.add_argument("--out", type=Path, default=Path("runs/bench_gpu"))
+    parser.add_argument("--onnx-dir", type=Path, default=None, help="where the ONNX files go (default: OUT/onnx)")
     return parser.parse_args(argv)
 
 
@@ -192,7 +193,7 @@ def main(argv=None) -> int:
         entries.append(entry)
         onnx_paths = None
         if has_ort:
-            onnx_dir = args.out / "onnx"
+            onnx_dir = args.onnx_dir or args.out / "onnx"
             onnx_paths = tuple(
                 export_onnx(model, onnx_dir / f"{name}-{kind}-fp16.onnx", device="cuda", dtype=torch.float16)
                 for kind, model in (("dense", entry.dense), ("pruned", entry.pruned))

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 from shrink.bench.config import BenchConfig, Candidate, OnnxCandidate, unique_labels
-from shrink.bench.engines import Engine, check_onnx_file, check_runtime, create_engine
+from shrink.bench.engines import Engine, EngineInfo, check_onnx_file, check_runtime, create_engine
 from shrink.bench.machine import MachineInfo, capture_machine, physical_cores
 from shrink.bench.memory import MemoryUsage, measure_memory
 from shrink.bench.profile import ProfileReport, profile_candidate, profile_diff, profile_notes
@@ -41,7 +41,14 @@ def _timing_settings(config: BenchConfig) -> TimingSettings:
     )
 
 
-def _memory(candidates, labels, config, threads, progress) -> list[MemoryUsage | None]:
+# The helpers below share one signature: what to run, under which config, and where to report.
+Candidates = Sequence[Candidate]
+Labels = Sequence[str]
+
+
+def _memory(
+    candidates: Candidates, labels: Labels, config: BenchConfig, threads: int, progress: Progress | None
+) -> list[MemoryUsage | None]:
     if not config.measure_memory:
         return [None] * len(candidates)
     usages = []
@@ -51,7 +58,9 @@ def _memory(candidates, labels, config, threads, progress) -> list[MemoryUsage |
     return usages
 
 
-def _time(candidates, labels, config, threads, progress) -> tuple[list, TimingRun]:
+def _time(
+    candidates: Candidates, labels: Labels, config: BenchConfig, threads: int, progress: Progress | None
+) -> tuple[list[EngineInfo], TimingRun]:
     engines: list[Engine] = []
     try:
         for candidate, label in zip(candidates, labels):
@@ -67,7 +76,14 @@ def _time(candidates, labels, config, threads, progress) -> tuple[list, TimingRu
             engine.close()
 
 
-def _profile(candidates, labels, config, threads, simd_block, progress) -> ProfileReport:
+def _profile(
+    candidates: Candidates,
+    labels: Labels,
+    config: BenchConfig,
+    threads: int,
+    simd_block: int,
+    progress: Progress | None,
+) -> ProfileReport:
     profiles, notes = [], list(profile_notes(config))
     for candidate, label in zip(candidates, labels):
         if not isinstance(candidate, OnnxCandidate):
@@ -87,7 +103,11 @@ def _load_average() -> float | None:
 
 
 def _notes(
-    config: BenchConfig, threads: int, machine: MachineInfo, results: list[CandidateResult], load: tuple
+    config: BenchConfig,
+    threads: int,
+    machine: MachineInfo,
+    results: list[CandidateResult],
+    load: tuple[float | None, float | None],
 ) -> list[str]:
     notes = []
     busiest = max((x for x in load if x is not None), default=None)

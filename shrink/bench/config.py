@@ -53,6 +53,8 @@ class BenchConfig:
     cuda_graphs: bool = False  # ORT CUDA EP and PyTorch on CUDA
     torch_dtype: str = "fp32"
     channels_last: bool = False
+    # PyTorch on CUDA: let cuDNN time its algorithms, as ORT's CUDA EP does by default (EXHAUSTIVE).
+    cudnn_benchmark: bool = True
     trt_fp16: bool = False
     trt_cache_dir: str | None = None  # None = ~/.cache/torch-shrink/trt
     measure_memory: bool = True

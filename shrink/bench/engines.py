@@ -304,6 +304,8 @@ class TorchEngine:
             )
         if device.type == "cpu":
             torch.set_num_threads(threads)
+        else:
+            torch.backends.cudnn.benchmark = config.cudnn_benchmark  # process-wide; recorded in the config
         dtype = getattr(torch, TORCH_DTYPE_NAMES[config.torch_dtype])
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.model = copy.deepcopy(module).eval().to(device=device, dtype=dtype)
