@@ -23,7 +23,7 @@ from shrink.bench.profile import ProfileReport, profile_candidate, profile_diff,
 from shrink.bench.results import SCHEMA, SYNTHETIC_INPUTS, BenchResult, CandidateResult
 from shrink.bench.runner import Progress, TimingRun, TimingSettings, measure_interleaved
 from shrink.bench.stats import NOISY_CV_THRESHOLD, speedup, summarize
-from shrink.errors import ShrinkValueError
+from shrink.errors import ShrinkError, ShrinkValueError
 
 
 def _say(progress: Progress | None, line: str) -> None:
@@ -39,6 +39,18 @@ def _timing_settings(config: BenchConfig) -> TimingSettings:
         min_seconds=config.min_seconds,
         block_runs=config.block_runs,
     )
+
+
+def _first_run(engine: Engine, label: str) -> None:
+    """Run once before timing, so a runtime failure (CUDA graph capture, a missing kernel) is one
+    line naming the candidate, not a traceback minutes later."""
+    try:
+        engine.run_once()
+    except ShrinkError:
+        raise
+    except Exception as exc:  # onnxruntime and torch raise their own types
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ShrinkError(f"{label} failed on its first run: {first}") from exc
 
 
 # The helpers below share one signature: what to run, under which config, and where to report.
@@ -65,6 +77,7 @@ def _time(
     try:
         for candidate, label in zip(candidates, labels):
             engines.append(create_engine(candidate, config, threads))
+            _first_run(engines[-1], label)
             info = engines[-1].info
             _say(progress, f"loaded {label}: {info.engine} on {', '.join(info.providers)}")
         timing = measure_interleaved(
@@ -92,6 +105,16 @@ def _profile(
         _say(progress, f"profiling {label}")
         profiles.append(profile_candidate(candidate, label, config, threads, simd_block))
     return ProfileReport(tuple(p.label for p in profiles), tuple(profiles), profile_diff(profiles), tuple(notes))
+
+
+def _file_bytes(candidate: Candidate) -> int | None:
+    """Size of the file that would be shipped: the ONNX file, or a PyTorch model's weights file."""
+    if isinstance(candidate, OnnxCandidate):
+        return Path(candidate.path).stat().st_size
+    for name in (candidate.weights, candidate.spec):
+        if name and Path(name).is_file():
+            return Path(name).stat().st_size
+    return None
 
 
 def _load_average() -> float | None:
@@ -159,13 +182,12 @@ def run_bench(
     results = []
     for i, (candidate, label, info) in enumerate(zip(candidates, labels, infos)):
         samples = timing.samples_s[i]
-        path = Path(candidate.path) if isinstance(candidate, OnnxCandidate) else None
         results.append(
             CandidateResult(
                 label=label,
-                kind="onnx" if path else "torch",
+                kind="onnx" if isinstance(candidate, OnnxCandidate) else "torch",
                 source=candidate.source,
-                file_bytes=path.stat().st_size if path else None,
+                file_bytes=_file_bytes(candidate),
                 engine=info.engine,
                 providers=info.providers,
                 input_shapes=dict(info.input_shapes),

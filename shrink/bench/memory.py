@@ -115,6 +115,8 @@ def probe(request: dict[str, Any]) -> MemoryUsage:
     candidate = candidate_from_dict(request["candidate"])
     if isinstance(candidate, TorchCandidate) or config.device == "cuda":
         import torch  # noqa: F401
+    if isinstance(candidate, TorchCandidate):
+        import shrink.models  # noqa: F401  (the registry's imports are not the model's memory)
     else:
         import onnxruntime  # noqa: F401
     free_before = _device_free_bytes() if config.device == "cuda" else None

@@ -7,6 +7,7 @@ import io
 import json
 
 import pytest
+import torch
 
 from shrink.bench import BenchConfig, OnnxCandidate, TorchCandidate, compare_results, load_result, run_bench
 from shrink.bench.compare import format_comparison
@@ -136,3 +137,13 @@ def test_no_candidates_is_an_error():
 def test_markdown_of_a_loaded_result_renders(result, tmp_path):
     path = write_outputs(result, tmp_path)["json"]
     assert format_markdown(load_result(path)).startswith("## shrink bench: provider cpu, 1 threads, batch 2")
+
+
+def test_a_candidate_that_fails_to_run_is_one_error_naming_it():
+    class Broken(torch.nn.Module):
+        def forward(self, x):
+            raise RuntimeError("no kernel for this op\nsecond line")
+
+    candidate = TorchCandidate(module=Broken(), input_shape=(3, 4, 4), name="broken")
+    with pytest.raises(ShrinkError, match="^broken failed on its first run: no kernel for this op$"):
+        run_bench([candidate], BenchConfig(**FAST))
