@@ -156,10 +156,10 @@ def main(argv=None) -> int:
             write_outputs(result, args.out / f"{name}-t{count}")
             machine = machine or result["machine"]
             rows.append(row_from(name, entry.mac_reduction, result))
+        # Written after every model, so a run cut short still leaves its table.
+        write_text_atomic(args.out / "bench_cpu.md", report(command, entries, rows, machine, args))
         print(f"{name}: done in {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
-    text = report(command, entries, rows, machine, args)
-    write_text_atomic(args.out / "bench_cpu.md", text)
-    print(text)
+    print(report(command, entries, rows, machine, args))
     return 0
 
 

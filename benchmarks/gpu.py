@@ -30,7 +30,6 @@ import torch
 from shrink.bench import BenchConfig, OnnxCandidate, TorchCandidate, run_bench
 from shrink.bench.machine import capture_machine, format_machine
 from shrink.bench.output import write_outputs
-from shrink.errors import ShrinkError
 from shrink.fileio import write_text_atomic
 
 
@@ -163,47 +162,25 @@ def speedup_table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def failed_row(entry, setting: Setting, exc: BaseException) -> Row:
+    first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+    print(f"{entry.name} {setting.name}: failed: {first_line}", file=sys.stderr)
+    return Row(entry.name, setting.name, entry.mac_reduction, error=first_line.replace("|", "/"))
+
+
 def run_setting(setting: Setting, entry, onnx_paths, args) -> Row:
     progress = lambda line: print(f"  bench: {line}", file=sys.stderr, flush=True)  # noqa: E731
     try:
         result = run_bench(candidates_for(setting, entry, onnx_paths), config_for(setting, args), progress=progress)
-    except (ShrinkError, RuntimeError) as exc:  # one failing row must not lose the others
-        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        print(f"{entry.name} {setting.name}: failed: {first_line}", file=sys.stderr)
-        return Row(entry.name, setting.name, entry.mac_reduction, error=first_line.replace("|", "/"))
+    except Exception as exc:  # noqa: BLE001  one failing row must not lose the others; the table says why
+        return failed_row(entry, setting, exc)
     record = result.to_dict()
     write_outputs(record, args.out / f"{entry.name}-{setting.name}")
     return row_from(entry.name, setting.name, entry.mac_reduction, record)
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    command = "python benchmarks/gpu.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-    if not torch.cuda.is_available():
-        print(f"gpu.py: PyTorch sees no CUDA device (torch {torch.__version__}); nothing to measure", file=sys.stderr)
-        return 2
-    has_ort, ort_note = ort_cuda_available()
-    print(f"gpu.py: {ort_note}", file=sys.stderr)
-    settings = [SETTINGS[name] for name in args.settings if has_ort or SETTINGS[name].runtime != "ort"]
-    entries, rows = [], []
-    for name in args.models:
-        start = time.perf_counter()
-        print(f"{name}: building, pruning" + (" and exporting fp16 ONNX" if has_ort else ""), file=sys.stderr, flush=True)
-        entry = zoo_entry(name, args.ratio, args.round_to)
-        entries.append(entry)
-        onnx_paths = None
-        if has_ort:
-            onnx_dir = args.onnx_dir or args.out / "onnx"
-            onnx_paths = tuple(
-                export_onnx(model, onnx_dir / f"{name}-{kind}-fp16.onnx", device="cuda", dtype=torch.float16)
-                for kind, model in (("dense", entry.dense), ("pruned", entry.pruned))
-            )
-        for setting in settings:
-            print(f"{name}: {setting.name}", file=sys.stderr, flush=True)
-            rows.append(run_setting(setting, entry, onnx_paths, args))
-        print(f"{name}: done in {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
-    notes = [] if has_ort else [f"ORT rows skipped: {ort_note}"]
-    text = "\n".join(
+def report(command: str, entries, rows: list[Row], notes: list[str], machine: dict, args: argparse.Namespace) -> str:
+    return "\n".join(
         [
             f"## GPU: pruned vs dense (torch-pruning, uniform ratio {args.ratio}, L2, round_to {args.round_to})",
             "",
@@ -223,13 +200,54 @@ def main(argv=None) -> int:
             "Machine:",
             "",
             "```",
-            format_machine(capture_machine().to_dict()),
+            format_machine(machine),
             "```",
             "",
         ]
     )
-    write_text_atomic(args.out / "gpu.md", text)
-    print(text)
+
+
+def export_fp16_pair(entry, onnx_dir: Path) -> tuple[Path, Path]:
+    """fp16 ONNX files exported from the fp16 PyTorch models, on the GPU."""
+    return tuple(
+        export_onnx(model, onnx_dir / f"{entry.name}-{kind}-fp16.onnx", device="cuda", dtype=torch.float16)
+        for kind, model in (("dense", entry.dense), ("pruned", entry.pruned))
+    )
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    command = "python benchmarks/gpu.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    if not torch.cuda.is_available():
+        print(f"gpu.py: PyTorch sees no CUDA device (torch {torch.__version__}); nothing to measure", file=sys.stderr)
+        return 2
+    has_ort, ort_note = ort_cuda_available()
+    print(f"gpu.py: {ort_note}", file=sys.stderr)
+    settings = [SETTINGS[name] for name in args.settings if has_ort or SETTINGS[name].runtime != "ort"]
+    notes = [] if has_ort else [f"ORT rows skipped: {ort_note}"]
+    machine = capture_machine().to_dict()
+    entries, rows = [], []
+    for name in args.models:
+        start = time.perf_counter()
+        print(f"{name}: building, pruning" + (" and exporting fp16 ONNX" if has_ort else ""), file=sys.stderr, flush=True)
+        entry = zoo_entry(name, args.ratio, args.round_to)
+        entries.append(entry)
+        onnx_paths, export_error = None, None
+        if has_ort:
+            try:
+                onnx_paths = export_fp16_pair(entry, args.onnx_dir or args.out / "onnx")
+            except Exception as exc:  # noqa: BLE001  the PyTorch rows can still run
+                export_error = RuntimeError(f"fp16 ONNX export failed: {exc}")
+        for setting in settings:
+            print(f"{name}: {setting.name}", file=sys.stderr, flush=True)
+            if setting.runtime == "ort" and export_error:
+                rows.append(failed_row(entry, setting, export_error))
+            else:
+                rows.append(run_setting(setting, entry, onnx_paths, args))
+        # Written after every model, so a run cut short by a time limit still leaves its table.
+        write_text_atomic(args.out / "gpu.md", report(command, entries, rows, notes, machine, args))
+        print(f"{name}: done in {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+    print(report(command, entries, rows, notes, machine, args))
     return 0
 
 
