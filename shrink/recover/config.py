@@ -1,22 +1,30 @@
-"""Configuration of the training / fine-tuning loop."""
+"""Configuration of the training / fine-tuning loop, of distillation, and of a whole recovery."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from shrink.errors import ShrinkValueError
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("onecycle", "cosine")
+MAX_BN_RECAL_IMAGES = 2000  # the issue's budget: BN recalibration sees at most this many train images
+
+
+def _check_keys(cls, d: dict[str, Any], what: str) -> None:
+    known = {f.name for f in fields(cls)}
+    unknown = set(d) - known
+    if unknown:
+        raise ShrinkValueError(f"unknown {what} options {sorted(unknown)}; known: {sorted(known)}")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 15
-    batch_size: int = 256
+    batch_size: int = 256  # global: under torchrun each of N processes takes batch_size / N
     optimizer: str = "sgd"
     lr: float = 0.1  # peak learning rate
     momentum: float = 0.9
@@ -27,9 +35,11 @@ class TrainConfig:
     grad_clip: float | None = None  # max global grad norm
     augment: bool = True
     seed: int = 0
-    device: str = "auto"  # auto: cuda if available
+    device: str = "auto"  # auto: cuda if available (cuda:LOCAL_RANK under torchrun)
     bf16: bool = True  # bf16 autocast, on CUDA only
     channels_last: bool = True  # on CUDA only
+    early_stopping_patience: int | None = None  # stop after this many epochs without a better val accuracy
+    restore_best: bool = True  # with early stopping: end with the weights of the best val epoch
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -46,18 +56,103 @@ class TrainConfig:
             raise ShrinkValueError("weight_decay and warmup_epochs must be >= 0, label_smoothing in [0, 1)")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ShrinkValueError(f"grad_clip must be > 0, got {self.grad_clip}")
+        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
+            raise ShrinkValueError(f"early_stopping_patience must be >= 1, got {self.early_stopping_patience}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ShrinkValueError(f"unknown training options {sorted(unknown)}; known: {sorted(known)}")
+        _check_keys(cls, d, "training")
         return cls(**d)
 
     def fingerprint(self) -> str:
         """What a resumed run must share with the run that wrote the checkpoint."""
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Knowledge distillation from a teacher (usually the dense model before pruning).
+
+    loss = alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE(student, labels)
+           + feature_weight * sum over `feature_layers` of the attention-transfer distance
+    """
+
+    temperature: float = 4.0
+    alpha: float = 0.9  # weight of the soft (teacher) term
+    feature_layers: tuple[str, ...] = ()  # module names present in both student and teacher
+    feature_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.temperature > 0:
+            raise ShrinkValueError(f"temperature must be > 0, got {self.temperature}")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ShrinkValueError(f"alpha must be in [0, 1], got {self.alpha}")
+        if self.feature_weight < 0:
+            raise ShrinkValueError(f"feature_weight must be >= 0, got {self.feature_weight}")
+        object.__setattr__(self, "feature_layers", tuple(self.feature_layers))
+        if self.feature_weight > 0 and not self.feature_layers:
+            raise ShrinkValueError("feature_weight > 0 needs feature_layers (module names to match)")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["feature_layers"] = list(self.feature_layers)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "DistillConfig":
+        _check_keys(cls, d, "distillation")
+        return cls(**d)
+
+
+def default_finetune() -> TrainConfig:
+    """Fine-tuning defaults for a pruned model that starts from trained weights: a short schedule
+    with a lower peak lr than training from scratch, so the kept weights are adjusted, not erased."""
+    return TrainConfig(epochs=5, lr=0.04, warmup_epochs=0.3, schedule="cosine", label_smoothing=0.0,
+                       weight_decay=5e-5)
+
+
+@dataclass(frozen=True)
+class RecoverConfig:
+    """One recovery: optional BN recalibration, then optional fine-tuning or distillation."""
+
+    bn_recal: bool = True
+    bn_recal_images: int = MAX_BN_RECAL_IMAGES
+    bn_recal_batch_size: int = 200
+    train: TrainConfig | None = field(default_factory=default_finetune)  # None: BN recalibration only
+    distill: DistillConfig | None = None  # None: fine-tune on labels only (needs no teacher)
+    val_fraction: float = 0.0  # held out of train (never test) for early stopping
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.bn_recal_images <= MAX_BN_RECAL_IMAGES:
+            raise ShrinkValueError(f"bn_recal_images must be in [1, {MAX_BN_RECAL_IMAGES}], got {self.bn_recal_images}")
+        if self.bn_recal_batch_size < 1:
+            raise ShrinkValueError(f"bn_recal_batch_size must be >= 1, got {self.bn_recal_batch_size}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ShrinkValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.distill is not None and self.train is None:
+            raise ShrinkValueError("distillation needs training: give a train config too")
+        if self.train is not None and self.train.early_stopping_patience is not None and self.val_fraction == 0:
+            raise ShrinkValueError("early stopping needs a validation split: set val_fraction > 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "bn_recal": self.bn_recal,
+            "bn_recal_images": self.bn_recal_images,
+            "bn_recal_batch_size": self.bn_recal_batch_size,
+            "train": self.train.to_dict() if self.train else None,
+            "distill": self.distill.to_dict() if self.distill else None,
+            "val_fraction": self.val_fraction,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RecoverConfig":
+        _check_keys(cls, d, "recovery")
+        d = dict(d)
+        if d.get("train") is not None:
+            d["train"] = TrainConfig.from_dict(d["train"])
+        if d.get("distill") is not None:
+            d["distill"] = DistillConfig.from_dict(d["distill"])
+        return cls(**d)

@@ -1,0 +1,152 @@
+"""The recovery stage: `recover(pruned_model, teacher, train_split, config) -> RecoverResult`.
+
+It never changes the model it is given: it works on a copy, which the result carries. Steps, each
+optional: BN recalibration (no labels) -> fine-tuning, or distillation from `teacher`. Accuracy is
+measured on `eval_split` (usually the test set) before, after BN recalibration and at the end, for
+the report only; every choice made during training (early stopping) uses a validation split held
+out of train.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from shrink.data import train_val_split
+from shrink.errors import ShrinkError
+from shrink.recover.bn import recalibrate_bn
+from shrink.recover.config import RecoverConfig
+from shrink.recover.distill import DistillLoss
+from shrink.recover.distributed import distributed_session, resolve_device
+from shrink.recover.evaluation import sharded_accuracy
+from shrink.recover.loop import EpochStats, fit
+
+
+@dataclass
+class RecoverResult:
+    model: nn.Module  # the recovered copy, in eval mode on the CPU (not serialized)
+    accuracy_before: float | None  # percent top-1 on eval_split, as given
+    accuracy_bn_recal: float | None  # after BN recalibration, before any training
+    accuracy_after: float | None
+    eval_split: str | None  # dataset name of eval_split
+    bn_recal_images: int
+    epochs_run: int
+    epochs_completed: int  # including those of a run this one resumed
+    best_epoch: int | None
+    stopped_early: bool
+    distilled: bool
+    seconds: float  # whole stage, evaluation included
+    train_seconds: float
+    world_size: int
+    history: list[EpochStats] = field(default_factory=list)
+    config: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """JSON-ready: every field but the model (asdict would deep-copy the model's tensors)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "model"}
+        out["history"] = [asdict(h) for h in self.history]
+        return out
+
+
+def check_classes(model: nn.Module, split, device: str = "cpu") -> None:
+    """A clear error, before any training, when the head does not match the dataset."""
+    x, _ = next(iter(split.batches(_one_batch(device))))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model.to(device)(x)
+    except RuntimeError as exc:
+        raise ShrinkError(f"the model cannot take {split.info.name} inputs of shape {tuple(x.shape[1:])}: "
+                          f"{str(exc).splitlines()[0]}") from exc
+    finally:
+        model.train(was_training)
+    if out.ndim != 2 or out.shape[1] != split.info.num_classes:
+        raise ShrinkError(f"the model has {out.shape[-1]} outputs but {split.info.name} has "
+                          f"{split.info.num_classes} classes")
+
+
+def _one_batch(device: str):
+    from shrink.data import BatchOptions
+
+    return BatchOptions(batch_size=2, device=device)
+
+
+def recover(
+    model: nn.Module,
+    teacher: nn.Module | None,
+    train_split,
+    config: RecoverConfig | None = None,
+    *,
+    eval_split=None,
+    val_split=None,
+    checkpoint_dir: str | Path | None = None,
+    run_id: str = "",
+    progress: bool = True,
+) -> RecoverResult:
+    """Recover the accuracy of a pruned `model`; see the module docstring. Under torchrun it joins
+    the process group itself; every process returns the same result, and only rank 0 writes."""
+    config = config or RecoverConfig()
+    if config.distill is not None and teacher is None:
+        raise ShrinkError("distillation needs a teacher model (the dense model before pruning)")
+    train_device = config.train.device if config.train is not None else "auto"
+    with distributed_session(train_device) as ctx:
+        device = resolve_device(train_device, ctx)
+        t_start = time.perf_counter()
+        student = copy.deepcopy(model).to(device)
+        check_classes(student, train_split, device)
+        if val_split is None and config.val_fraction > 0:
+            seed = config.train.seed if config.train else 0
+            train_split, val_split = train_val_split(train_split, config.val_fraction, seed=seed)
+
+        def accuracy() -> float | None:
+            return sharded_accuracy(student, eval_split, device=device, ctx=ctx) if eval_split is not None else None
+
+        before = accuracy()
+        bn_images = 0
+        after_bn = None
+        if config.bn_recal:
+            # Every process recalibrates on the same images, so the statistics agree without a sync.
+            bn_images = recalibrate_bn(student, train_split, max_images=config.bn_recal_images,
+                                       batch_size=config.bn_recal_batch_size, device=device,
+                                       seed=config.train.seed if config.train else 0)
+            after_bn = accuracy()
+        fit_result = None
+        if config.train is not None:
+            criterion = None
+            if config.distill is not None:
+                teacher_copy = copy.deepcopy(teacher).to(device)
+                check_classes(teacher_copy, train_split, device)
+                criterion = DistillLoss(teacher_copy, config.distill, student=student,
+                                        label_smoothing=config.train.label_smoothing)
+            try:
+                fit_result = fit(student, train_split, config.train, val_split=val_split, criterion=criterion,
+                                 checkpoint_dir=checkpoint_dir, run_id=run_id, progress=progress)
+            finally:
+                if criterion is not None:
+                    criterion.close()
+        after = accuracy() if config.train is not None else after_bn
+        seconds = time.perf_counter() - t_start
+    return RecoverResult(
+        model=student.cpu().eval(),
+        accuracy_before=before,
+        accuracy_bn_recal=after_bn,
+        accuracy_after=after,
+        eval_split=eval_split.info.name if eval_split is not None else None,
+        bn_recal_images=bn_images,
+        epochs_run=fit_result.epochs_run if fit_result else 0,
+        epochs_completed=fit_result.epochs_completed if fit_result else 0,
+        best_epoch=fit_result.best_epoch if fit_result else None,
+        stopped_early=fit_result.stopped_early if fit_result else False,
+        distilled=config.distill is not None and config.train is not None,
+        seconds=seconds,
+        train_seconds=fit_result.seconds if fit_result else 0.0,
+        world_size=ctx.world_size,
+        history=list(fit_result.history) if fit_result else [],
+        config=config.to_dict(),
+    )

@@ -1,0 +1,76 @@
+"""Tiny models and data for the recovery tests: the 8x8 digits set and small convnets built here.
+
+A plain module (not conftest.py) so that tests and the subprocess worker can import it by a name
+no other test folder uses.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+HERE = Path(__file__).resolve().parent
+WORKER = HERE / "worker.py"
+
+
+def tiny_net(width: int = 16, classes: int = 10, in_chans: int = 1, size: int = 8) -> nn.Module:
+    """Two conv+BN+ReLU blocks and a linear head: learns digits to ~99% in a few CPU seconds."""
+    return nn.Sequential(
+        nn.Conv2d(in_chans, width, 3, padding=1),
+        nn.BatchNorm2d(width),
+        nn.ReLU(),
+        nn.Conv2d(width, width, 3, padding=1),
+        nn.BatchNorm2d(width),
+        nn.ReLU(),
+        nn.Dropout(0.1),  # so determinism and resume also cover the RNG
+        nn.Flatten(),
+        nn.Linear(width * size * size, classes),
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def digits(split: str, limit: int | None = None):
+    """The digits split, or its first `limit` images (enough for loop mechanics, and faster)."""
+    from shrink.data import load_data
+
+    data = load_data("digits", split)
+    return data if limit is None else data.subset(torch.arange(limit))
+
+
+def fast_train(**overrides):
+    """A training config that fits in a second or two on one CPU core."""
+    from shrink.recover import TrainConfig
+
+    base = dict(epochs=3, batch_size=32, lr=0.05, warmup_epochs=0.2, augment=False, device="cpu",
+                label_smoothing=0.0)
+    return TrainConfig(**{**base, **overrides})
+
+
+def narrow_copy(model: nn.Sequential, keep: int) -> nn.Sequential:
+    """A physically narrower copy of tiny_net keeping the first `keep` channels of the first block:
+    a stand-in for a pruned model whose BN statistics no longer fit."""
+    width = model[0].out_channels
+    small = tiny_net(width=width)
+    small.load_state_dict(model.state_dict())
+    conv0, bn0, conv1 = small[0], small[1], small[3]
+    new0 = nn.Conv2d(conv0.in_channels, keep, 3, padding=1)
+    new0.weight.data, new0.bias.data = conv0.weight.data[:keep].clone(), conv0.bias.data[:keep].clone()
+    newbn = nn.BatchNorm2d(keep)
+    for name in ("weight", "bias", "running_mean", "running_var"):
+        getattr(newbn, name).data = getattr(bn0, name).data[:keep].clone()
+    new1 = nn.Conv2d(keep, conv1.out_channels, 3, padding=1)
+    new1.weight.data, new1.bias.data = conv1.weight.data[:, :keep].clone(), conv1.bias.data.clone()
+    small[0], small[1], small[3] = new0, newbn, new1
+    return small
+
+
+def trained_tiny(width: int = 16, epochs: int = 3, seed: int = 0) -> nn.Module:
+    from shrink.recover import fit
+
+    torch.manual_seed(seed)
+    model = tiny_net(width)
+    fit(model, digits("train"), fast_train(epochs=epochs, seed=seed), progress=False)
+    return model.eval()
