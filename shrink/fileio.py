@@ -37,6 +37,7 @@ def atomic_path(dest: str | os.PathLike, *, forbid: tuple[str | os.PathLike, ...
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o644)  # mkstemp makes 0600; artifacts are meant to be shared
         os.replace(tmp_path, dest)
     except OSError as exc:
         raise ShrinkError(f"could not write {dest}: {exc.strerror or exc}") from exc

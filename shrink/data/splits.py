@@ -78,9 +78,10 @@ def make_sampler(dataset_len: int, options: BatchOptions):
 
 
 def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Random crop with 4-pixel padding and horizontal flip, per image, in one gather."""
+    """Random crop with padding (4 px at 28-32 px, scaled with size) and horizontal flip, per
+    image, in one gather."""
     n, c, h, w = x.shape
-    pad = 4
+    pad = max(1, min(h, w) // 7)
     padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
     dy = torch.randint(0, 2 * pad + 1, (n, 1), generator=gen)
     dx = torch.randint(0, 2 * pad + 1, (n, 1), generator=gen)

@@ -1,0 +1,41 @@
+# make demo / make test each do their own set-up from scratch (venv, package, dataset).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+RETRY := tools/retry 3
+
+.PHONY: demo test test-slow test-gpu bench setup dataset clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(RETRY) $(PY) -m pip install -q --upgrade pip
+	# torch first, pinned to the builds this machine kind has on disk (see README "Why these pins")
+	$(RETRY) $(PY) -m pip install -q -c constraints.txt torch torchvision
+	$(RETRY) $(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+dataset:
+	tools/install-dataset
+
+# Until `shrink run` (the whole pipeline) lands, the demo evaluates the shipped reference model.
+demo: setup dataset
+	@echo "demo: evaluating the shipped reference model (the full pipeline is not built yet)"
+	$(VENV)/bin/shrink eval models/fmnist_resnet18.safetensors --data fmnist
+
+test: setup dataset
+	$(VENV)/bin/pytest -q
+
+test-slow: setup dataset
+	$(VENV)/bin/pytest -q -m slow
+
+# On a machine with CUDA (the GPU machine of the device tool): the gpu-marked tests.
+test-gpu: setup dataset
+	$(VENV)/bin/pytest -q -m gpu
+
+bench: setup dataset
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache
