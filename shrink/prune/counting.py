@@ -1,0 +1,74 @@
+"""MACs, parameters and per-layer widths of a model.
+
+MACs come from torch-pruning's counter (the one behind its published figures, e.g. ResNet-50 at
+224x224: 4.12 GMACs), so our numbers compare with theirs.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+import torch.nn as nn
+import torch_pruning as tp
+
+from shrink.errors import ShrinkError
+from shrink.prune.plan import Counts
+
+WIDTH_TYPES = (
+    nn.modules.conv._ConvNd,
+    nn.Linear,
+    nn.modules.batchnorm._BatchNorm,
+    nn.LayerNorm,
+    nn.GroupNorm,
+    nn.modules.instancenorm._InstanceNorm,
+    nn.MultiheadAttention,
+    nn.PReLU,
+    nn.Embedding,
+)
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count(model: nn.Module, example_inputs: tuple) -> Counts:
+    """MACs (one forward pass over `example_inputs`) and parameters."""
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            macs, _ = tp.utils.count_ops_and_params(model, example_inputs)
+    except Exception as exc:  # noqa: BLE001 - a forward that fails is reported to the caller
+        raise ShrinkError(f"the model's forward pass failed while counting MACs: {type(exc).__name__}: {exc}") from exc
+    return Counts(macs=int(macs), params=count_params(model))
+
+
+def module_width(module: nn.Module) -> tuple[int, int]:
+    """(in, out) channels of a prunable module."""
+    if isinstance(module, nn.modules.conv._ConvNd):
+        return module.in_channels, module.out_channels
+    if isinstance(module, nn.Linear):
+        return module.in_features, module.out_features
+    if isinstance(module, nn.LayerNorm):
+        n = module.normalized_shape[-1]
+    elif isinstance(module, nn.GroupNorm):
+        n = module.num_channels
+    elif isinstance(module, nn.MultiheadAttention):
+        n = module.embed_dim
+    elif isinstance(module, nn.PReLU):
+        n = module.num_parameters
+    elif isinstance(module, nn.Embedding):
+        n = module.embedding_dim
+    else:  # batch and instance norm
+        n = module.num_features
+    return n, n
+
+
+def widths(model: nn.Module, param_dims: dict[str, int]) -> dict[str, tuple[str, tuple[int, int]]]:
+    """name -> (kind, (in, out)) for every prunable module and for the named bare parameters."""
+    out = {name: (type(m).__name__, module_width(m)) for name, m in model.named_modules() if isinstance(m, WIDTH_TYPES)}
+    params = dict(model.named_parameters())
+    for name, dim in param_dims.items():
+        n = params[name].shape[dim]
+        out[name] = ("Parameter", (n, n))
+    return out

@@ -1,0 +1,332 @@
+"""plan(), plan_step() and plan_steps(): from a model to a PrunePlan.
+
+One step:
+1. trace a copy of the model into a dependency graph and find its coupled groups (under the
+   time and memory guards);
+2. score every group's channels with the importance criterion;
+3. choose how many units each group keeps: from the ratio, or by solving for a MACs/params target;
+4. check the choice on a copy: the pruned model must run, and groups where the zero-then-remove
+   argument holds must be exact; groups that fail are left whole (with a warning) and the choice
+   is made again without them;
+5. count MACs, parameters and widths of the result.
+
+Iterative pruning repeats this on the (possibly fine-tuned) pruned model; each step reaches an equal
+share of the way to the final ratio or target, measured from the dense model.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from typing import Callable, Iterable, Iterator
+
+import torch
+import torch.nn as nn
+
+from shrink.errors import ShrinkError
+from shrink.prune.apply import ChannelTracker, replay_step
+from shrink.prune.config import PruneConfig
+from shrink.prune.counting import count, count_params, widths
+from shrink.prune.exactness import step_subset_fails
+from shrink.prune.graph import trace_graph
+from shrink.prune.groups import CoupledGroup, LeftWhole, discover_groups
+from shrink.prune.guards import GuardLimits, ResourceGuard
+from shrink.prune.importance import group_scores, make_importance, prepare_gradients
+from shrink.prune.plan import Counts, LayerWidth, LeftWholeNote, PlanGroup, PlanStep, PrunedLayer, PrunePlan
+from shrink.prune.selection import Keeps, Ranked, rank, removed_roots, select
+from shrink.prune.targets import solve
+
+MAX_REPAIR_ROUNDS = 4  # rounds of "leave failing groups whole, choose again"
+Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
+
+
+class PruneWarning(UserWarning):
+    """Something was left whole or a target was missed; the plan is still valid."""
+
+
+def as_inputs(example_inputs) -> tuple:
+    if isinstance(example_inputs, torch.Tensor):
+        return (example_inputs,)
+    if isinstance(example_inputs, (tuple, list)) and all(isinstance(x, torch.Tensor) for x in example_inputs):
+        return tuple(example_inputs)
+    raise ShrinkError("example_inputs must be a tensor or a tuple of tensors")
+
+
+def versions() -> dict[str, str]:
+    import torch_pruning
+    import torchvision
+
+    import shrink
+
+    return {
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "torch_pruning": getattr(torch_pruning, "__version__", "?"),
+        "torch-shrink": shrink.__version__,
+    }
+
+
+# ----------------------------------------------------------------------------- public API
+
+
+def plan(
+    model: nn.Module,
+    example_inputs,
+    config: PruneConfig = PruneConfig(),
+    *,
+    batches: Batches | None = None,
+    limits: GuardLimits = GuardLimits(),
+    verify: bool = True,
+) -> PrunePlan:
+    """Plan all `config.steps` steps back to back (no recovery in between). `model` is not changed."""
+    result = None
+    for result, _ in plan_steps(model, example_inputs, config, batches=batches, limits=limits, verify=verify):
+        pass
+    return result
+
+
+def plan_steps(
+    model: nn.Module,
+    example_inputs,
+    config: PruneConfig = PruneConfig(),
+    *,
+    recover: Callable[[nn.Module, PrunePlan], nn.Module] | None = None,
+    batches: Batches | None = None,
+    limits: GuardLimits = GuardLimits(),
+    verify: bool = True,
+) -> Iterator[tuple[PrunePlan, nn.Module]]:
+    """Yield (cumulative plan, pruned model) after each of `config.steps` steps.
+
+    `recover(model, plan)`, when given, runs after each step (fine-tuning, BN recalibration...)
+    and its returned model is what the next step scores and prunes.
+    """
+    current, previous = model, None
+    for _ in range(config.steps):
+        previous = plan_step(current, example_inputs, config, previous=previous, batches=batches, limits=limits, verify=verify)
+        current = _replay_last_step(current, previous)
+        if recover is not None:
+            current = recover(current, previous)
+        yield previous, current
+
+
+def plan_step(
+    model: nn.Module,
+    example_inputs,
+    config: PruneConfig = PruneConfig(),
+    *,
+    previous: PrunePlan | None = None,
+    batches: Batches | None = None,
+    limits: GuardLimits = GuardLimits(),
+    verify: bool = True,
+) -> PrunePlan:
+    """Plan the next step on `model`, which is the dense model (previous=None) or the model pruned by
+    `previous` (possibly fine-tuned since). Returns the cumulative plan: previous steps plus this one."""
+    inputs = as_inputs(example_inputs)
+    done = previous.steps if previous else ()
+    index = len(done) + 1
+    if index > config.steps:
+        raise ShrinkError(f"the plan already has all {config.steps} steps")
+    with ResourceGuard(limits) as guard:
+        guard.stage("building the dependency graph")
+        work = copy.deepcopy(model).cpu().eval()
+        graph = trace_graph(work, inputs)
+        guard.stage("finding coupled groups")
+        found = discover_groups(graph, config.ignore, config.attention)
+        guard.stage("scoring channels")
+        ranked, unscored = _rank_groups(work, found.groups, config, batches, previous)
+        guard.stage("choosing channels")
+        dense = previous.before if previous else count(model, inputs)
+        step, repaired = _choose_step(model, inputs, config, index, ranked, done, dense, verify)
+    notes = _notes(previous, found.left_whole + unscored + repaired)
+    pruned = _replay_last_step(model, _provisional(previous, config, inputs, step))
+    result = PrunePlan(
+        config=config,
+        input_shapes=tuple(tuple(x.shape) for x in inputs),
+        steps=done + (step,),
+        before=dense,
+        after=count(pruned, inputs),
+        layers=_layer_widths(model, pruned, previous, step),
+        left_whole=notes,
+        versions=versions(),
+    )
+    _warn_left_whole(found.left_whole + unscored + repaired)
+    return result
+
+
+# ----------------------------------------------------------------------------- scoring
+
+
+def _rank_groups(work, groups, config, batches, previous) -> tuple[list[Ranked], list[LeftWhole]]:
+    criterion = make_importance(config.importance, config.seed)
+    prepare_gradients(work, criterion, config, batches)
+    dense_widths = previous.dense_widths() if previous else {}
+    ranked, unscored = [], []
+    for group in groups:
+        scores = group_scores(criterion, group.tp_group)
+        if scores is None or len(scores) != group.width:
+            unscored.append(LeftWhole(group.root, f"{config.importance} importance has nothing to score in this group", tuple(group.writers)))
+            continue
+        dense_width = dense_widths.get(group.root, (0, group.width))[1]
+        ranked.append(rank(group, scores, dense_width))
+    if not ranked:
+        raise ShrinkError("nothing to prune: every coupled group is left whole (see the reasons with --debug)")
+    return ranked, unscored
+
+
+# ----------------------------------------------------------------------------- choosing
+
+
+def _choose_step(model, inputs, config, index, ranked, done, dense, verify) -> tuple[PlanStep, list[LeftWhole]]:
+    """The step's groups; groups that fail the check on a copy are left whole and the choice is
+    made again without them."""
+    left_whole: list[LeftWhole] = []
+    for _ in range(MAX_REPAIR_ROUNDS):
+        keeps, ratio = _solve_keeps(model, inputs, config, index, ranked, done, dense)
+        step = build_step(ranked, keeps, ratio, index, done, config.attention)
+        if not verify:
+            return step, left_whole
+        bad = _failing_groups(model, done, step, inputs, config.seed)
+        if not bad:
+            return step, left_whole
+        bad_roots = {root for root, _ in bad}
+        left_whole += [LeftWhole(root, reason, _writers_of(step, root)) for root, reason in bad]
+        ranked = [r for r in ranked if r.name not in bad_roots]
+        if not ranked:
+            break
+    reasons = "; ".join(f"{lw.root}: {lw.reason}" for lw in left_whole[:3])
+    raise ShrinkError(f"no group could be pruned and checked: {reasons}")
+
+
+def _writers_of(step: PlanStep, root: str) -> tuple[str, ...]:
+    for group in step.groups:
+        if group.root == root:
+            return tuple(dict.fromkeys(layer.name for layer in group.layers if layer.axis == "out"))
+    return (root,)
+
+
+def _solve_keeps(model, inputs, config, index, ranked, done, dense) -> tuple[Keeps, float]:
+    def select_at(ratio: float) -> Keeps:
+        return select(ranked, config.scope, ratio, config.max_layer_ratio, config.round_to)
+
+    if config.target_kind == "ratio":
+        ratio = config.ratio * index / config.steps
+        return select_at(ratio), ratio
+    final = config.target_macs if config.target_kind == "macs" else config.target_params
+    start = dense.macs if config.target_kind == "macs" else dense.params
+    target = start - (start - final) * index / config.steps
+
+    def measure(keeps: Keeps) -> int:
+        step = build_step(ranked, keeps, 0.0, index, done, config.attention)
+        pruned = copy.deepcopy(model)
+        replay_step(pruned, step, ChannelTracker.after(done))
+        return count(pruned, inputs).macs if config.target_kind == "macs" else count_params(pruned)
+
+    solution = solve(select_at, measure, target, config.max_layer_ratio, what=config.target_kind)
+    if not solution.within_tolerance:
+        warnings.warn(
+            f"step {index}: reached {solution.value:,} {config.target_kind} for a target of {target:,.0f} "
+            f"({solution.error:.1%} off); round_to={config.round_to} allows no closer widths",
+            PruneWarning,
+            stacklevel=4,
+        )
+    return solution.keeps, solution.ratio
+
+
+def build_step(ranked: list[Ranked], keeps: Keeps, ratio: float, index: int, done, attention: str) -> PlanStep:
+    """The PlanStep removing, from each group, the least important units beyond its keep count,
+    with every index converted to the dense model's numbering."""
+    tracker = ChannelTracker.after(done)
+    groups, num_heads = [], {}
+    for r in ranked:
+        roots = removed_roots(r, keeps.get(r.name, len(r.units)))
+        if not roots:
+            continue
+        groups.append(_plan_group(r.group, roots, tracker))
+        if attention == "heads":
+            num_heads.update(_heads_after(r.group, set(roots)))
+    return PlanStep(index=index, ratio=ratio, groups=tuple(groups), num_heads=num_heads)
+
+
+def _plan_group(group: CoupledGroup, roots: list[int], tracker: ChannelTracker) -> PlanGroup:
+    chosen = set(roots)
+    layers = []
+    for member in group.members:
+        idxs = sorted(member.for_roots(chosen))
+        if idxs:
+            dense = tuple(sorted(tracker.to_dense((member.name, member.axis), idxs)))
+            layers.append(PrunedLayer(member.name, member.axis, member.optype, dense, member.dim))
+    removed = tuple(tracker.to_dense((group.root, "out"), roots))
+    return PlanGroup(group.root, group.width, removed, tuple(layers), group.inexact)
+
+
+def _heads_after(group: CoupledGroup, chosen: set[int]) -> dict[str, int]:
+    heads = {}
+    for member in group.members:
+        if member.name in group.heads:
+            num_heads, head_dim = group.heads[member.name]
+            heads[member.name] = num_heads - len(member.for_roots(chosen)) // head_dim
+    return heads
+
+
+def _failing_groups(model, done, step: PlanStep, inputs, seed) -> list[tuple[str, str]]:
+    """(root, reason) of the groups whose removal breaks the model; bisects when the whole step fails."""
+    reason = step_subset_fails(model, done, step, inputs, seed)
+    if reason is None:
+        return []
+    if len(step.groups) == 1:
+        return [(step.groups[0].root, reason)]
+    half = len(step.groups) // 2
+    failing = []
+    for part in (step.groups[:half], step.groups[half:]):
+        failing += _failing_groups(model, done, PlanStep(step.index, step.ratio, part, step.num_heads), inputs, seed)
+    if not failing:  # each half works alone but not together: give up on the whole step
+        return [(g.root, f"fails together with other groups: {reason}") for g in step.groups]
+    return failing
+
+
+# ----------------------------------------------------------------------------- results
+
+
+def _provisional(previous, config, inputs, step) -> PrunePlan:
+    done = previous.steps if previous else ()
+    empty = Counts(0, 0)
+    return PrunePlan(config, tuple(tuple(x.shape) for x in inputs), done + (step,), empty, empty, ())
+
+
+def _replay_last_step(model: nn.Module, plan: PrunePlan) -> nn.Module:
+    pruned = copy.deepcopy(model)
+    replay_step(pruned, plan.steps[-1], ChannelTracker.after(plan.steps[:-1]))
+    return pruned
+
+
+def _layer_widths(model, pruned, previous, step) -> tuple[LayerWidth, ...]:
+    dims = {w.name: w.dim for w in previous.layers if w.kind == "Parameter"} if previous else {}
+    dims.update({layer.name: layer.dim for g in step.groups for layer in g.layers if layer.optype == "PARAMETER"})
+    now = widths(model, dims)
+    after = widths(pruned, dims)
+    dense = {w.name: w.before for w in previous.layers} if previous else {}
+    return tuple(
+        LayerWidth(name, kind, tuple(dense.get(name, width)), tuple(after[name][1]), dims.get(name))
+        for name, (kind, width) in now.items()
+    )
+
+
+def _notes(previous, left_whole: list[LeftWhole]) -> tuple[LeftWholeNote, ...]:
+    notes = {n.root: n for n in (previous.left_whole if previous else ())}
+    for lw in left_whole:
+        notes.setdefault(lw.root, LeftWholeNote(lw.root, lw.reason, lw.layers))
+    return tuple(notes.values())
+
+
+def _warn_left_whole(left_whole: list[LeftWhole]) -> None:
+    unexpected = [lw for lw in left_whole if "model output" not in lw.reason]
+    if not unexpected:
+        return
+    layers = [name for lw in unexpected for name in lw.layers]
+    shown = ", ".join(layers[:8]) + (f" (+{len(layers) - 8} more)" if len(layers) > 8 else "")
+    reasons = sorted({lw.reason.split(" (")[0] for lw in unexpected})
+    warnings.warn(
+        f"{len(unexpected)} groups left whole, keeping the widths of: {shown}. Reasons: " + "; ".join(reasons[:3]),
+        PruneWarning,
+        stacklevel=3,
+    )
