@@ -11,6 +11,7 @@ import warnings
 import torch
 import torch.nn as nn
 import torch_pruning as tp
+from torch_pruning.utils import op_counter
 
 from shrink.errors import ShrinkError
 from shrink.prune.plan import Counts
@@ -32,15 +33,31 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def count(model: nn.Module, example_inputs: tuple) -> Counts:
-    """MACs (one forward pass over `example_inputs`) and parameters."""
+def count(model: nn.Module, example_inputs: tuple, *, owned: bool = False) -> Counts:
+    """MACs per sample (one forward pass over `example_inputs`) and parameters.
+
+    torch-pruning's counter deep-copies the model first; for a throwaway copy we already own
+    (`owned=True`) its hooks are attached to the model itself, which saves that copy.
+    """
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            macs, _ = tp.utils.count_ops_and_params(model, example_inputs)
+            macs = _count_in_place(model, example_inputs) if owned else tp.utils.count_ops_and_params(model, example_inputs)[0]
     except Exception as exc:  # noqa: BLE001 - a forward that fails is reported to the caller
         raise ShrinkError(f"the model's forward pass failed while counting MACs: {type(exc).__name__}: {exc}") from exc
     return Counts(macs=int(macs), params=count_params(model))
+
+
+def _count_in_place(model: nn.Module, example_inputs: tuple) -> float:
+    counted = op_counter.add_flops_counting_methods(model)
+    counted.eval()
+    counted.start_flops_count(ost=None, verbose=False, ignore_list=[])
+    try:
+        counted(*example_inputs)
+        macs = counted.compute_average_flops_cost()[0]
+    finally:
+        counted.stop_flops_count()
+    return macs
 
 
 def module_width(module: nn.Module) -> tuple[int, int]:

@@ -256,35 +256,35 @@ def _structural(base: nn.Module, plan: PrunePlan, inputs: tuple) -> tuple[bool, 
     return True, params, widths_ok, None
 
 
-def step_subset_fails(
+def check_step(
     model: nn.Module, done: tuple[PlanStep, ...], step: PlanStep, example_inputs: tuple, seed: int = 0
-) -> str | None:
-    """Why removing `step`'s groups from `model` (already pruned by `done`) is wrong, or None.
+) -> tuple[str | None, nn.Module | None]:
+    """(why removing `step`'s groups from `model` is wrong or None, the pruned copy).
 
-    Used while planning: the forward must run with the same output shape, and the groups where the
-    zero-then-remove argument holds must match exactly.
+    `model` is already pruned by the steps in `done`. Used while planning: the pruned copy (random
+    weights) must run with the dense output shape, and the groups where the zero-then-remove
+    argument holds must match exactly.
     """
     base = randomize(copy.deepcopy(model), example_inputs, seed)
+    tracker = ChannelTracker.after(done)
     pruned = copy.deepcopy(base)
     try:
         replay_step(pruned, step, ChannelTracker.after(done))
-        y1 = outputs(pruned, example_inputs)
+        y_pruned = outputs(pruned, example_inputs)
     except Exception as exc:  # noqa: BLE001 - any failure disqualifies these groups
-        return f"the pruned model's forward pass fails ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})"
-    y_dense = outputs(base, example_inputs)
-    if y1.shape != y_dense.shape:
-        return f"the output size changes from {tuple(y_dense.shape)} to {tuple(y1.shape)}"
+        return f"the pruned model's forward pass fails ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})", None
     exact = [g for g in step.groups if g.inexact is None]
-    if not exact:
-        return None
-    if len(exact) != len(step.groups):
-        exact_step = PlanStep(step.index, step.ratio, tuple(exact), step.num_heads)
-        pruned = copy.deepcopy(base)
-        replay_step(pruned, exact_step, ChannelTracker.after(done))
-        y1 = outputs(pruned, example_inputs)
-    zeroed = copy.deepcopy(base)
-    zero_groups(zeroed, exact, ChannelTracker.after(done))
-    diff, scale, ok = compare(outputs(zeroed, example_inputs), y1)
-    if not ok:
-        return f"the zero-then-remove check fails (max|y0-y1| = {diff:.2e} for max|y0| = {scale:.2e})"
-    return None
+    y_exact = y_pruned
+    if exact and len(exact) != len(step.groups):
+        only_exact = copy.deepcopy(base)
+        replay_step(only_exact, PlanStep(step.index, step.ratio, tuple(exact), step.num_heads), ChannelTracker.after(done))
+        y_exact = outputs(only_exact, example_inputs)
+    zero_groups(base, exact, tracker)  # base is ours: zero it in place
+    y_dead = outputs(base, example_inputs)
+    if y_pruned.shape != y_dead.shape:
+        return f"the output size changes from {tuple(y_dead.shape)} to {tuple(y_pruned.shape)}", pruned
+    if exact:
+        diff, scale, ok = compare(y_dead, y_exact)
+        if not ok:
+            return f"the zero-then-remove check fails (max|y0-y1| = {diff:.2e} for max|y0| = {scale:.2e})", pruned
+    return None, pruned

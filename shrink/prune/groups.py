@@ -68,6 +68,7 @@ class Member:
     idxs: list[int]
     roots: list[int]
     dim: int | None = None  # pruned dim, for bare parameters only
+    dep: Dependency | None = field(default=None, repr=False)  # torch-pruning edge that reaches it
 
     def for_roots(self, chosen: set[int]) -> list[int]:
         return [i for i, r in zip(self.idxs, self.roots) if r in chosen]
@@ -124,7 +125,7 @@ def discover_groups(graph: ShrinkGraph, ignore: tuple[str, ...] = (), attention:
         claimed.update(by_name[m.name] for m in members if m.axis == "out")
         reason = skip_reason(graph, items, members, ignore, attention)
         if reason is None:
-            group, reason = build_group(graph, root_name, width, items, members, shared_roots, attention)
+            group, reason = build_group(graph, root_name, width, members, shared_roots, attention)
         if reason is not None:
             left_whole.append(LeftWhole(root_name, reason, tuple(dict.fromkeys(m.name for m in members if m.axis == "out"))))
             continue
@@ -242,7 +243,7 @@ def members_of(graph: ShrinkGraph, items) -> tuple[list[Member], list[tuple[int,
         key = (graph.name_of(node.module), axis)
         if key not in members:
             dim = node.pruning_dim if node.type == ops.OPTYPE.PARAMETER else None
-            members[key] = Member(key[0], axis, node.type.name, [], [], dim)
+            members[key] = Member(key[0], axis, node.type.name, [], [], dim, dep)
             first_root[key] = {}
         member, roots = members[key], first_root[key]
         for i in idxs:
@@ -296,7 +297,7 @@ def check_ignore_globs(model: nn.Module, globs: tuple[str, ...]) -> None:
             raise ShrinkValueError(f"--ignore {glob!r} matches no module or parameter{hint}")
 
 
-def build_group(graph, root_name, width, items, members, shared_roots, attention) -> tuple[CoupledGroup | None, str | None]:
+def build_group(graph, root_name, width, members, shared_roots, attention) -> tuple[CoupledGroup | None, str | None]:
     """The CoupledGroup with its units, or (None, reason) when its channels cannot be grouped."""
     unions = UnionFind(range(width))
     for first, other in shared_roots:
@@ -307,7 +308,7 @@ def build_group(graph, root_name, width, items, members, shared_roots, attention
             _join_channel_blocks(graph, member, unions, heads, attention)
     except IncoherentGroup as exc:
         return None, str(exc)
-    group = CoupledGroup(root_name, width, members, to_tp_group(graph, items), unions.classes())
+    group = CoupledGroup(root_name, width, members, to_tp_group(graph, members), unions.classes())
     group.heads = heads
     group.inexact = inexact_reason(members, attention)
     return group, None
@@ -363,21 +364,14 @@ def inexact_reason(members: list[Member], attention: str) -> str | None:
     return None
 
 
-def to_tp_group(graph: ShrinkGraph, items) -> Group:
-    """torch-pruning's Group for the walked items (merged per target and handler), so its
-    importance criteria can score the group."""
-    merged: dict[tuple, list] = {}
-    for dep, idxs in items:
-        entry = merged.setdefault((dep.target, dep.handler), [dep, {}, []])
-        for i in idxs:
-            if i.idx not in entry[1]:
-                entry[1][i.idx] = True
-                entry[2].append(i)
+def to_tp_group(graph: ShrinkGraph, members: list[Member]) -> Group:
+    """torch-pruning's Group for the members (the root first), so its importance criteria can
+    score the group; nodes without weights score nothing and are left out."""
     group = Group()
     group._DG = graph
-    for dep, _, idxs in merged.values():
-        item = GroupItem(dep=dep, idxs=[i.idx for i in idxs])
-        item.root_idxs = [i.root_idx for i in idxs]
+    for member in members:
+        item = GroupItem(dep=member.dep, idxs=list(member.idxs))
+        item.root_idxs = list(member.roots)
         group._group.append(item)
     return group
 

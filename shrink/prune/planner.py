@@ -27,12 +27,12 @@ from shrink.errors import ShrinkError
 from shrink.prune.apply import ChannelTracker, replay_step
 from shrink.prune.config import PruneConfig
 from shrink.prune.counting import count, count_params, widths
-from shrink.prune.exactness import step_subset_fails
+from shrink.prune.exactness import check_step
 from shrink.prune.graph import trace_graph
 from shrink.prune.groups import CoupledGroup, LeftWhole, discover_groups
 from shrink.prune.guards import GuardLimits, ResourceGuard
 from shrink.prune.importance import group_scores, make_importance, prepare_gradients
-from shrink.prune.plan import Counts, LayerWidth, LeftWholeNote, PlanGroup, PlanStep, PrunedLayer, PrunePlan
+from shrink.prune.plan import LayerWidth, LeftWholeNote, PlanGroup, PlanStep, PrunedLayer, PrunePlan
 from shrink.prune.selection import Keeps, Ranked, rank, removed_roots, select
 from shrink.prune.targets import solve
 
@@ -79,9 +79,11 @@ def plan(
     verify: bool = True,
 ) -> PrunePlan:
     """Plan all `config.steps` steps back to back (no recovery in between). `model` is not changed."""
-    result = None
-    for result, _ in plan_steps(model, example_inputs, config, batches=batches, limits=limits, verify=verify):
-        pass
+    current, result = model, None
+    for _ in range(config.steps):
+        if result is not None:
+            current = _replay_last_step(current, result)
+        result = plan_step(current, example_inputs, config, previous=result, batches=batches, limits=limits, verify=verify)
     return result
 
 
@@ -134,17 +136,18 @@ def plan_step(
         found = discover_groups(graph, config.ignore, config.attention)
         guard.stage("scoring channels")
         ranked, unscored = _rank_groups(work, found.groups, config, batches, previous)
+        if not ranked:
+            raise ShrinkError("nothing to prune, every coupled group is left whole: " + _reasons(found.left_whole + unscored))
         guard.stage("choosing channels")
-        dense = previous.before if previous else count(model, inputs)
-        step, repaired = _choose_step(model, inputs, config, index, ranked, done, dense, verify)
+        dense = previous.before if previous else count(work, inputs, owned=True)
+        step, pruned, repaired = _choose_step(model, inputs, config, index, ranked, done, dense, verify)
     notes = _notes(previous, found.left_whole + unscored + repaired)
-    pruned = _replay_last_step(model, _provisional(previous, config, inputs, step))
     result = PrunePlan(
         config=config,
         input_shapes=tuple(tuple(x.shape) for x in inputs),
         steps=done + (step,),
         before=dense,
-        after=count(pruned, inputs),
+        after=count(pruned, inputs, owned=True),
         layers=_layer_widths(model, pruned, previous, step),
         left_whole=notes,
         versions=versions(),
@@ -168,33 +171,37 @@ def _rank_groups(work, groups, config, batches, previous) -> tuple[list[Ranked],
             continue
         dense_width = dense_widths.get(group.root, (0, group.width))[1]
         ranked.append(rank(group, scores, dense_width))
-    if not ranked:
-        raise ShrinkError("nothing to prune: every coupled group is left whole (see the reasons with --debug)")
     return ranked, unscored
+
+
+def _reasons(left_whole: list[LeftWhole], shown: int = 3) -> str:
+    text = "; ".join(f"{lw.root}: {lw.reason}" for lw in left_whole[:shown])
+    return text + (f"; and {len(left_whole) - shown} more" if len(left_whole) > shown else "")
 
 
 # ----------------------------------------------------------------------------- choosing
 
 
-def _choose_step(model, inputs, config, index, ranked, done, dense, verify) -> tuple[PlanStep, list[LeftWhole]]:
-    """The step's groups; groups that fail the check on a copy are left whole and the choice is
-    made again without them."""
+def _choose_step(model, inputs, config, index, ranked, done, dense, verify):
+    """(step, pruned copy, groups left whole). Groups that fail the check on a copy are left whole
+    and the choice is made again without them. The pruned copy may have random weights: it is for
+    counting and measuring widths."""
     left_whole: list[LeftWhole] = []
     for _ in range(MAX_REPAIR_ROUNDS):
         keeps, ratio = _solve_keeps(model, inputs, config, index, ranked, done, dense)
         step = build_step(ranked, keeps, ratio, index, done, config.attention)
         if not verify:
-            return step, left_whole
-        bad = _failing_groups(model, done, step, inputs, config.seed)
-        if not bad:
-            return step, left_whole
+            return step, _replay(model, done, step), left_whole
+        reason, pruned = check_step(model, done, step, inputs, config.seed)
+        if reason is None:
+            return step, pruned, left_whole
+        bad = _failing_groups(model, done, step, inputs, config.seed, reason)
         bad_roots = {root for root, _ in bad}
         left_whole += [LeftWhole(root, reason, _writers_of(step, root)) for root, reason in bad]
         ranked = [r for r in ranked if r.name not in bad_roots]
         if not ranked:
             break
-    reasons = "; ".join(f"{lw.root}: {lw.reason}" for lw in left_whole[:3])
-    raise ShrinkError(f"no group could be pruned and checked: {reasons}")
+    raise ShrinkError(f"no group could be pruned and checked: {_reasons(left_whole)}")
 
 
 def _writers_of(step: PlanStep, root: str) -> tuple[str, ...]:
@@ -216,10 +223,8 @@ def _solve_keeps(model, inputs, config, index, ranked, done, dense) -> tuple[Kee
     target = start - (start - final) * index / config.steps
 
     def measure(keeps: Keeps) -> int:
-        step = build_step(ranked, keeps, 0.0, index, done, config.attention)
-        pruned = copy.deepcopy(model)
-        replay_step(pruned, step, ChannelTracker.after(done))
-        return count(pruned, inputs).macs if config.target_kind == "macs" else count_params(pruned)
+        pruned = _replay(model, done, build_step(ranked, keeps, 0.0, index, done, config.attention))
+        return count(pruned, inputs, owned=True).macs if config.target_kind == "macs" else count_params(pruned)
 
     solution = solve(select_at, measure, target, config.max_layer_ratio, what=config.target_kind)
     if not solution.within_tolerance:
@@ -268,9 +273,11 @@ def _heads_after(group: CoupledGroup, chosen: set[int]) -> dict[str, int]:
     return heads
 
 
-def _failing_groups(model, done, step: PlanStep, inputs, seed) -> list[tuple[str, str]]:
-    """(root, reason) of the groups whose removal breaks the model; bisects when the whole step fails."""
-    reason = step_subset_fails(model, done, step, inputs, seed)
+def _failing_groups(model, done, step: PlanStep, inputs, seed, reason: str | None = None) -> list[tuple[str, str]]:
+    """(root, reason) of the groups whose removal breaks the model, by bisection. `reason` is the
+    step's own failure when already known."""
+    if reason is None:
+        reason, _ = check_step(model, done, step, inputs, seed)
     if reason is None:
         return []
     if len(step.groups) == 1:
@@ -287,16 +294,14 @@ def _failing_groups(model, done, step: PlanStep, inputs, seed) -> list[tuple[str
 # ----------------------------------------------------------------------------- results
 
 
-def _provisional(previous, config, inputs, step) -> PrunePlan:
-    done = previous.steps if previous else ()
-    empty = Counts(0, 0)
-    return PrunePlan(config, tuple(tuple(x.shape) for x in inputs), done + (step,), empty, empty, ())
+def _replay(model: nn.Module, done, step: PlanStep) -> nn.Module:
+    pruned = copy.deepcopy(model)
+    replay_step(pruned, step, ChannelTracker.after(done))
+    return pruned
 
 
 def _replay_last_step(model: nn.Module, plan: PrunePlan) -> nn.Module:
-    pruned = copy.deepcopy(model)
-    replay_step(pruned, plan.steps[-1], ChannelTracker.after(plan.steps[:-1]))
-    return pruned
+    return _replay(model, plan.steps[:-1], plan.steps[-1])
 
 
 def _layer_widths(model, pruned, previous, step) -> tuple[LayerWidth, ...]:

@@ -48,7 +48,11 @@ class Ranked:
 
 
 def rank(group: CoupledGroup, scores: torch.Tensor, dense_width: int) -> Ranked:
-    unit_scores = torch.stack([scores[u].mean() for u in group.units])
+    sizes = {len(u) for u in group.units}
+    if len(sizes) == 1:  # the usual case, vectorized
+        unit_scores = scores[torch.tensor(group.units)].mean(dim=1)
+    else:
+        unit_scores = torch.stack([scores[u].mean() for u in group.units])
     dense_units = max(len(group.units), round(dense_width * len(group.units) / group.width))
     return Ranked(group, unit_scores, dense_units)
 

@@ -1,0 +1,174 @@
+"""`shrink prune MODEL --out DIR`: plan, remove channels, check exactness, write plan + weights."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import warnings
+from pathlib import Path
+
+import torch
+
+from shrink.errors import ShrinkError, ShrinkValueError
+from shrink.prune.config import ATTENTION_MODES, IMPORTANCE_NAMES, ROUND_TO_BY_TARGET, SCOPES, PruneConfig
+
+EXAMPLE = "shrink prune tv:resnet50 --ratio 0.5 --importance l2 --out runs/resnet50-p50"
+MAX_TABLE_ROWS = 40
+CHECK_BATCH = 2  # example batch: BN statistics need more than one value per channel
+SUFFIXES = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
+
+
+def parse_count(text: str) -> float:
+    """'1.07G' -> 1.07e9; plain numbers and k/M/G/T suffixes."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([kmgtKMGT]?)\s*", text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"expected a count like 1.07G or 2500000, got {text!r}")
+    return float(match.group(1)) * SUFFIXES[match.group(2).lower()]
+
+
+def config_from_args(args: argparse.Namespace) -> PruneConfig:
+    return PruneConfig(
+        importance=args.importance,
+        scope=args.scope,
+        ratio=args.ratio,
+        target_macs=args.target_macs,
+        target_params=args.target_params,
+        max_layer_ratio=args.max_layer_ratio,
+        round_to=args.round_to,
+        ignore=tuple(args.ignore),
+        steps=args.steps,
+        attention=args.attention,
+        calibration_batches=args.calibration_batches,
+        seed=args.seed,
+    )
+
+
+def _batches(args: argparse.Namespace, config: PruneConfig):
+    if not config.needs_batches:
+        return None
+    if not args.data:
+        raise ShrinkValueError(f"--importance {config.importance} needs labeled batches: add --data NAME (e.g. fmnist)")
+    from shrink.data import BatchOptions, load_data
+
+    split = load_data(args.data, "train")
+    return split.batches(BatchOptions(batch_size=args.batch_size, shuffle=True, seed=args.seed))
+
+
+def run(args: argparse.Namespace) -> int:
+    from shrink.models import load_model
+    from shrink.prune.guards import GuardLimits
+    from shrink.prune.saving import prepare_output_dir
+
+    loaded = load_model(args.model, weights=args.weights)
+    if Path(args.model).is_dir():
+        raise ShrinkError(f"{args.model} is already a pruned model; prune the dense model (use --steps for several steps)")
+    prepare_output_dir(args.out, args.force)  # refuse early, before minutes of work
+    torch.manual_seed(args.seed)
+    inputs = (torch.randn(CHECK_BATCH, *loaded.spec.input_shape),)
+    limits = GuardLimits(seconds=args.time_limit, memory_mb=args.memory_limit)
+    if args.unstructured is not None:
+        return _run_unstructured(args, loaded)
+    return _run_structured(args, loaded, inputs, limits)
+
+
+def _run_structured(args, loaded, inputs, limits) -> int:
+    from shrink.prune import apply, check_exactness, plan
+    from shrink.prune.saving import save_pruned
+
+    config = config_from_args(args)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = plan(loaded.model, inputs, config, batches=_batches(args, config), limits=limits, verify=not args.no_verify)
+    for w in caught:
+        if issubclass(w.category, UserWarning) and "torch_pruning" not in str(w.filename):
+            print(f"warning: {w.message}")
+    pruned = apply(loaded.model, result)
+    report = None if args.no_verify else check_exactness(loaded.model, result, inputs, seed=args.seed)
+    if report is not None and not report.passed:
+        raise ShrinkError(f"exactness check failed, nothing written: {report.summary()}; " + "; ".join(report.notes))
+    save_pruned(
+        args.out,
+        pruned,
+        result,
+        loaded.spec,
+        card=loaded.card,
+        source=args.model,
+        verification=report.to_dict() if report else None,
+        force=args.force,
+        inputs=tuple(p for p in (args.model, args.weights) if p),
+    )
+    print_summary(result, report)
+    print(f"wrote {Path(args.out) / 'plan.json'} and {Path(args.out) / 'pruned.safetensors'}")
+    return 0
+
+
+def _run_unstructured(args, loaded) -> int:
+    from shrink.prune.saving import save_pruned
+    from shrink.prune.unstructured import magnitude_prune
+
+    pruned, report = magnitude_prune(loaded.model, args.unstructured, ignore=tuple(args.ignore))
+    save_pruned(args.out, pruned, report, loaded.spec, card=loaded.card, source=args.model, force=args.force,
+                inputs=tuple(p for p in (args.model, args.weights) if p))
+    print(report.label)
+    print(f"{report.zeros:,} of {report.total:,} conv/linear weights are zero: sparsity {report.sparsity:.1%}")
+    print("shapes are unchanged: dense runtimes run exactly as fast (see docs/pruning.md)")
+    print(f"wrote {Path(args.out) / 'plan.json'} and {Path(args.out) / 'pruned.safetensors'}")
+    return 0
+
+
+def print_summary(plan, report) -> None:
+    rows = [w for w in plan.changed_layers() if w.kind in ("Conv2d", "Conv1d", "Conv3d", "Linear", "MultiheadAttention", "Parameter")]
+    name_width = max([len("layer")] + [len(w.name) for w in rows[:MAX_TABLE_ROWS]])
+    print(f"{'layer':<{name_width}}  {'kind':<18}  {'in':>11}  {'out':>11}")
+    for w in rows[:MAX_TABLE_ROWS]:
+        print(f"{w.name:<{name_width}}  {w.kind:<18}  {_arrow(w.before[0], w.after[0]):>11}  {_arrow(w.before[1], w.after[1]):>11}")
+    if len(rows) > MAX_TABLE_ROWS:
+        print(f"... {len(rows) - MAX_TABLE_ROWS} more changed layers (all widths are in plan.json)")
+    print(f"groups pruned: {len(plan.groups)} in {len(plan.steps)} step(s); left whole: {len(plan.left_whole)}")
+    print(f"MACs:   {plan.before.macs / 1e9:.3f} G -> {plan.after.macs / 1e9:.3f} G  ({plan.mac_reduction:.2f}x fewer)")
+    print(f"params: {plan.before.params / 1e6:.3f} M -> {plan.after.params / 1e6:.3f} M  ({plan.param_reduction:.2f}x fewer)")
+    if report is not None:
+        print(f"exactness: {report.summary()}")
+
+
+def _arrow(before: int, after: int) -> str:
+    return f"{before}" if before == after else f"{before}->{after}"
+
+
+def register(subparsers) -> None:
+    from shrink.cli import add_command
+
+    parser = add_command(
+        subparsers,
+        "prune",
+        help="remove channels structurally (coupled layers together), check exactness, write plan.json + pruned.safetensors",
+        example=EXAMPLE,
+        func=run,
+    )
+    parser.add_argument("model", help="tv:NAME, a built-in name, a weights file with its card, ... (see `shrink models`)")
+    parser.add_argument("--weights", help="weights for a named architecture")
+    parser.add_argument("--out", required=True, help="output directory (must be empty unless --force)")
+    parser.add_argument("--force", action="store_true", help="write into a non-empty output directory")
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument("--ratio", type=float, help="fraction of channels to remove (default 0.5)")
+    target.add_argument("--target-macs", type=parse_count, help="MACs to reach, e.g. 1.1G (within 1%%)")
+    target.add_argument("--target-params", type=parse_count, help="parameters to reach, e.g. 5M (within 1%%)")
+    parser.add_argument("--importance", default="l2", help=f"channel importance: {', '.join(IMPORTANCE_NAMES)} (default l2)")
+    parser.add_argument("--scope", default="uniform", help=f"{' or '.join(SCOPES)} (default uniform)")
+    parser.add_argument("--max-layer-ratio", type=float, default=0.9, help="no group loses more than this (default 0.9)")
+    parser.add_argument(
+        "--round-to",
+        default="8",
+        help="kept widths are multiples of this: an integer or a target " + ", ".join(f"{k}={v}" for k, v in ROUND_TO_BY_TARGET.items()) + " (default 8)",
+    )
+    parser.add_argument("--ignore", action="append", default=[], metavar="GLOB", help="keep the output channels of matching modules (repeatable)")
+    parser.add_argument("--steps", type=int, default=1, help="reach the ratio/target in this many steps (default 1)")
+    parser.add_argument("--attention", default="dims", help=f"attention: {', '.join(ATTENTION_MODES)} (default dims)")
+    parser.add_argument("--data", help="labeled data for taylor/hessian importance, e.g. fmnist")
+    parser.add_argument("--calibration-batches", type=int, default=4, help="batches read for taylor/hessian (default 4)")
+    parser.add_argument("--batch-size", type=int, default=64, help="batch size for taylor/hessian (default 64)")
+    parser.add_argument("--unstructured", type=float, metavar="SPARSITY", help="instead: zero this share of single weights (no speedup; see docs)")
+    parser.add_argument("--no-verify", action="store_true", help="skip the exactness checks")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--time-limit", type=float, default=600.0, help="seconds before planning is stopped (default 600)")
+    parser.add_argument("--memory-limit", type=float, help="MB of memory growth before planning is stopped (default: half of what is free)")

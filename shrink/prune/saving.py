@@ -1,0 +1,118 @@
+"""Saving and loading pruned models without pickled code.
+
+A pruned model directory holds:
+- plan.json: the plan (JSON), the ModelSpec that rebuilds the dense architecture from the
+  registry, the model card (mean/std/classes) when there was one, the exactness report, and a
+  torch-pruning-compatible pruning history;
+- pruned.safetensors: the pruned weights.
+
+Loading rebuilds the dense architecture from the registry, replays the plan (no tracing), checks
+every width, and loads the weights with the safe loader (safetensors; never unpickling code).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch.nn as nn
+
+from shrink.errors import ShrinkError
+from shrink.fileio import read_json, sha256_file, write_json_atomic
+from shrink.models import LoadedModel, ModelCard, ModelSpec, apply_state_dict, create_model, load_state_dict, save_state_dict
+from shrink.prune.apply import ChannelTracker, apply, check_widths
+from shrink.prune.plan import PLAN_FORMAT, PLAN_VERSION, PrunePlan
+from shrink.prune.unstructured import SparsityReport
+
+PLAN_FILE = "plan.json"
+WEIGHTS_FILE = "pruned.safetensors"
+
+
+def prepare_output_dir(directory: str | Path, force: bool = False) -> Path:
+    """Create `directory`; refuse a non-empty one unless `force`."""
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise ShrinkError(f"output path {directory} exists and is not a directory")
+    if directory.is_dir() and any(directory.iterdir()) and not force:
+        raise ShrinkError(f"output directory {directory} is not empty; choose another or pass --force")
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def torch_pruning_history(plan: PrunePlan) -> list[list[Any]]:
+    """[root name, True, root channels in the numbering of that moment] per group, in order: the
+    format of torch-pruning's DependencyGraph.load_pruning_history."""
+    tracker, history = ChannelTracker(), []
+    for step in plan.steps:
+        for group in step.groups:
+            key = (group.root, "out")
+            history.append([group.root, True, tracker.to_current(key, group.removed)])
+            for layer in group.layers:
+                tracker.remove((layer.name, layer.axis), layer.removed)
+    return history
+
+
+def save_pruned(
+    directory: str | Path,
+    model: nn.Module,
+    result: PrunePlan | SparsityReport,
+    spec: ModelSpec,
+    *,
+    card: ModelCard | None = None,
+    source: str = "",
+    verification: dict[str, Any] | None = None,
+    force: bool = False,
+    inputs: tuple[str | Path, ...] = (),
+) -> Path:
+    """Write plan.json and pruned.safetensors into `directory` (atomically, never over `inputs`)."""
+    directory = prepare_output_dir(directory, force)
+    weights = directory / WEIGHTS_FILE
+    for path in inputs:
+        if Path(path).resolve() in (weights.resolve(), (directory / PLAN_FILE).resolve()):
+            raise ShrinkError(f"output {path} is an input of this run; choose another output directory")
+    save_state_dict(model, weights)
+    document = _document(result, spec, card, source, verification)
+    document["weights"] = WEIGHTS_FILE
+    document["weights_sha256"] = sha256_file(weights)
+    write_json_atomic(directory / PLAN_FILE, document)
+    return directory
+
+
+def _document(result, spec, card, source, verification) -> dict[str, Any]:
+    head = {"model": spec.to_dict(), "card": card.to_dict() if card else None, "source": source}
+    if isinstance(result, PrunePlan):
+        body = result.to_dict()
+        body["plan_hash"] = result.digest()
+        body["torch_pruning_history"] = torch_pruning_history(result)
+    else:
+        body = {"format": PLAN_FORMAT, "version": PLAN_VERSION, **result.to_dict()}
+    return {**body, **head, "verification": verification}
+
+
+def read_plan(directory: str | Path) -> PrunePlan:
+    return PrunePlan.from_dict(read_json(Path(directory) / PLAN_FILE, "prune plan"))
+
+
+def load_pruned(directory: str | Path) -> LoadedModel:
+    """Rebuild a pruned model from its directory: registry architecture + plan replay + weights."""
+    directory = Path(directory)
+    document = read_json(directory / PLAN_FILE, "prune plan")
+    if document.get("format") != PLAN_FORMAT:
+        raise ShrinkError(f"{directory / PLAN_FILE} is not a torch-shrink prune plan")
+    try:
+        spec = ModelSpec.from_dict(document["model"])
+        card = ModelCard.from_dict(document["card"]) if document.get("card") else None
+    except (KeyError, TypeError) as exc:
+        raise ShrinkError(f"{directory / PLAN_FILE} lacks the model spec needed to rebuild it: {exc!r}") from exc
+    weights = directory / document.get("weights", WEIGHTS_FILE)
+    if not weights.is_file():
+        raise ShrinkError(f"weights file {weights} named by {directory / PLAN_FILE} not found")
+    if document.get("weights_sha256") and sha256_file(weights) != document["weights_sha256"]:
+        raise ShrinkError(f"{weights} does not match the sha256 in {PLAN_FILE} (corrupt or replaced?)")
+    model = create_model(spec).eval()
+    if document.get("mode", "structured") == "structured":
+        plan = PrunePlan.from_dict(document)
+        model = apply(model, plan)
+        check_widths(model, plan, "after")
+    apply_state_dict(model, load_state_dict(weights), source=str(weights))
+    return LoadedModel(model=model.eval(), spec=spec, source=str(directory), card=card)

@@ -1,0 +1,89 @@
+"""The exactness check across architectures: zero-then-remove where it is exact, structural where a
+LayerNorm couples the pruned channels. Fast subset here; the whole torchvision zoo is `slow`."""
+
+import pytest
+import torch
+import torchvision
+from prune_fixtures import ConvAttention, small_vit, tv_model
+
+from shrink.prune import PruneConfig, check_exactness, plan
+from shrink.prune.exactness import randomize
+
+FAST_SUBSET = [
+    ("resnet18", 32, "exact"),
+    ("mobilenet_v2", 32, "exact"),
+    ("mobilenet_v3_small", 32, "exact"),
+    ("efficientnet_b0", 32, "exact"),
+    ("densenet121", 32, "exact"),
+    ("regnet_x_400mf", 32, "exact"),
+    ("convnext_tiny", 32, "exact+structural"),
+]
+
+
+def _plan_and_check(model, inputs, config=PruneConfig(ratio=0.5)):
+    result = plan(model, inputs, config)
+    return result, check_exactness(model, result, inputs)
+
+
+@pytest.mark.parametrize("name, size, kind", FAST_SUBSET, ids=[n for n, _, _ in FAST_SUBSET])
+def test_fast_subset(name, size, kind):
+    model, inputs = tv_model(name, size)
+    result, report = _plan_and_check(model, inputs)
+    assert report.passed, report.summary()
+    assert report.kind == kind
+    assert report.params_actual == result.after.params
+    assert result.mac_reduction > 2.5  # ratio 0.5 removes about 75% of the MACs
+
+
+def test_vit_head_dims_and_residual_stream():
+    model = small_vit()
+    inputs = (torch.randn(2, 3, 32, 32),)
+    result, report = _plan_and_check(model, inputs)
+    assert report.passed and report.kind == "exact+structural", report.summary()
+    assert report.exact_groups == 2  # the MLP hidden layers; the residual stream is LayerNorm-coupled
+    assert result.mac_reduction > 3.0  # attention is pruned too, not only the MLPs
+    assert any("LayerNorm" in note for note in report.notes)
+
+
+def test_whole_attention_heads_are_exact():
+    model = ConvAttention(width=32, heads=4)
+    inputs = (torch.randn(2, 3, 8, 8),)
+    result, report = _plan_and_check(model, inputs, PruneConfig(ratio=0.5, attention="heads", round_to=1))
+    assert report.passed and report.kind == "exact", report.summary()
+    assert result.steps[0].num_heads == {"attn": 2}
+
+
+def test_exact_check_catches_a_wrong_plan():
+    model, inputs = tv_model("resnet18", 32)
+    result = plan(model, inputs, PruneConfig(ratio=0.5))
+    group = result.steps[0].groups[1]
+    wrong = list(group.layers[0].removed)
+    wrong[0] = next(i for i in range(group.width) if i not in wrong)  # remove a different channel in one layer
+    layers = (type(group.layers[0])(group.layers[0].name, "out", group.layers[0].optype, tuple(sorted(wrong))),) + group.layers[1:]
+    broken_group = type(group)(group.root, group.width, group.removed, layers, group.inexact)
+    steps = (type(result.steps[0])(1, 0.5, (broken_group,) + result.steps[0].groups[2:]),)
+    broken = type(result)(result.config, result.input_shapes, steps, result.before, result.after, result.layers)
+    report = check_exactness(model, broken, inputs)
+    assert not report.passed
+
+
+def test_randomize_removes_degenerate_weights():
+    model = small_vit()
+    assert bool((model.heads.head.weight == 0).all())  # torchvision zero-initializes the ViT head
+    randomize(model, (torch.randn(2, 3, 32, 32),))
+    assert not bool((model.heads.head.weight == 0).all())
+
+
+ZOO_SIZES = {"inception_v3": 96, "googlenet": 64, "maxvit_t": 224, "vit_h_14": 28, "vit_b_16": 32, "vit_l_16": 32}
+ZOO = torchvision.models.list_models(module=torchvision.models)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ZOO)
+def test_torchvision_zoo(name):
+    """Every torchvision classification model prunes and passes its check (or, where the pass
+    cannot handle a coupling, leaves those groups whole and says so)."""
+    model, inputs = tv_model(name, ZOO_SIZES.get(name, 64))
+    result, report = _plan_and_check(model, inputs)
+    assert report.passed, report.summary()
+    assert result.mac_reduction > 1.2
