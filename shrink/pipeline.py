@@ -1,0 +1,173 @@
+"""`run(recipe) -> RunResult`: model -> prune -> recover -> export -> quantize -> verify -> bench ->
+report, into one run directory.
+
+The pipeline only chains the steps of shrink.run.steps (each a plain call into a stage package)
+and skips a step whose record says it already ran on the same inputs (see shrink.run.rundir).
+Everything that can be wrong with the input (recipe, output directory, model/data mismatch) is
+found before the first step starts; every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shrink.fileio import write_text_atomic
+from shrink.recipe import Recipe
+from shrink.run.inputs import RunInputs, load_inputs
+from shrink.run.progress import Reporter, ReporterHandler
+from shrink.run.rundir import (
+    RunPaths,
+    StepRecord,
+    check_out_dir,
+    hash_outputs,
+    now_utc,
+    read_record,
+    reusable,
+    step_key,
+    write_record,
+)
+from shrink.run.steps import STEPS, Step, StepContext
+
+STAGES = tuple(STEPS)
+DEFAULT_RUNS_DIR = Path("runs")
+SHRINK_PACKAGE_DIR = str(Path(__file__).resolve().parent)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    out: Path | None = None  # default: runs/<recipe name>
+    force: bool = False  # replace a run directory that holds another recipe's run
+    quiet: bool = False
+    dense_dir: Path | None = None  # where the dense baseline lives; a sweep shares one
+    last_stage: str = "report"  # stop after this stage
+
+    def __post_init__(self) -> None:
+        if self.last_stage not in STAGES:
+            raise ValueError(f"last_stage must be one of {', '.join(STAGES)}, got {self.last_stage!r}")
+
+
+@dataclass(frozen=True)
+class StageRun:
+    name: str
+    seconds: float  # in this invocation (near 0 when reused)
+    reused: bool
+    summary: str
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_dir: Path
+    stages: tuple[StageRun, ...]
+    summary: tuple[str, ...]  # the closing lines (report path first)
+    seconds: float
+    records: dict[str, StepRecord] = field(repr=False, default_factory=dict)
+
+    @property
+    def report(self) -> Path:
+        return self.run_dir / "report.md"
+
+    def to_dict(self) -> dict[str, Any]:
+        done = "report" in self.records
+        return {
+            "run_dir": str(self.run_dir),
+            "report": str(self.report) if done else None,
+            "report_html": str(self.run_dir / "report.html") if done else None,
+            "manifest": str(self.run_dir / "manifest.json") if done else None,
+            "seconds": round(self.seconds, 2),
+            "stages": [{"name": s.name, "seconds": round(s.seconds, 2), "reused": s.reused, "summary": s.summary}
+                       for s in self.stages],
+            "summary": list(self.summary),
+        }
+
+
+def run_paths(recipe: Recipe, options: RunOptions) -> RunPaths:
+    root = Path(options.out) if options.out is not None else DEFAULT_RUNS_DIR / recipe.name
+    return RunPaths(root=root, dense=Path(options.dense_dir) if options.dense_dir else root)
+
+
+def run(recipe: Recipe, options: RunOptions = RunOptions(), *, inputs: RunInputs | None = None) -> RunResult:
+    """Run `recipe` (see the module docstring). `inputs` lets a sweep load the model and data once."""
+    start = time.perf_counter()
+    paths = run_paths(recipe, options)
+    recipe_yaml = recipe.to_yaml()
+    mode = check_out_dir(paths.root, recipe_yaml, options.force)  # before any work
+    reporter = Reporter(options.quiet)
+    reporter.line(f"shrink run: recipe {recipe.name} -> {paths.root}" + {
+        "new": "", "rerun": " (rerun: unchanged stages are reused)", "replace": " (--force: replacing another run)"}[mode])
+    inputs = inputs or load_inputs(recipe)  # model/data mismatches are errors here, before any write
+    paths.root.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(paths.recipe, recipe_yaml)
+    reporter.attach_log(paths.log)
+    handler = ReporterHandler(reporter)
+    logging.getLogger("shrink").addHandler(handler)
+    try:
+        ctx = StepContext(recipe, paths, inputs, reporter)
+        stages, records = _run_steps(ctx, options.last_stage)
+    finally:
+        logging.getLogger("shrink").removeHandler(handler)
+    summary = _closing(paths, records)
+    for line in summary:  # the caller prints these; the log keeps them too
+        reporter.log_only(line)
+    reporter.close()
+    return RunResult(paths.root, tuple(stages), tuple(summary), time.perf_counter() - start, records)
+
+
+def _run_steps(ctx: StepContext, last_stage: str) -> tuple[list[StageRun], dict[str, StepRecord]]:
+    stages, records = [], {}
+    names = STAGES[: STAGES.index(last_stage) + 1]
+    for index, name in enumerate(names, start=1):
+        step = STEPS[name](ctx, records)
+        t0 = time.perf_counter()
+        record, reused = _execute(step, ctx, index, len(names))
+        seconds = time.perf_counter() - t0
+        summary = step.summary(record.result)
+        ctx.reporter.say(f"{summary}" + ("" if reused else f"  ({seconds:.1f} s)"))
+        records[name] = record
+        stages.append(StageRun(name, seconds, reused, summary))
+    return stages, records
+
+
+def _execute(step: Step, ctx: StepContext, index: int, total: int) -> tuple[StepRecord, bool]:
+    """The step's record: reused when its key and files are unchanged, else computed and written."""
+    key = step_key(step.name, step.material)
+    record_path = ctx.paths.record(step.name)
+    base = ctx.paths.base(step.name)
+    previous = read_record(record_path)
+    if reusable(previous, key, base):
+        ctx.reporter.stage(index, total, step.name, "unchanged since the last run, reused")
+        return previous, True
+    ctx.reporter.stage(index, total, step.name, step.what)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = step.compute()
+    result = {**result, "warnings": _report_warnings(caught, ctx.reporter)}
+    record = StepRecord(step=step.name, key=key, outputs=hash_outputs(base, step.outputs), result=result,
+                        seconds=time.perf_counter() - t0, finished_utc=now_utc())
+    write_record(record_path, record)
+    return record, False
+
+
+def _report_warnings(caught: list[warnings.WarningMessage], reporter: Reporter) -> list[str]:
+    """Warnings raised by torch-shrink itself are shown and kept in the step record; the ones from
+    libraries (torch.onnx deprecations and the like) go to the log only."""
+    ours = []
+    for w in caught:
+        text = f"{w.category.__name__}: {w.message}"
+        if str(w.filename).startswith(SHRINK_PACKAGE_DIR) and issubclass(w.category, UserWarning):
+            reporter.say(f"warning: {w.message}")
+            ours.append(str(w.message))
+        else:
+            reporter.log_only(text.splitlines()[0])
+    return list(dict.fromkeys(ours))
+
+
+def _closing(paths: RunPaths, records: dict[str, StepRecord]) -> list[str]:
+    if "report" not in records:
+        return [f"run directory: {paths.root} (stopped before the report)"]
+    return [f"report: {paths.report_md}", *records["report"].result["summary"]]

@@ -1,0 +1,387 @@
+"""Recipes: one YAML file that says what `shrink run` does, validated into the stages' own configs.
+
+A recipe has one section per stage. Every field is optional: a field a recipe leaves out takes the
+value of the default recipe (DEFAULT_RECIPE_YAML, the Fashion-MNIST reference run). Sections
+reuse the stage configs (PruneConfig, RecoverConfig, ExportConfig, QuantizeConfig, BenchConfig), so
+a recipe can say anything the stages accept, and nothing else: an unknown key is an error that
+names the closest known key. `--set section.key=value` overrides single fields (YAML-typed).
+
+Relative paths in a recipe are relative to the current directory, like every other argument.
+See docs/recipes.md for every field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import yaml
+
+from shrink.bench.config import BenchConfig
+from shrink.data.imagefolder import FolderOptions
+from shrink.errors import ShrinkError, ShrinkValueError
+from shrink.export.config import ExportConfig
+from shrink.prune.config import PruneConfig
+from shrink.quantize.config import QuantizeConfig
+from shrink.recover.config import RecoverConfig
+
+RECIPE_FILE = "recipe.yaml"
+# Keys of which a recipe gives at most one; a layer that sets one drops the others from below it.
+PRUNE_TARGETS = ("ratio", "target_macs", "target_params")
+
+DEFAULT_RECIPE_YAML = """\
+# The default recipe of `shrink run` (and `make demo`): the shipped Fashion-MNIST ResNet-18
+# reference, 50% of its channels removed, briefly distilled from the dense model, exported to ONNX,
+# quantized to int8 where that is measured faster, and benchmarked on the CPU.
+# The work is bounded so that it finishes in minutes on 2 CPU cores: accuracy is measured on a
+# fixed random subset of the test set, and distillation sees a few thousand training images for
+# one epoch. The report says so next to every number.
+name: fmnist-resnet18
+model:
+  source: models/fmnist_resnet18.safetensors
+data:
+  name: fmnist
+  eval_images: 1000      # random test images (seeded) for every accuracy; null: the whole test set
+  train_images: 2048     # random training images for BN recalibration, distillation, calibration
+  seed: 0
+prune:
+  ratio: 0.5             # remove 50% of the channels of every coupled group
+  importance: l2
+  round_to: 8            # AVX2 SIMD width
+recover:
+  bn_recal: true
+  bn_recal_images: 1000
+  train:                 # one short epoch of distillation (null: BN recalibration only)
+    epochs: 1
+    batch_size: 64
+    lr: 0.02
+    schedule: cosine
+    warmup_epochs: 0.1
+    label_smoothing: 0.0
+    weight_decay: 5.0e-5
+  distill:
+    temperature: 4.0
+    alpha: 0.9
+export:
+  eval_limit: 256        # test images checked for top-1 agreement between PyTorch and ONNX
+quantize:
+  mode: auto             # ship int8 only where it is measured faster and within budget_pt
+  calibration_images: 128
+  budget_pt: 0.5
+  bench_seconds: 1.0
+  bench_min_runs: 20
+bench:
+  provider: cpu
+  batch: 1
+  min_seconds: 3.0
+  min_runs: 30
+  measure_memory: false
+"""
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    """The trained model to shrink: a weights file with its card, a registry name (tv:NAME,
+    timm:NAME, path/file.py:factory) with optional weights and architecture overrides."""
+
+    source: str = "models/fmnist_resnet18.safetensors"
+    weights: str | None = None
+    num_classes: int | None = None  # registry names only: architecture overrides
+    in_chans: int | None = None
+    input_size: tuple[int, int] | None = None
+    cifar_stem: bool | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.source, str) or not self.source:
+            raise ShrinkValueError(f"model.source must be a model name or path, got {self.source!r}")
+        if self.weights is not None and not isinstance(self.weights, str):
+            raise ShrinkValueError(f"model.weights must be a path, got {self.weights!r}")
+        if self.input_size is not None:
+            object.__setattr__(self, "input_size", tuple(self.input_size))
+
+    def spec_overrides(self) -> dict[str, Any]:
+        names = ("num_classes", "in_chans", "input_size", "cifar_stem")
+        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+
+
+@dataclass(frozen=True)
+class DataSection:
+    """Where the images come from and how many of them each kind of work sees."""
+
+    name: str = "fmnist"  # fmnist | digits | imagefolder:DIR | synthetic (latency only)
+    dir: str | None = None  # directory holding the dataset files (Fashion-MNIST IDX)
+    eval_images: int | None = 1000  # test images for accuracy (seeded random subset); None: all
+    train_images: int | None = 2048  # training images for recovery and calibration; None: all
+    seed: int = 0  # draws both subsets
+    folder: FolderOptions = field(default_factory=FolderOptions)  # imagefolder:DIR only
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ShrinkValueError(f"data.name must be fmnist, digits, imagefolder:DIR or synthetic, got {self.name!r}")
+        for name in ("eval_images", "train_images"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ShrinkValueError(f"data.{name} must be a positive integer or null (all), got {value!r}")
+        if self.seed < 0:
+            raise ShrinkValueError(f"data.seed must be >= 0, got {self.seed}")
+
+    @property
+    def synthetic(self) -> bool:
+        return self.name == "synthetic" or self.name.startswith("synthetic:")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    model: ModelSection
+    data: DataSection
+    prune: PruneConfig
+    recover: RecoverConfig | None  # None: no recovery at all (latency-only runs)
+    export: ExportConfig
+    quantize: QuantizeConfig | None  # None: ship fp32, no int8 search
+    bench: BenchConfig
+
+    def __post_init__(self) -> None:
+        if not self.name or "/" in self.name or self.name.startswith("."):
+            raise ShrinkValueError(f"recipe name must be a plain file name, got {self.name!r}")
+        if self.data.synthetic:
+            self._check_synthetic()
+
+    def _check_synthetic(self) -> None:
+        """A synthetic run is latency-only: nothing may learn from, or calibrate on, random data by
+        accident (caught here, before any work)."""
+        if self.recover is not None:
+            raise ShrinkValueError("data.name synthetic is for latency only: set recover: null (random images "
+                                   "cannot recover accuracy)")
+        if self.quantize is not None and not self.quantize.force_random_calibration:
+            raise ShrinkValueError("data.name synthetic: int8 would be calibrated on random data; set "
+                                   "quantize.force_random_calibration: true (the report flags it) or quantize: null")
+        if self.prune.needs_batches:
+            raise ShrinkValueError(f"prune.importance {self.prune.importance} needs labeled real data, not synthetic")
+
+    def to_dict(self) -> dict[str, Any]:
+        return plain({
+            "name": self.name,
+            "model": dataclasses.asdict(self.model),
+            "data": dataclasses.asdict(self.data),
+            "prune": self.prune.to_dict(),
+            "recover": self.recover.to_dict() if self.recover else None,
+            "export": self.export.to_dict(),
+            "quantize": _quantize_dict(self.quantize),
+            "bench": self.bench.to_dict(),
+        })
+
+    def to_yaml(self) -> str:
+        header = ("# Resolved recipe: every field, defaults filled in. `shrink run` on this file repeats the run.\n"
+                  "# Every field is documented in docs/recipes.md.\n")
+        return header + yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=False, width=100)
+
+
+def _quantize_dict(config: QuantizeConfig | None) -> dict[str, Any] | None:
+    if config is None:
+        return None
+    d = config.to_dict()
+    d["recipe"].pop("name", None)  # derived from the other fields; not an input
+    return d
+
+
+def plain(value: Any) -> Any:
+    """Tuples as lists, recursively: what YAML and JSON can hold."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+# ----------------------------------------------------------------------------- key checking
+
+
+def _dataclass_of(annotation: Any) -> type | None:
+    """The dataclass inside `X`, `X | None` or `Optional[X]`, else None."""
+    if dataclasses.is_dataclass(annotation):
+        return annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        inner = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(inner) == 1 and dataclasses.is_dataclass(inner[0]):
+            return inner[0]
+    return None
+
+
+def _known_keys(cls: type) -> dict[str, type | None]:
+    """Field name -> the dataclass it holds (None for a plain value)."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: _dataclass_of(hints[f.name]) for f in dataclasses.fields(cls)}
+
+
+def unknown_key_message(key: str, known: Sequence[str], where: str, origin: str) -> str:
+    path = f"{where}.{key}" if where else key
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    hint = f"; did you mean {where + '.' if where else ''}{close[0]}?" if close else ""
+    return f"{origin}: unknown key {path!r}{hint} (known{' in ' + where if where else ''}: {', '.join(known)})"
+
+
+def check_keys(data: Mapping[str, Any], cls: type, origin: str, where: str = "") -> None:
+    """Every key of `data` is a field of `cls`, recursively, or a ShrinkValueError with a suggestion."""
+    known = _known_keys(cls)
+    for key, value in data.items():
+        if key not in known:
+            raise ShrinkValueError(unknown_key_message(str(key), list(known), where, origin))
+        inner = known[key]
+        path = f"{where}.{key}" if where else key
+        if inner is not None and value is not None:
+            if not isinstance(value, Mapping):
+                raise ShrinkValueError(f"{origin}: {path} must be a mapping of keys (or null), got {value!r}")
+            check_keys(value, inner, origin, path)
+
+
+# ----------------------------------------------------------------------------- merging
+
+
+def merge(base: Mapping[str, Any], layer: Mapping[str, Any]) -> dict[str, Any]:
+    """`layer` over `base`, recursively for mappings; a key the layer sets to null becomes null."""
+    out = dict(base)
+    for key, value in layer.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    _keep_one_prune_target(out, layer)
+    return out
+
+
+def _keep_one_prune_target(merged: dict[str, Any], layer: Mapping[str, Any]) -> None:
+    """ratio, target_macs and target_params exclude each other: the layer's choice wins."""
+    chosen = layer.get("prune") if isinstance(layer.get("prune"), Mapping) else {}
+    given = [k for k in PRUNE_TARGETS if chosen.get(k) is not None]
+    if given and isinstance(merged.get("prune"), Mapping):
+        merged["prune"] = {**merged["prune"], **{k: None for k in PRUNE_TARGETS if k not in given}}
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """'prune.ratio=0.3' -> (['prune', 'ratio'], 0.3); the value is read as YAML."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ShrinkValueError(f"--set takes KEY=VALUE (e.g. prune.ratio=0.3), got {text!r}")
+    try:
+        value = yaml_value(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ShrinkValueError(f"--set {text!r}: the value is not valid YAML: {exc}") from exc
+    return [part.strip() for part in key.split(".")], value
+
+
+def override_layer(overrides: Sequence[str]) -> dict[str, Any]:
+    """--set arguments as one nested mapping, in order (a later --set wins)."""
+    layer: dict[str, Any] = {}
+    for text in overrides:
+        path, value = parse_override(text)
+        nested: Any = value
+        for part in reversed(path):
+            nested = {part: nested}
+        layer = merge(layer, nested)
+    return layer
+
+
+# ----------------------------------------------------------------------------- building
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 reads 1e8 as a string; a recipe means the number (YAML 1.2 floats)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[0-9][0-9_]*[eE][-+]?[0-9]+|\.[0-9_]+(?:[eE][-+]?[0-9]+)?"
+               r"|\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    list("-+0123456789."),
+)
+
+
+def yaml_value(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
+
+def _read_yaml(text: str, origin: str) -> dict[str, Any]:
+    try:
+        data = yaml_value(text)
+    except yaml.YAMLError as exc:
+        raise ShrinkValueError(f"{origin} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ShrinkValueError(f"{origin} must be a mapping of sections (model, data, prune, ...), got {type(data).__name__}")
+    return data
+
+
+def default_recipe_dict() -> dict[str, Any]:
+    return _read_yaml(DEFAULT_RECIPE_YAML, "the default recipe")
+
+
+def _section(origin: str, name: str, build, value):
+    """Build one section, prefixing any error with where it came from."""
+    try:
+        return build(value)
+    except (ShrinkValueError, TypeError, ValueError) as exc:
+        message = str(exc).replace("__init__() got an ", "")
+        raise ShrinkValueError(f"{origin}: {name}: {message}") from exc
+
+
+def _folder(value: Mapping[str, Any]) -> FolderOptions:
+    d = dict(value)
+    for key in ("mean", "std"):
+        if key in d:
+            d[key] = tuple(d[key])
+    return FolderOptions(**d)
+
+
+def _data(value: Mapping[str, Any]) -> DataSection:
+    d = dict(value)
+    d["folder"] = _folder(d.get("folder") or {})
+    return DataSection(**d)
+
+
+def recipe_from_dict(data: Mapping[str, Any], origin: str = "recipe") -> Recipe:
+    """A complete, validated Recipe from a full recipe mapping (defaults already merged in)."""
+    check_keys(data, Recipe, origin)
+    missing = [f.name for f in dataclasses.fields(Recipe) if f.name not in data]
+    if missing:
+        raise ShrinkValueError(f"{origin}: missing sections {', '.join(missing)}")
+    optional = lambda build: (lambda v: None if v is None else build(v))  # noqa: E731
+    sections = {
+        "model": (lambda v: ModelSection(**v)),
+        "data": _data,
+        "prune": PruneConfig.from_dict,
+        "recover": optional(RecoverConfig.from_dict),
+        "export": ExportConfig.from_dict,
+        "quantize": optional(QuantizeConfig.from_dict),
+        "bench": BenchConfig.from_dict,
+    }
+    built = {name: _section(origin, name, build, data[name]) for name, build in sections.items()}
+    return _section(origin, "recipe", lambda _: Recipe(name=str(data["name"]), **built), None)
+
+
+def load_recipe(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Recipe:
+    """The default recipe, with the file at `path` over it (if given), with `overrides` over that."""
+    resolved = default_recipe_dict()
+    origin = "the default recipe"
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ShrinkError(f"recipe file not found: {path}")
+        origin = str(path)
+        layer = _read_yaml(path.read_text(encoding="utf-8"), origin)
+        check_keys(layer, Recipe, origin)
+        layer.setdefault("name", path.stem)  # a file's own run never lands in the default's run dir
+        resolved = merge(resolved, layer)
+    if overrides:
+        layer = override_layer(overrides)
+        check_keys(layer, Recipe, "--set")
+        resolved = merge(resolved, layer)
+        origin = f"{origin} with --set"
+    return recipe_from_dict(resolved, origin)

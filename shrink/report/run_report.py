@@ -1,0 +1,279 @@
+"""The report of one run, built from its summary (the manifest without artifact hashes) and the
+prune plan's per-layer widths. Every number says where it was measured."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+from shrink.report import plots
+from shrink.report.document import Block, Bullets, Callout, Code, Heading, Image, Paragraph, Table
+
+WIDTH_KINDS = ("Conv1d", "Conv2d", "Conv3d", "Linear")
+SYNTHETIC_BANNER = ("SYNTHETIC DATA: this is a latency-only run. The inputs were random, so no accuracy was "
+                    "measured and any int8 calibration reflects no real input distribution.")
+
+
+# ----------------------------------------------------------------------------- formatting
+
+
+def pct(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}%"
+
+
+def mb(size: int | None) -> str:
+    return "—" if size is None else f"{size / 2**20:.2f} MB"
+
+
+def count(value: int | None, unit: str = "") -> str:
+    if value is None:
+        return "—"
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if value >= scale:
+            return f"{value / scale:.2f} {suffix}{unit}"
+    return f"{value} {unit}".strip()
+
+
+def latency_cell(latency: dict | None) -> str:
+    if not latency:
+        return "—"
+    return f"{latency['p50_ms']:.2f} [{latency['median_ci_low_ms']:.2f}, {latency['median_ci_high_ms']:.2f}]"
+
+
+def speedup_cell(speedup: dict | None, latency: dict | None) -> str:
+    if not latency:
+        return "—"
+    if not speedup:
+        return "1.00× (baseline)"
+    return f"{speedup['ratio']:.2f}× [{speedup['ci_low']:.2f}, {speedup['ci_high']:.2f}]"
+
+
+def margin_pt(accuracy: float | None, images: int) -> float | None:
+    """Half-width of the 95% normal interval of a top-1 measured on `images` images, in points."""
+    if accuracy is None or images < 1:
+        return None
+    p = accuracy / 100.0
+    return 196.0 * math.sqrt(max(p * (1 - p), 1e-4) / images)
+
+
+# ----------------------------------------------------------------------------- sections
+
+
+def headline(summary: dict[str, Any]) -> Paragraph:
+    rows = {c["name"]: c for c in summary["candidates"]}
+    shipped = next((c for c in summary["candidates"] if c["shipped"]), rows["pruned fp32"])
+    dense = rows["dense fp32"]
+    data = summary["inputs"]["data"]
+    parts = [f"**Shipped: `{shipped['file']}`** ({shipped['name']})."]
+    if shipped.get("speedup"):
+        parts.append(f"Median latency {shipped['latency']['p50_ms']:.2f} ms vs {dense['latency']['p50_ms']:.2f} ms "
+                     f"dense: {shipped['speedup']['ratio']:.2f}× faster.")
+    parts.append(f"{summary['pruning']['mac_reduction']:.2f}× fewer MACs, {mb(dense['size_bytes'])} → "
+                 f"{mb(shipped['size_bytes'])}.")
+    if not data["synthetic"]:
+        drop = shipped["accuracy_onnx"] - dense["accuracy_onnx"]
+        parts.append(f"Top-1 {pct(shipped['accuracy_onnx'])} vs {pct(dense['accuracy_onnx'])} dense ({drop:+.2f} pt), "
+                     f"on {data['eval_images']} of the {data['test_images_available']} {data['dataset']} test images.")
+    return Paragraph(" ".join(parts))
+
+
+def candidates_table(summary: dict[str, Any]) -> Table:
+    rows = []
+    for c in summary["candidates"]:
+        name = f"**{c['name']}** (shipped)" if c["shipped"] else c["name"]
+        if c["file"] is None:  # the note under the table says why
+            rows.append((name, "not shipped", "—", "—", "—", "—", "—", "—", "—", "—"))
+            continue
+        rows.append((name, f"`{c['file']}`", count(c["params"]), count(c["macs"]), mb(c["size_bytes"]),
+                     pct(c["accuracy_torch"]), pct(c["accuracy_onnx"]), latency_cell(c["latency"]),
+                     f"{c['latency']['p90_ms']:.2f}" if c["latency"] else "—", speedup_cell(c["speedup"], c["latency"])))
+    header = ("candidate", "file", "params", "MACs", "file size", "top-1 PyTorch", "top-1 onnxruntime",
+              "p50 ms [95% CI]", "p90 ms", "speedup vs dense [95% CI]")
+    return Table(header, tuple(rows), (False, False) + (True,) * 8)
+
+
+def candidate_notes(summary: dict[str, Any]) -> list[Block]:
+    notes = [f"**{c['name']}**: {c['note']}" for c in summary["candidates"] if c.get("note")]
+    notes.append("int8 files hold the same channels as pruned fp32: params and MACs are the same, stored in 8 bits. "
+                 "PyTorch accuracy is not defined for them (they exist only as ONNX).")
+    return [Bullets(tuple(notes))]
+
+
+def where_measured(summary: dict[str, Any]) -> list[Block]:
+    m = summary["measurement"]
+    data, lat, machine = summary["inputs"]["data"], m["latency"], m["machine"]
+    recovery, quant = summary["recovery"], summary["quantization"]
+    items = [_accuracy_source(summary), _latency_source(lat, m["accuracy"]["onnxruntime_providers"]),
+             f"**Machine**: {machine['cpu_model']}, {machine['physical_cores']} physical cores / "
+             f"{machine['logical_cpus']} logical CPUs, flags {' '.join(machine['cpu_flags']) or '—'}; {machine['os']}; "
+             f"Python {machine['python_version']}, torch {machine['torch_version']}, onnxruntime "
+             f"{machine['onnxruntime_version']} ({machine['onnxruntime_package']})."]
+    if recovery["recovered"]:
+        items.append(_recovery_source(recovery, data))
+    if not quant["skipped"]:
+        cal = quant["calibration"]
+        items.append(f"**int8 calibration**: {cal.get('images', 0)} {cal.get('dataset') or ''} training images "
+                     f"(seed {cal.get('seed', '—')}){' — SYNTHETIC' if cal.get('synthetic') else ''}; the int8 "
+                     f"decision timed every recipe interleaved with fp32 on {quant['threads']} thread(s).")
+    return [Heading("Where these numbers come from"), Bullets(tuple(items))]
+
+
+def _accuracy_source(summary: dict[str, Any]) -> str:
+    data = summary["inputs"]["data"]
+    if data["synthetic"]:
+        return "**Accuracy**: not measured — the data is synthetic (random inputs)."
+    dense = summary["candidates"][0]["accuracy_onnx"]
+    margin = margin_pt(dense, data["eval_images"])
+    subset = ("the whole test set" if data["eval_images"] == data["test_images_available"] else
+              f"a random subset (seed {data['seed']}) of {data['eval_images']} of the {data['test_images_available']} "
+              f"test images, not the whole test set")
+    card = summary["inputs"]["model"].get("card_test_accuracy")
+    card_note = f" The model card reports {card:.2f}% on the whole test set." if card else ""
+    return (f"**Accuracy**: top-1 on {data['dataset']}, {subset}; at this size a top-1 near {pct(dense)} carries about "
+            f"±{margin:.1f} pt of sampling error (95%), while differences between candidates on the same images are "
+            f"tighter. PyTorch ran on the CPU; onnxruntime on "
+            f"{', '.join(summary['measurement']['accuracy']['onnxruntime_providers'])}.{card_note}")
+
+
+def _latency_source(lat: dict[str, Any], providers: list[str]) -> str:
+    load = [x for x in lat["load_average_1m"] if x is not None]
+    load_text = f"; 1-minute load average {' → '.join(f'{x:.1f}' for x in load)}" if load else ""
+    return (f"**Latency**: onnxruntime, provider {lat['provider']} ({', '.join(providers)}), {lat['threads']} intra-op "
+            f"thread(s), batch {lat['batch']}; {lat['inputs']}. Candidates were timed interleaved in {lat['rounds']} "
+            f"rounds after {lat['warmup_runs']} warmup runs, at least {lat['min_seconds']:g} s each; the interval is a "
+            f"bootstrap 95% CI of the median{load_text}.")
+
+
+def _recovery_source(recovery: dict[str, Any], data: dict[str, Any]) -> str:
+    train = recovery["config"].get("train") or {}
+    how = "distillation from the dense model" if recovery["distilled"] else "fine-tuning on labels"
+    text = f"**Recovery**: BN recalibration on {recovery['bn_recal_images']} training images"
+    if recovery["epochs_run"]:
+        text += (f", then {how} for {recovery['epochs_run']} epoch(s) on {recovery['train_images']} of the "
+                 f"{data['train_images_available']} training images (batch {train.get('batch_size')}, lr "
+                 f"{train.get('lr')}, {recovery['train_seconds']:.0f} s)")
+    return text + ". A longer schedule recovers more accuracy; this one is bounded to keep the run short."
+
+
+def accuracy_steps(summary: dict[str, Any]) -> list[Block]:
+    if summary["inputs"]["data"]["synthetic"]:
+        return []
+    rec = summary["recovery"]
+    rows = {c["name"]: c for c in summary["candidates"]}
+    steps = [("dense (PyTorch)", rows["dense fp32"]["accuracy_torch"]),
+             ("pruned, before any recovery (PyTorch)", rec["accuracy_before"])]
+    if rec.get("accuracy_bn_recal") is not None:
+        steps.append(("after BN recalibration (PyTorch)", rec["accuracy_bn_recal"]))
+    if rec.get("epochs_run"):
+        steps.append((f"after {'distillation' if rec['distilled'] else 'fine-tuning'} (PyTorch)", rec["accuracy_after"]))
+    steps += [(f"{c['name']}, `{c['file']}` (onnxruntime)", c["accuracy_onnx"]) for c in summary["candidates"] if c["file"]]
+    return [Heading("Accuracy through the pipeline"),
+            Table(("step", "top-1"), tuple((name, pct(acc)) for name, acc in steps), (False, True))]
+
+
+def pruning_section(summary: dict[str, Any]) -> list[Block]:
+    p = summary["pruning"]
+    cfg, ex = p["config"], p["exactness"]
+    target = f"ratio {cfg['ratio']}" if cfg.get("ratio") is not None else \
+        f"target MACs {cfg['target_macs']}" if cfg.get("target_macs") else f"target params {cfg['target_params']}"
+    items = [f"{target}, {cfg['importance']} importance, {cfg['scope']} scope, widths rounded to {cfg['round_to']}; "
+             f"{p['groups']} coupled groups pruned; plan hash `{p['plan_hash'][:16]}`.",
+             f"{p['mac_reduction']:.2f}× fewer MACs, {p['param_reduction']:.2f}× fewer parameters.",
+             f"Exactness check: **{'PASS' if ex['passed'] else 'FAIL'}** ({ex['kind']}; {ex['exact_groups']} groups "
+             f"exact" + (f", max |y0 − y1| = {ex['max_abs_diff']:.1e}" if ex.get("max_abs_diff") is not None else "")
+             + f", {ex['structural_groups']} structural)."]
+    items += [f"left whole: `{n['root']}` — {n['reason']}" for n in p["left_whole"]]
+    return [Heading("Pruning"), Bullets(tuple(items))]
+
+
+def quantization_section(summary: dict[str, Any]) -> list[Block]:
+    q = summary["quantization"]
+    blocks: list[Block] = [Heading("Quantization")]
+    if q["skipped"]:
+        return blocks + [Paragraph(q["reason"])]
+    blocks.append(Paragraph(f"Mode {q['mode']}. Decision: {q['reason']}."))
+    rows = [("fp32 (model.onnx)", _ms(q["fp32"]["latency_ms"]), "1.00×", pct(q["fp32"]["accuracy"]), "—", "—", "")]
+    for c in q["candidates"]:
+        speed = "—" if c["speedup"] is None else \
+            f"{c['speedup']:.2f}× [{c['speedup_ci_low']:.2f}, {c['speedup_ci_high']:.2f}]"
+        name = f"**{c['name']}**" if c["name"] == q["shipped"] else c["name"]
+        rows.append((name, _ms(c["latency_ms"]), speed, pct(c["accuracy"]),
+                     "—" if c["top1_agreement"] is None else f"{100 * c['top1_agreement']:.1f}%",
+                     "—" if c["logits_sqnr_db"] is None else f"{c['logits_sqnr_db']:.1f}", c["error"] or ""))
+    header = ("recipe", "p50 ms", "speedup vs fp32 [95% CI]", "top-1", "top-1 agreement", "logits SQNR dB", "error")
+    blocks.append(Table(header, tuple(rows), (False, True, True, True, True, True, False)))
+    blocks.append(Paragraph("Accuracy is measured only for recipes that are measurably faster, fastest first, until "
+                            "one is within the accuracy budget; '—' means it was not needed."))
+    return blocks
+
+
+def _ms(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def deploy_section(summary: dict[str, Any]) -> list[Block]:
+    pre, shipped = summary["preprocessing"], summary["shipped"]["file"]
+    items = [f"input `{pre['input_name']}`: shape {pre['input_shape']} ({pre['layout']}, {pre['dtype']})"]
+    if pre.get("mean") is not None:
+        items.append(f"preprocessing: {pre['formula']}, mean {pre['mean']}, std {pre['std']}")
+    if summary.get("labels"):
+        items.append("labels (output index order): " + ", ".join(f"{i}: {c}" for i, c in enumerate(summary["labels"])))
+    shape = [1 if d == "batch" else d for d in pre["input_shape"]]
+    code = (f"import numpy as np, onnxruntime as ort\n"
+            f"session = ort.InferenceSession({shipped!r}, providers=['CPUExecutionProvider'])\n"
+            f"x = np.zeros({tuple(shape)}, dtype=np.float32)  # preprocessed as above\n"
+            f"logits = session.run(None, {{{pre['input_name']!r}: x}})[0]")
+    return [Heading(f"Deploying {shipped}"), Bullets(tuple(items)), Code(code, "python")]
+
+
+def stages_table(summary: dict[str, Any]) -> list[Block]:
+    rows = tuple((s["name"], f"{s['seconds']:.1f}", s["finished_utc"]) for s in summary["stages"])
+    return [Heading("Stages"), Paragraph("How long each stage took when it last ran (a rerun reuses unchanged "
+                                         "stages and keeps their times)."),
+            Table(("stage", "seconds", "finished (UTC)"), rows, (False, True, False))]
+
+
+def notes_section(summary: dict[str, Any]) -> list[Block]:
+    notes = list(summary["notes"]) + list(summary["measurement"]["latency"]["notes"])
+    return [Heading("Notes"), Bullets(tuple(notes))] if notes else []
+
+
+# ----------------------------------------------------------------------------- plots
+
+
+def figures(summary: dict[str, Any], layers: Sequence[dict[str, Any]]) -> list[Image]:
+    rows = [c for c in summary["candidates"] if c["file"] and c.get("latency")]
+    where = (f"{summary['measurement']['latency']['threads']} thread(s), batch "
+             f"{summary['measurement']['latency']['batch']}, {summary['measurement']['machine']['cpu_model']}")
+    bars = [plots.LatencyBar(c["name"], c["latency"]["p50_ms"], c["latency"]["p90_ms"],
+                             c["latency"]["median_ci_low_ms"], c["latency"]["median_ci_high_ms"]) for c in rows]
+    out = [Image("latency.png", f"Latency per candidate (onnxruntime, {where}).",
+                 plots.latency_plot(bars, f"latency per candidate — {where}"))]
+    if not summary["inputs"]["data"]["synthetic"]:
+        points = [plots.Point(c["name"], c["latency"]["p50_ms"], c["accuracy_onnx"], c["size_bytes"] / 2**20,
+                              shipped=c["shipped"]) for c in rows]
+        out.append(Image("accuracy_latency.png", "Top-1 accuracy (onnxruntime) against median latency; marker area "
+                                                 "grows with file size; the star is the shipped file.",
+                         plots.accuracy_latency_plot(points, "accuracy against latency")))
+    widths = [plots.LayerWidth(w["name"], w["before"][1], w["after"][1]) for w in layers if w["kind"] in WIDTH_KINDS]
+    if widths:
+        out.append(Image("widths.png", "Output channels of every convolution and linear layer, before (grey) and "
+                                       "after (blue) pruning.", plots.widths_plot(widths, "per-layer widths")))
+    return out
+
+
+# ----------------------------------------------------------------------------- the document
+
+
+def build(summary: dict[str, Any], layers: Sequence[dict[str, Any]]) -> tuple[str, list[Block]]:
+    """The title and blocks of the run report."""
+    blocks: list[Block] = []
+    if summary["inputs"]["data"]["synthetic"]:
+        blocks.append(Callout(SYNTHETIC_BANNER))
+    blocks += [headline(summary), Heading("Candidates"), candidates_table(summary), *candidate_notes(summary)]
+    blocks += where_measured(summary)
+    blocks += accuracy_steps(summary)
+    blocks += [Heading("Plots"), *figures(summary, layers)]
+    blocks += pruning_section(summary) + quantization_section(summary) + deploy_section(summary)
+    blocks += stages_table(summary) + notes_section(summary)
+    return f"shrink report: {summary['run']['name']}", blocks

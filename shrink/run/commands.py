@@ -1,0 +1,79 @@
+"""`shrink run` and `shrink sweep`: parse arguments into a Recipe and options, call the pipeline,
+print its closing lines (or one JSON object)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from shrink.errors import ShrinkValueError
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("recipe", nargs="?", help="recipe YAML file (default: the built-in Fashion-MNIST "
+                                                  "ResNet-18 recipe; see docs/recipes.md)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one recipe field, e.g. --set prune.ratio=0.3 (YAML value; repeatable)")
+    parser.add_argument("--out", type=Path, help="run directory (default: runs/<recipe name>)")
+    parser.add_argument("--force", action="store_true", help="replace a directory that holds another recipe's run")
+    parser.add_argument("--quiet", action="store_true", help="no progress output, only the closing summary")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from shrink.pipeline import RunOptions, run
+    from shrink.recipe import load_recipe
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    result = run(recipe, RunOptions(out=args.out, force=args.force, quiet=args.quiet or args.json))
+    _print(result.to_dict(), result.summary, args.json)
+    return 0
+
+
+def parse_ratios(text: str) -> tuple[float, ...]:
+    try:
+        ratios = tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError as exc:
+        raise ShrinkValueError(f"--ratios takes numbers separated by commas, e.g. 0.3,0.5,0.7; got {text!r}") from exc
+    if not ratios:
+        raise ShrinkValueError("--ratios is empty")
+    return ratios
+
+
+def parse_precisions(text: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+def sweep_command(args: argparse.Namespace) -> int:
+    from shrink.recipe import load_recipe
+    from shrink.sweep import SweepOptions, sweep
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    options = SweepOptions(ratios=parse_ratios(args.ratios), precisions=parse_precisions(args.precisions),
+                           out=args.out, force=args.force, quiet=args.quiet or args.json)
+    result = sweep(recipe, options)
+    _print(result.to_dict(), result.summary, args.json)
+    return 0
+
+
+def _print(record: dict, summary: tuple[str, ...], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(record, indent=2))
+    else:
+        print("\n".join(summary))
+
+
+def register(subparsers) -> None:
+    from shrink.cli import add_command
+
+    p = add_command(subparsers, "run", func=run_command,
+                    help="the whole pipeline from a recipe: prune, recover, export, quantize, verify, bench, report",
+                    example="shrink run recipes/fmnist_resnet18.yaml --set prune.ratio=0.3 --out runs/r30")
+    _add_common(p)
+    p = add_command(subparsers, "sweep", func=sweep_command,
+                    help="run a recipe at several pruning ratios and precisions; Pareto table and plot",
+                    example="shrink sweep recipes/fmnist_resnet18.yaml --ratios 0.3,0.5,0.7 --precisions fp32,int8")
+    _add_common(p)
+    p.add_argument("--ratios", default="0.3,0.5,0.7", help="pruning ratios, comma-separated (default 0.3,0.5,0.7)")
+    p.add_argument("--precisions", default="fp32,int8", help="fp32, int8 or both (default fp32,int8)")

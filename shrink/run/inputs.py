@@ -1,0 +1,125 @@
+"""What a run starts from: the dense model and the data, loaded and checked against each other
+before any work is done, with the bounded subsets the recipe asks for."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from shrink.data import load_data
+from shrink.data.splits import DataInfo
+from shrink.errors import ShrinkError
+from shrink.fileio import sha256_file
+from shrink.models import LoadedModel, card_path_for, load_model
+from shrink.recipe import DataSection, ModelSection, Recipe
+from shrink.recover import check_classes
+
+NORMALIZATION_TOLERANCE = 1e-3  # mean/std that differ by more than this from the card are noted
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    dense: LoadedModel
+    model_identity: dict[str, Any]  # what the model is, down to the sha256 of its files
+    info: DataInfo
+    eval: Any  # split: the test images accuracy is measured on (a seeded subset)
+    train: Any  # split: the training images for recovery and calibration (a seeded subset)
+    data: dict[str, Any]  # dataset, images used and available, seed, synthetic
+    notes: tuple[str, ...] = ()  # things the report must mention (e.g. normalization differs)
+
+
+def model_identity(section: ModelSection) -> dict[str, Any]:
+    """The model section plus the sha256 of every file it names: a changed file is a changed model."""
+    files = {}
+    source = Path(section.source)
+    if source.suffix in (".safetensors", ".pt", ".pth", ".bin") and source.is_file():
+        files[str(source)] = sha256_file(source)
+        card = card_path_for(source)
+        if card.is_file():
+            files[str(card)] = sha256_file(card)
+    elif source.suffix == ".json" and source.is_file():
+        files[str(source)] = sha256_file(source)
+    elif ".py:" in section.source:
+        py = Path(section.source.rpartition(":")[0])
+        if py.is_file():
+            files[str(py)] = sha256_file(py)
+    if section.weights and Path(section.weights).is_file():
+        files[section.weights] = sha256_file(section.weights)
+    return {"section": {k: v for k, v in vars(section).items()}, "files": files}
+
+
+def load_dense(section: ModelSection) -> LoadedModel:
+    source = Path(section.source)
+    if source.is_dir():
+        raise ShrinkError(f"model.source {source} is a directory; give the dense model (a weights file with its "
+                          "card, or a registry name), not a pruned one")
+    overrides = section.spec_overrides()
+    if overrides and source.suffix in (".safetensors", ".pt", ".pth", ".bin", ".json"):
+        raise ShrinkError(f"model.{', model.'.join(overrides)} apply to registry names only; {source} has a card "
+                          "that fixes its architecture")
+    torch.manual_seed(0)  # a registry model without weights gets the same random init every run
+    return load_model(section.source, weights=section.weights, **overrides)
+
+
+def seeded_subset(split, count: int | None, seed: int):
+    """`count` images drawn with a fixed seed (sorted, so a folder is read in order), or all."""
+    if count is None or count >= len(split):
+        return split
+    order = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))[:count]
+    return split.subset(order.sort().values)
+
+
+def _load_split(data: DataSection, which: str, dense: LoadedModel):
+    return load_data(data.name, which, data_dir=data.dir, folder_options=data.folder,
+                     synthetic_shape=dense.input_shape, num_classes=dense.spec.num_classes)
+
+
+def check_match(dense: LoadedModel, split) -> None:
+    """The data fits the model: same input shape, as many classes as outputs."""
+    info = split.info
+    if tuple(dense.input_shape) != tuple(info.input_shape):
+        raise ShrinkError(
+            f"the model takes inputs of shape {'x'.join(map(str, dense.input_shape))} but {info.name} images are "
+            f"{'x'.join(map(str, info.input_shape))}: choose data that matches the model"
+            + (" (or set model.in_chans / model.input_size)" if dense.card is None else ""))
+    check_classes(dense.model, split)
+
+
+def _notes(dense: LoadedModel, info: DataInfo) -> tuple[str, ...]:
+    card = dense.card
+    if card is None or info.synthetic:
+        return ()
+    notes = []
+    close = lambda a, b: len(a) == len(b) and all(abs(x - y) <= NORMALIZATION_TOLERANCE for x, y in zip(a, b))  # noqa: E731
+    if not (close(card.mean, info.mean) and close(card.std, info.std)):
+        notes.append(f"the model card normalizes with mean {list(card.mean)} std {list(card.std)}, the data with "
+                     f"mean {list(info.mean)} std {list(info.std)}; the data's are used")
+    if tuple(card.classes) != tuple(info.classes):
+        notes.append(f"the model card's class names differ from {info.name}'s; {info.name}'s are used")
+    return tuple(notes)
+
+
+def load_inputs(recipe: Recipe) -> RunInputs:
+    """Load and check the model and the data (seconds); every mismatch is an error here, before
+    the run directory is touched."""
+    dense = load_dense(recipe.model)
+    test = _load_split(recipe.data, "test", dense)
+    check_match(dense, test)
+    train = _load_split(recipe.data, "train", dense)
+    eval_split = seeded_subset(test, recipe.data.eval_images, recipe.data.seed)
+    train_split = seeded_subset(train, recipe.data.train_images, recipe.data.seed)
+    data = {
+        "dataset": test.info.name,
+        "synthetic": test.info.synthetic,
+        "eval_split": "test",
+        "eval_images": len(eval_split),
+        "test_images_available": len(test),
+        "train_images": len(train_split),
+        "train_images_available": len(train),
+        "seed": recipe.data.seed,
+    }
+    return RunInputs(dense=dense, model_identity=model_identity(recipe.model), info=test.info, eval=eval_split,
+                     train=train_split, data=data, notes=_notes(dense, test.info))

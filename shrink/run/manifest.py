@@ -1,0 +1,192 @@
+"""manifest.json: what a run started from, what it measured, where, and the sha256 of every
+artifact. The report is rendered from the same summary, so the two never disagree."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from shrink import __version__
+from shrink.fileio import sha256_file
+from shrink.run.rundir import RunPaths, StepRecord
+
+MANIFEST_FORMAT = "torch-shrink/run-manifest"
+MANIFEST_VERSION = 1
+CANDIDATES = ("dense fp32", "pruned fp32", "pruned int8")
+PREPROCESSING_FORMULA = "x = (pixels / 255 - mean) / std, per channel, float32, NCHW"
+
+
+def _latency(bench: dict[str, Any], name: str) -> tuple[dict | None, dict | None]:
+    for c in bench.get("candidates", []):
+        if c["label"] == name:
+            lat = c["latency"]
+            latency = {k: lat[k] for k in ("p50_ms", "p90_ms", "p99_ms", "median_ci_low_ms", "median_ci_high_ms",
+                                          "runs", "cv", "noisy")}
+            return latency, c.get("speedup")
+    return None, None
+
+
+def _verified(verify: dict[str, Any], name: str) -> dict[str, Any] | None:
+    return next((f for f in verify["files"] if f["candidate"] == name), None)
+
+
+def _candidate(name: str, records: dict[str, StepRecord], paths: RunPaths) -> dict[str, Any]:
+    model, plan = records["model"].result, records["prune"].result["plan"]
+    dense = name.startswith("dense")
+    verified = _verified(records["verify"].result, name)
+    if verified is None:  # only the int8 file can be missing: not made, or measured not worth shipping
+        return {"name": name, "file": None, "shipped": False, "note": _int8_note(records["quantize"].result)}
+    latency, speedup = _latency(records["bench"].result, name)
+    torch_accuracy = ((model["accuracy_torch"] or {}).get("accuracy") if dense
+                      else records["recover"].result["accuracy_after"] if name == "pruned fp32" else None)
+    return {
+        "name": name,
+        "file": _relative(paths.dense_onnx if dense else paths.root / verified["file"], paths.root),
+        "params": plan["before"]["params"] if dense else plan["after"]["params"],
+        "macs": plan["before"]["macs"] if dense else plan["after"]["macs"],
+        "size_bytes": verified["size_bytes"],
+        "accuracy_torch": torch_accuracy,
+        "accuracy_onnx": verified["accuracy"],
+        "latency": latency,
+        "speedup": speedup,
+        "shipped": False,
+        "note": None,
+    }
+
+
+def _int8_note(quantize: dict[str, Any]) -> str:
+    if quantize.get("skipped"):
+        return "not made: quantize is null in the recipe"
+    return f"not shipped: {quantize['reason']}"
+
+
+def _relative(path: Path, root: Path) -> str:
+    return os.path.relpath(path, root)
+
+
+def _quantization(q: dict[str, Any]) -> dict[str, Any]:
+    if q.get("skipped"):
+        return {"skipped": True, "reason": q["reason"]}
+    candidates = [{k: c.get(k) for k in ("name", "latency_ms", "speedup", "speedup_ci_low", "speedup_ci_high",
+                                        "accuracy", "top1_agreement", "logits_sqnr_db", "error")}
+                  for c in q["candidates"]]
+    return {"skipped": False, "mode": q["mode"], "int8": q["int8"], "shipped": q["shipped"], "reason": q["reason"],
+            "fp32": {k: q["fp32"].get(k) for k in ("latency_ms", "accuracy")}, "candidates": candidates,
+            "calibration": q["calibration"], "evaluation": q["evaluation"], "flags": q["flags"],
+            "threads": q["bench"]["threads"]}
+
+
+def _pruning(prune: dict[str, Any]) -> dict[str, Any]:
+    plan = prune["plan"]
+    return {
+        "config": plan["config"],
+        "plan_hash": prune["plan_hash"],
+        "mac_reduction": plan["before"]["macs"] / plan["after"]["macs"],
+        "param_reduction": plan["before"]["params"] / plan["after"]["params"],
+        "groups": sum(len(s["groups"]) for s in plan["steps"]),
+        "left_whole": plan["left_whole"],
+        "exactness": {k: prune["exactness"][k] for k in ("kind", "passed", "max_abs_diff", "tolerance",
+                                                          "exact_groups", "structural_groups")},
+    }
+
+
+def _recovery(recover: dict[str, Any]) -> dict[str, Any]:
+    keys = ("recovered", "accuracy_before", "accuracy_bn_recal", "accuracy_after", "bn_recal_images", "epochs_run",
+            "distilled", "train_images", "train_seconds", "config")
+    return {k: recover.get(k) for k in keys}
+
+
+def _preprocessing(export: dict[str, Any]) -> dict[str, Any]:
+    meta = export["metadata"]
+    load = lambda key: json.loads(meta[key]) if key in meta else None  # noqa: E731
+    return {"input_name": meta.get("input_name"), "input_shape": load("input_shape"),
+            "layout": meta.get("input_layout"), "dtype": "float32", "mean": load("mean"), "std": load("std"),
+            "formula": PREPROCESSING_FORMULA}
+
+
+def _measurement(records: dict[str, StepRecord], data: dict[str, Any]) -> dict[str, Any]:
+    bench = records["bench"].result
+    verify = records["verify"].result
+    providers = sorted({p for f in verify["files"] for p in f["providers"]})
+    return {
+        "machine": bench["machine"],
+        "accuracy": {**data, "torch_device": "cpu", "onnxruntime_providers": providers},
+        "latency": {"threads": bench["threads"], "batch": bench["batch"], "provider": bench["config"]["provider"],
+                    "inputs": bench["inputs"], "rounds": bench["rounds"], "load_average_1m": bench["load_average_1m"],
+                    "warmup_runs": bench["config"]["warmup_runs"], "min_seconds": bench["config"]["min_seconds"],
+                    "notes": bench["notes"], "created_utc": bench["created_utc"]},
+    }
+
+
+def build_summary(recipe_name: str, records: dict[str, StepRecord], paths: RunPaths, data: dict[str, Any],
+                  notes: tuple[str, ...]) -> dict[str, Any]:
+    """Everything the report shows, from the step records (no artifact hashes yet)."""
+    model = records["model"].result
+    candidates = [_candidate(name, records, paths) for name in CANDIDATES]
+    shipped_file = records["quantize"].result.get("shipped_file", "model.onnx")
+    for c in candidates:
+        c["shipped"] = c["file"] == shipped_file
+    quantize = records["quantize"].result
+    return {
+        "format": MANIFEST_FORMAT,
+        "version": MANIFEST_VERSION,
+        "run": {"name": recipe_name, "torch-shrink": __version__, "recipe": "recipe.yaml",
+                "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")},
+        "inputs": {"model": {"source": model["source"], "spec": model["spec"],
+                             "card_test_accuracy": (model["card"] or {}).get("test_accuracy")},
+                   "data": data},
+        "preprocessing": _preprocessing(records["export"].result),
+        "labels": (model["card"] or {}).get("classes") or _classes(records["export"].result),
+        "shipped": {"file": shipped_file, "int8": bool(quantize.get("int8")), "reason": quantize["reason"]},
+        "candidates": candidates,
+        "pruning": _pruning(records["prune"].result),
+        "recovery": _recovery(records["recover"].result),
+        "quantization": _quantization(quantize),
+        "measurement": _measurement(records, data),
+        "stages": [{"name": r.step, "seconds": round(r.seconds, 2), "finished_utc": r.finished_utc}
+                   for r in records.values()],
+        "notes": list(notes) + list(quantize.get("flags") or []),
+    }
+
+
+def _classes(export: dict[str, Any]) -> list[str] | None:
+    meta = export["metadata"]
+    return json.loads(meta["classes"]) if "classes" in meta else None
+
+
+def artifact_hashes(root: Path, names: list[str]) -> dict[str, dict[str, Any]]:
+    """sha256 and size of each artifact that exists, by its path relative to the run directory."""
+    out = {}
+    for name in names:
+        path = root / name
+        if path.is_file():
+            out[name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+    return out
+
+
+def summary_lines(summary: dict[str, Any]) -> list[str]:
+    """At most four lines for the end of a run (the caller adds the report path)."""
+    rows = {c["name"]: c for c in summary["candidates"]}
+    dense = rows["dense fp32"]
+    shipped = next((c for c in summary["candidates"] if c["shipped"]), rows["pruned fp32"])
+    data = summary["inputs"]["data"]
+    lines = [f"shipped {shipped['file']} ({shipped['name']}): {summary['pruning']['mac_reduction']:.2f}x fewer MACs, "
+             f"{dense['size_bytes'] / 2**20:.1f} MB -> {shipped['size_bytes'] / 2**20:.1f} MB"]
+    if shipped.get("speedup") and dense.get("latency"):
+        s = shipped["speedup"]
+        lines.append(f"latency p50 {dense['latency']['p50_ms']:.2f} ms -> {shipped['latency']['p50_ms']:.2f} ms: "
+                     f"{s['ratio']:.2f}x faster [95% CI {s['ci_low']:.2f}-{s['ci_high']:.2f}] "
+                     f"({summary['measurement']['latency']['threads']} thread(s), batch "
+                     f"{summary['measurement']['latency']['batch']})")
+    if data["synthetic"]:
+        lines.append("accuracy not measured: SYNTHETIC data (latency-only run)")
+    else:
+        drop = shipped["accuracy_onnx"] - dense["accuracy_onnx"]
+        lines.append(f"top-1 {shipped['accuracy_onnx']:.2f}% vs dense {dense['accuracy_onnx']:.2f}% ({drop:+.2f} pt) "
+                     f"on {data['eval_images']} {data['dataset']} test images (onnxruntime)")
+    if not summary["shipped"]["int8"]:  # the first clause; the report has the whole reason
+        lines.append(f"int8 not shipped: {summary['shipped']['reason'].split(';')[0]}")
+    return lines[:4]

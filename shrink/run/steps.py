@@ -1,0 +1,367 @@
+"""The steps of `shrink run`, one function each. A step builder says what the step depends on
+(its cache key material), which files it writes, and how to compute it; the computation is a plain
+call into a stage package. No step knows about the CLI; the pipeline runs them in order.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from shrink.errors import ShrinkError
+from shrink.fileio import sha256_file
+from shrink.recipe import Recipe
+from shrink.run.inputs import RunInputs
+from shrink.run.progress import ProgressSplit, Reporter
+from shrink.run.rundir import RunPaths, StepRecord
+
+CHECK_BATCH = 2  # example batch for pruning: BN statistics need more than one value per channel
+# What a deployer needs from a shipped file's metadata; preprocessing is only known for real data.
+REQUIRED_METADATA = ("input_name", "input_shape", "input_layout", "precision")
+PREPROCESSING_METADATA = ("mean", "std", "classes")
+
+
+@dataclass(frozen=True)
+class StepContext:
+    recipe: Recipe
+    paths: RunPaths
+    inputs: RunInputs
+    reporter: Reporter
+
+    @property
+    def synthetic(self) -> bool:
+        return bool(self.inputs.data["synthetic"])
+
+    def eval_split(self, desc: str):
+        return ProgressSplit(self.inputs.eval, desc, self.reporter.bars)
+
+    def train_split(self, desc: str):
+        return ProgressSplit(self.inputs.train, desc, self.reporter.bars)
+
+    def data_material(self) -> dict[str, Any]:
+        return {"data": self.recipe.to_dict()["data"], "used": self.inputs.data}
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    what: str  # shown when the step starts
+    material: dict[str, Any]  # everything the result depends on (hashed into the cache key)
+    outputs: tuple[str, ...]  # files written, relative to the step's directory
+    compute: Callable[[], dict[str, Any]]  # does the work, writes the outputs, returns the JSON result
+    summary: Callable[[dict[str, Any]], str]  # one line about the result
+
+
+Done = dict[str, StepRecord]
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}%"
+
+
+# ----------------------------------------------------------------------------- 1. model
+
+
+def model_step(ctx: StepContext, done: Done) -> Step:
+    from shrink.evaluate import evaluate_torch
+    from shrink.export import export
+
+    dense = ctx.inputs.dense
+
+    def compute() -> dict[str, Any]:
+        accuracy = None
+        if not ctx.synthetic:
+            accuracy = evaluate_torch(dense.model, ctx.eval_split("dense, PyTorch"), source=dense.source).to_dict()
+            ctx.reporter.say(f"dense fp32 top-1 {_pct(accuracy['accuracy'])} (PyTorch, {accuracy['total']} images)")
+        exported = export(dense, ctx.recipe.export, ctx.paths.dense_onnx, eval_split=ctx.eval_split("dense, export check"))
+        macs = exported.metadata.get("macs")
+        return {
+            "source": dense.source,
+            "spec": dense.spec.to_dict(),
+            "card": dense.card.to_dict() if dense.card else None,
+            "params": int(exported.metadata["params"]),
+            "macs": int(macs) if macs else None,
+            "accuracy_torch": accuracy,
+            "export": exported.to_dict(),
+        }
+
+    return Step(
+        name="model",
+        what=f"evaluate {ctx.recipe.model.source} and export the dense baseline",
+        material={"model": ctx.inputs.model_identity, "export": ctx.recipe.export.to_dict(), **ctx.data_material()},
+        outputs=("dense.onnx",),
+        compute=compute,
+        summary=lambda r: (f"{r['params'] / 1e6:.2f} M params, top-1 "
+                           f"{_pct((r['accuracy_torch'] or {}).get('accuracy'))}; dense.onnx verified"),
+    )
+
+
+# ----------------------------------------------------------------------------- 2. prune
+
+
+def prune_step(ctx: StepContext, done: Done) -> Step:
+    from shrink import prune
+    from shrink.data import BatchOptions
+
+    config = ctx.recipe.prune
+    dense = ctx.inputs.dense
+
+    def compute() -> dict[str, Any]:
+        example = torch.randn(CHECK_BATCH, *dense.input_shape, generator=torch.Generator().manual_seed(config.seed))
+        batches = None
+        if config.needs_batches:
+            batches = ctx.inputs.train.batches(BatchOptions(batch_size=64, shuffle=True, seed=config.seed))
+        plan = prune.plan(dense.model, example, config, batches=batches)
+        exactness = prune.check_exactness(dense.model, plan, example, seed=config.seed)
+        if not exactness.passed:
+            raise ShrinkError(f"the pruned model failed its exactness check: {exactness.summary()}")
+        return {"plan": plan.to_dict(), "plan_hash": plan.digest(), "exactness": exactness.to_dict()}
+
+    def summary(r: dict[str, Any]) -> str:
+        before, after = r["plan"]["before"], r["plan"]["after"]
+        verdict = "PASS" if r["exactness"]["passed"] else "FAIL"
+        return (f"{before['macs'] / after['macs']:.2f}x fewer MACs, {before['params'] / after['params']:.2f}x fewer "
+                f"params; exactness {verdict} ({r['exactness']['kind']})")
+
+    material = {"model": ctx.inputs.model_identity, "prune": config.to_dict()}
+    if config.needs_batches:
+        material.update(ctx.data_material())
+    return Step("prune", f"plan and check the removal of channels ({_target(config)})", material, (), compute, summary)
+
+
+def _target(config) -> str:
+    if config.target_kind == "ratio":
+        return f"{config.ratio:.0%} of the channels, {config.importance} importance"
+    return f"target {config.target_kind} {config.target_macs or config.target_params:,.0f}, {config.importance} importance"
+
+
+# ----------------------------------------------------------------------------- 3. recover
+
+
+def recover_step(ctx: StepContext, done: Done) -> Step:
+    from shrink import prune
+    from shrink.evaluate import evaluate_torch
+    from shrink.prune.plan import PrunePlan
+    from shrink.prune.saving import save_pruned
+    from shrink.recover import recover
+
+    config = ctx.recipe.recover
+    dense = ctx.inputs.dense
+    pruned_record = done["prune"].result
+
+    def compute() -> dict[str, Any]:
+        plan = PrunePlan.from_dict(pruned_record["plan"])
+        model = prune.apply(dense.model, plan)
+        if config is None:
+            accuracy = None if ctx.synthetic else evaluate_torch(model, ctx.eval_split("pruned, PyTorch")).accuracy
+            result = {"recovered": False, "accuracy_before": accuracy, "accuracy_bn_recal": None,
+                      "accuracy_after": accuracy}
+        else:
+            recovered = recover(model, dense.model, ctx.train_split("recovery"), config,
+                                eval_split=ctx.eval_split("pruned, PyTorch"), progress=not ctx.reporter.quiet)
+            model = recovered.model
+            result = {"recovered": True, **recovered.to_dict()}
+        save_pruned(ctx.paths.root, model, plan, dense.spec, card=dense.card, source=dense.source,
+                    verification=pruned_record["exactness"], force=True,
+                    inputs=tuple(p for p in (ctx.recipe.model.source, ctx.recipe.model.weights) if p))
+        return {**result, "params": sum(p.numel() for p in model.parameters()),
+                "train_images": len(ctx.inputs.train), "eval_images": len(ctx.inputs.eval)}
+
+    def summary(r: dict[str, Any]) -> str:
+        if not r["recovered"]:
+            return f"no recovery (recover: null); pruned top-1 {_pct(r['accuracy_after'])}"
+        steps = [f"pruned {_pct(r['accuracy_before'])}"]
+        if r.get("accuracy_bn_recal") is not None:
+            steps.append(f"BN recalibrated {_pct(r['accuracy_bn_recal'])}")
+        if r["epochs_run"]:
+            how = "distilled" if r["distilled"] else "fine-tuned"
+            steps.append(f"{how} {_pct(r['accuracy_after'])} ({r['epochs_run']} epoch(s), {r['train_images']} images)")
+        return "top-1 " + " -> ".join(steps)
+
+    what = "no recovery (recover: null)" if config is None else _recovery_what(config)
+    material = {"model": ctx.inputs.model_identity, "plan_hash": pruned_record["plan_hash"],
+                "recover": config.to_dict() if config else None, **ctx.data_material()}
+    return Step("recover", what, material, ("plan.json", "pruned.safetensors"), compute, summary)
+
+
+def _recovery_what(config) -> str:
+    parts = ["BN recalibration"] if config.bn_recal else []
+    if config.train is not None:
+        parts.append(f"{'distillation' if config.distill else 'fine-tuning'} for {config.train.epochs} epoch(s)")
+    return " + ".join(parts) or "nothing to do"
+
+
+# ----------------------------------------------------------------------------- 4. export
+
+
+def export_step(ctx: StepContext, done: Done) -> Step:
+    from shrink.export import export
+    from shrink.prune.saving import load_pruned
+
+    def compute() -> dict[str, Any]:
+        loaded = load_pruned(ctx.paths.root)
+        return export(loaded, ctx.recipe.export, ctx.paths.onnx, eval_split=ctx.eval_split("pruned, export check")).to_dict()
+
+    def summary(r: dict[str, Any]) -> str:
+        parity = r["parity"]
+        agree = f"; top-1 agreement {parity['top1_agree']}/{parity['eval_images']}" if parity["eval_images"] else ""
+        return f"model.onnx verified ({r['exporter']}, opset {r['opset']}, {len(r['checks'])} checks{agree})"
+
+    material = {"bundle": done["recover"].outputs, "export": ctx.recipe.export.to_dict(), **ctx.data_material()}
+    return Step("export", "export the pruned model to ONNX and check it against PyTorch", material,
+                ("model.onnx",), compute, summary)
+
+
+# ----------------------------------------------------------------------------- 5. quantize
+
+
+def quantize_step(ctx: StepContext, done: Done) -> Step:
+    from shrink.quantize import quantize
+
+    config = ctx.recipe.quantize
+    paths = ctx.paths
+
+    def compute() -> dict[str, Any]:
+        if config is None:
+            paths.int8.unlink(missing_ok=True)  # a stale int8 file from an earlier recipe is not this run's
+            return {"skipped": True, "int8": False, "reason": "quantize: null in the recipe; fp32 ships"}
+        work = Path(tempfile.mkdtemp(prefix=".quantize-", dir=paths.root))
+        try:
+            result = quantize(paths.onnx, config, work / paths.int8.name, calibration_split=ctx.inputs.train,
+                              eval_split=ctx.eval_split("quantize, accuracy"), progress=ctx.reporter.say)
+            if result.int8:
+                os.replace(work / paths.int8.name, paths.int8)
+            else:
+                paths.int8.unlink(missing_ok=True)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return {"skipped": False, **result.to_dict(), "shipped_file": paths.int8.name if result.int8 else paths.onnx.name}
+
+    def summary(r: dict[str, Any]) -> str:
+        return r["reason"] if r.get("skipped") else f"ships {r['shipped_file']}: {r['reason']}"
+
+    material = {"model.onnx": done["export"].outputs["model.onnx"],
+                "quantize": config.to_dict() if config else None, **ctx.data_material()}
+    what = "no int8 (quantize: null)" if config is None else f"int8 post-training quantization ({config.mode} mode)"
+    return Step("quantize", what, material, ("model.int8.onnx",), compute, summary)
+
+
+# ----------------------------------------------------------------------------- 6. verify
+
+
+def shipped_files(ctx: StepContext, done: Done) -> list[tuple[str, Path, str]]:
+    """(candidate name, path, sha256 recorded by the step that wrote it) for every ONNX file."""
+    files = [("dense fp32", ctx.paths.dense_onnx, done["model"].outputs["dense.onnx"]),
+             ("pruned fp32", ctx.paths.onnx, done["export"].outputs["model.onnx"])]
+    if "model.int8.onnx" in done["quantize"].outputs:
+        files.append(("pruned int8", ctx.paths.int8, done["quantize"].outputs["model.int8.onnx"]))
+    return files
+
+
+def verify_step(ctx: StepContext, done: Done) -> Step:
+    files = shipped_files(ctx, done)
+
+    def compute() -> dict[str, Any]:
+        return {"files": [_verify_file(ctx, name, path, digest) for name, path, digest in files],
+                "synthetic": ctx.synthetic}
+
+    def summary(r: dict[str, Any]) -> str:
+        parts = [f"{f['candidate']} {_pct(f['accuracy'])}" for f in r["files"]]
+        return ("onnxruntime top-1: " + ", ".join(parts)) if not r["synthetic"] else \
+            f"{len(r['files'])} files load and run (accuracy not measured: synthetic data)"
+
+    material = {"files": {path.name: digest for _, path, digest in files}, **ctx.data_material()}
+    return Step("verify", "load every ONNX file, check its metadata and measure its accuracy (onnxruntime)",
+                material, (), compute, summary)
+
+
+def _verify_file(ctx: StepContext, name: str, path: Path, digest: str) -> dict[str, Any]:
+    from shrink.evaluate import evaluate_onnx
+    from shrink.export import read_metadata
+    from shrink.ort_session import create_session
+
+    if sha256_file(path) != digest:
+        raise ShrinkError(f"{path} changed since it was written (sha256 differs); rerun to rebuild it")
+    session = create_session(path, "cpu")
+    metadata = read_metadata(path)
+    required = REQUIRED_METADATA + (() if ctx.synthetic else PREPROCESSING_METADATA)
+    missing = [key for key in required if key not in metadata]
+    if missing:
+        raise ShrinkError(f"{path.name} lacks the metadata a deployer needs: {', '.join(missing)}")
+    accuracy = None
+    if not ctx.synthetic:
+        result = evaluate_onnx(session, ctx.eval_split(f"{name}, onnxruntime"))
+        accuracy = result.accuracy
+        ctx.reporter.say(f"{name}: {path.name} top-1 {_pct(accuracy)} via {result.runtime}")
+    return {"candidate": name, "file": path.name, "sha256": digest, "providers": list(session.get_providers()),
+            "accuracy": accuracy, "metadata": metadata, "size_bytes": path.stat().st_size}
+
+
+# ----------------------------------------------------------------------------- 7. bench
+
+
+def bench_step(ctx: StepContext, done: Done) -> Step:
+    from shrink.bench import OnnxCandidate, run_bench
+
+    files = shipped_files(ctx, done)
+    config = ctx.recipe.bench
+
+    def compute() -> dict[str, Any]:
+        candidates = [OnnxCandidate(str(path), name) for name, path, _ in files]
+        return run_bench(candidates, config, progress=ctx.reporter.say).to_dict()
+
+    def summary(r: dict[str, Any]) -> str:
+        parts = [f"{c['label']} {c['latency']['p50_ms']:.2f} ms" for c in r["candidates"]]
+        return f"p50 at batch {r['batch']}, {r['threads']} thread(s): " + ", ".join(parts)
+
+    material = {"files": {path.name: digest for _, path, digest in files}, "bench": config.to_dict()}
+    return Step("bench", f"time the candidates interleaved ({config.provider}, batch {config.batch})",
+                material, (), compute, summary)
+
+
+# ----------------------------------------------------------------------------- 8. report
+
+
+REPORT_FILES = ("report.md", "report.html", "latency.png", "accuracy_latency.png", "widths.png", "manifest.json")
+
+
+def report_step(ctx: StepContext, done: Done) -> Step:
+    from shrink.fileio import write_json_atomic
+    from shrink.report import run_report, write_report
+    from shrink.run.manifest import artifact_hashes, build_summary, summary_lines
+
+    paths = ctx.paths
+
+    def compute() -> dict[str, Any]:
+        summary = build_summary(ctx.recipe.name, done, paths, ctx.inputs.data, ctx.inputs.notes)
+        title, blocks = run_report.build(summary, done["prune"].result["plan"]["layers"])
+        for stale in REPORT_FILES:  # a plot this run does not draw must not survive from an earlier one
+            (paths.root / stale).unlink(missing_ok=True)
+        files = write_report(paths.root, "report", title, blocks)
+        artifacts = ["recipe.yaml", "plan.json", "pruned.safetensors", os.path.relpath(paths.dense_onnx, paths.root),
+                     "model.onnx", "model.int8.onnx", *files]
+        write_json_atomic(paths.manifest, {**summary, "artifacts": artifact_hashes(paths.root, artifacts)})
+        return {"files": [*files, "manifest.json"], "summary": summary_lines(summary)}
+
+    material = {"recipe.yaml": sha256_file(paths.recipe), "notes": list(ctx.inputs.notes),
+                "steps": {name: [r.key, r.outputs] for name, r in done.items()}}
+    return Step("report", "write report.md, report.html, plots and manifest.json", material, REPORT_FILES, compute,
+                lambda r: ", ".join(r["files"]))
+
+
+STEPS: dict[str, Callable[[StepContext, Done], Step]] = {
+    "model": model_step,
+    "prune": prune_step,
+    "recover": recover_step,
+    "export": export_step,
+    "quantize": quantize_step,
+    "verify": verify_step,
+    "bench": bench_step,
+    "report": report_step,
+}
