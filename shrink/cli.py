@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "shrink.evaluate",  # eval
     "shrink.export.commands",  # export
     "shrink.bench.commands",  # bench, bench-compare
+    "shrink.run.commands",  # run, sweep
 )
 
 
