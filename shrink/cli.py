@@ -17,9 +17,11 @@ from shrink.errors import ShrinkError
 # Order here is the order in `shrink --help`.
 COMMAND_MODULES: tuple[str, ...] = (
     "shrink.models.commands",  # models
+    "shrink.prune.commands",  # prune
     "shrink.recover.commands",  # train, finetune
     "shrink.evaluate",  # eval
     "shrink.export.commands",  # export
+    "shrink.quantize.commands",  # quantize
     "shrink.bench.commands",  # bench, bench-compare
     "shrink.run.commands",  # run, sweep
 )

@@ -1,0 +1,90 @@
+"""QuantizeConfig and the thresholds the quantize stage decides by."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from shrink.data.calibration import DEFAULT_CALIBRATION_IMAGES
+from shrink.errors import ShrinkValueError
+from shrink.quantize.recipe import QuantRecipe
+
+MODES = ("auto", "static", "dynamic")
+
+# Auto mode ships int8 only within this many points of top-1 below the fp32 ONNX file.
+DEFAULT_BUDGET_PT = 0.5
+# ...and only when it is measurably faster: the lower end of the 95% interval of the speedup must
+# exceed 1.0 (never slower), and the median speedup must reach this, or int8 costs accuracy for
+# nothing.
+MIN_SPEEDUP = 1.05
+# A layer whose quantized weights or input activation fall below this SQNR is a candidate for
+# staying in fp32 (~4.5 bits of effective precision).
+LAYER_SQNR_EXCLUDE_DB = 28.0
+# At most this many layers are kept in fp32 by the SQNR-driven recipe.
+MAX_EXCLUDED_LAYERS = 3
+# Images used for the per-layer SQNR analysis (a subset of the calibration images).
+SQNR_IMAGES = 64
+
+
+@dataclass(frozen=True)
+class QuantizeConfig:
+    """What to quantize and how to decide.
+
+    mode  auto:    search recipes, measure accuracy and latency here, ship the fastest within budget
+                   (or fp32, with the reason, when none is faster)
+          static:  quantize with `recipe` only; accuracy is still measured and reported
+          dynamic: dynamic quantization (MatMul/Gemm-heavy models such as ViT) with `recipe`
+    """
+
+    mode: str = "auto"
+    recipe: QuantRecipe = field(default_factory=QuantRecipe)  # the fixed recipe, and auto's base
+    calibration_images: int = DEFAULT_CALIBRATION_IMAGES
+    calibration_seed: int = 0
+    force_random_calibration: bool = False  # allow synthetic data; every record then says so
+    budget_pt: float = DEFAULT_BUDGET_PT
+    min_speedup: float = MIN_SPEEDUP
+    eval_limit: int | None = None  # eval images for accuracy; None: the whole split
+    threads: int | None = None  # intra-op threads for timing; None: the physical cores
+    batch: int = 1  # batch size for timing
+    bench_seconds: float = 5.0  # measured seconds per candidate (interleaved)
+    bench_min_runs: int = 30
+    bench_warmup_seconds: float = 1.0  # per candidate; below 1 s the bench record notes it
+    per_layer_sqnr: bool = True  # analyse layers and try a recipe that keeps the worst in fp32
+    measure_all: bool = False  # accuracy of every candidate, not only until the fastest within budget
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ShrinkValueError(f"mode must be one of {', '.join(MODES)}; got {self.mode!r}")
+        if self.mode == "dynamic" and self.recipe.kind != "dynamic":
+            object.__setattr__(self, "recipe", dataclasses.replace(self.recipe, kind="dynamic", activation_type="u8"))
+        if self.calibration_images < 1:
+            raise ShrinkValueError(f"calibration_images must be >= 1, got {self.calibration_images}")
+        if self.calibration_seed < 0:
+            raise ShrinkValueError(f"calibration_seed must be >= 0, got {self.calibration_seed}")
+        if not self.budget_pt >= 0:
+            raise ShrinkValueError(f"budget_pt must be >= 0 (points of top-1), got {self.budget_pt}")
+        if not self.min_speedup >= 1.0:
+            raise ShrinkValueError(f"min_speedup must be >= 1.0, got {self.min_speedup}")
+        if self.eval_limit is not None and self.eval_limit < 1:
+            raise ShrinkValueError(f"eval_limit must be >= 1 (or None for the whole split), got {self.eval_limit}")
+        if self.threads is not None and self.threads < 1:
+            raise ShrinkValueError(f"threads must be >= 1, got {self.threads}")
+        if self.batch < 1 or self.bench_min_runs < 1 or not self.bench_seconds >= 0 or not self.bench_warmup_seconds >= 0:
+            raise ShrinkValueError("batch and bench_min_runs must be >= 1, bench_seconds and bench_warmup_seconds >= 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["recipe"] = self.recipe.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "QuantizeConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ShrinkValueError(f"unknown quantize config keys: {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        data = dict(data)
+        if "recipe" in data:
+            data["recipe"] = QuantRecipe.from_dict(data["recipe"])
+        return cls(**data)

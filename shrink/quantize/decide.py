@@ -1,0 +1,99 @@
+"""The auto-mode decision, as pure functions of what was measured.
+
+An int8 candidate qualifies when
+  1. it was produced (no error);
+  2. it is measurably faster: the lower end of the 95% interval of its speedup is above 1.0, so it
+     is not slower than the fp32 file it replaces, and its median speedup reaches `min_speedup`;
+  3. its top-1 accuracy is at most `budget_pt` points below the fp32 ONNX file's (when accuracy is
+     required; a latency-only run on synthetic data waives this, and says so).
+The fastest qualifying candidate ships. Candidates whose speedup intervals overlap the fastest's are
+statistically tied with it; among those the most accurate ships (then the highest logits SQNR),
+since the measured speed difference may be noise but the accuracy difference is not. When none
+qualifies, the fp32 file ships, and the reason names the closest miss.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+from shrink.quantize.result import FP32, Decision, Measured, Verdict
+
+
+def is_fast(candidate: Measured, min_speedup: float) -> bool:
+    return (candidate.speedup is not None and candidate.speedup_ci_low is not None
+            and candidate.speedup_ci_low > 1.0 and candidate.speedup >= min_speedup)
+
+
+def _speed(c: Measured) -> str:
+    return f"{c.speedup:.2f}x (95% CI {c.speedup_ci_low:.2f}-{c.speedup_ci_high or 0:.2f}x)"
+
+
+def verdict(candidate: Measured, fp32: Measured, budget_pt: float, min_speedup: float,
+            accuracy_required: bool = True) -> Verdict:
+    name = candidate.name
+    if candidate.error:
+        return Verdict(name, False, f"not produced: {candidate.error}")
+    if candidate.speedup is None or candidate.speedup_ci_low is None:
+        return Verdict(name, False, "latency not measured")
+    if candidate.speedup_ci_low <= 1.0:
+        return Verdict(name, False, f"not measurably faster than fp32: {_speed(candidate)}")
+    if candidate.speedup < min_speedup:
+        return Verdict(name, False, f"only {_speed(candidate)} faster, below the {min_speedup:g}x worth shipping")
+    if accuracy_required:
+        if candidate.accuracy is None or fp32.accuracy is None:
+            return Verdict(name, False, f"{_speed(candidate)} faster; accuracy not measured (a faster or "
+                                        "more faithful recipe was measured first and is within budget)")
+        drop = fp32.accuracy - candidate.accuracy
+        if drop > budget_pt + 1e-9:
+            return Verdict(name, False, f"{_speed(candidate)} faster, but top-1 {candidate.accuracy:.2f}% is "
+                                        f"{drop:.2f} pt below fp32 {fp32.accuracy:.2f}% (budget {budget_pt:g} pt)")
+    accuracy = f", top-1 {candidate.accuracy:.2f}%" if candidate.accuracy is not None else ""
+    return Verdict(name, True, f"{_speed(candidate)} faster{accuracy}")
+
+
+def tied_with(fastest: Measured, candidates: Sequence[Measured]) -> list[Measured]:
+    """Candidates whose speedup interval overlaps the fastest's (the fastest included)."""
+    return [c for c in candidates if c.speedup_ci_high is not None and fastest.speedup_ci_low is not None
+            and c.speedup_ci_high >= fastest.speedup_ci_low]
+
+
+def _quality(c: Measured) -> tuple[float, float, float]:
+    return (c.accuracy if c.accuracy is not None else -math.inf,
+            c.logits_sqnr_db if c.logits_sqnr_db is not None else -math.inf, c.speedup or 0.0)
+
+
+def accuracy_order(candidates: Sequence[Measured], min_speedup: float) -> list[Measured]:
+    """The order in which to measure accuracy, so that the first candidate within budget is the one
+    decide() ships: the fast candidates tied with the fastest, most faithful (logits SQNR) first,
+    then the remaining fast candidates, fastest first."""
+    fast = sorted((c for c in candidates if not c.error and is_fast(c, min_speedup)), key=lambda c: -c.speedup)
+    if not fast:
+        return []
+    tied = sorted(tied_with(fast[0], fast), key=lambda c: _quality(c)[1:], reverse=True)
+    return tied + [c for c in fast if c not in tied]
+
+
+def decide(fp32: Measured, candidates: Sequence[Measured], budget_pt: float, min_speedup: float,
+           accuracy_required: bool = True) -> Decision:
+    """Pick the int8 candidate to ship, else fp32 (see the module docstring)."""
+    verdicts = tuple(verdict(c, fp32, budget_pt, min_speedup, accuracy_required) for c in candidates)
+    qualifying = [c for c, v in zip(candidates, verdicts) if v.qualifies]
+    if qualifying:
+        fastest = max(qualifying, key=lambda c: c.speedup)
+        best = max(tied_with(fastest, qualifying), key=_quality)
+        why = next(v.reason for v in verdicts if v.name == best.name)
+        if best is not fastest:
+            why += f"; statistically tied with the fastest ({fastest.name}, {fastest.speedup:.2f}x) and more accurate"
+        note = "" if accuracy_required else " (accuracy NOT checked: synthetic eval data)"
+        return Decision(best.name, True, f"int8 {best.name}: {why}{note}", verdicts)
+    if not candidates:
+        return Decision(FP32, False, "no int8 candidate was produced; shipping fp32", verdicts)
+    timed = [c for c in candidates if c.speedup is not None and not c.error]
+    if timed:
+        fastest = max(timed, key=lambda c: c.speedup)
+        why = next(v.reason for v in verdicts if v.name == fastest.name)
+        reason = f"no int8 recipe is faster than fp32 within the accuracy budget; fastest int8 {fastest.name}: {why}"
+    else:
+        reason = "no int8 recipe qualified: " + "; ".join(f"{v.name}: {v.reason}" for v in verdicts)
+    return Decision(FP32, False, reason + "; shipping fp32", verdicts)

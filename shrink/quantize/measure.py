@@ -1,0 +1,66 @@
+"""Accuracy and output fidelity of a candidate through onnxruntime (optimized sessions, i.e. the
+fused int8 kernels that will really run), on the eval split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from shrink.data import BatchOptions
+from shrink.evaluate import evaluate_onnx
+from shrink.export import numerics
+from shrink.ort_session import create_session
+
+# Eval images on which a candidate's logits are compared with the fp32 file's.
+COMPARE_IMAGES = 500
+# ...at most this many input values (they are held in memory for all candidates).
+COMPARE_MAX_INPUT_VALUES = 25_000_000
+EVAL_BATCH = 256
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    images: int
+    top1_agreement: float
+    logits_sqnr_db: float
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Fixed eval inputs and the fp32 file's logits on them, computed once per run."""
+
+    inputs: tuple[np.ndarray, ...]
+    logits: np.ndarray
+
+
+def session_for(path, threads: int | None):
+    return create_session(path, "cpu", intra_op_threads=threads)
+
+
+def accuracy(path, split, *, threads: int | None, limit: int | None) -> float:
+    """Top-1 % of the ONNX file on `split` (shrink.evaluate: the number `shrink eval` prints)."""
+    return evaluate_onnx(session_for(path, threads), split, batch_size=EVAL_BATCH, limit=limit).accuracy
+
+
+def _run(session, inputs) -> np.ndarray:
+    name = session.get_inputs()[0].name
+    return np.concatenate([session.run(None, {name: x})[0] for x in inputs])
+
+
+def reference(fp32_path, split, *, threads: int | None, images: int = COMPARE_IMAGES) -> Reference:
+    per_image = int(np.prod(split.info.input_shape))
+    images = max(1, min(images, COMPARE_MAX_INPUT_VALUES // per_image))
+    inputs, seen = [], 0
+    for x, _ in split.batches(BatchOptions(batch_size=min(EVAL_BATCH, images))):
+        inputs.append(x[: images - seen].numpy().astype(np.float32))
+        seen += len(inputs[-1])
+        if seen >= images:
+            break
+    return Reference(tuple(inputs), _run(session_for(fp32_path, threads), inputs))
+
+
+def fidelity(candidate_path, ref: Reference, *, threads: int | None) -> Fidelity:
+    """The candidate's logits against the fp32 file's on the reference inputs."""
+    out = _run(session_for(candidate_path, threads), ref.inputs)
+    return Fidelity(len(out), numerics.top1_agreement(ref.logits, out).rate, numerics.sqnr_db(ref.logits, out))

@@ -1,0 +1,98 @@
+"""onnxruntime post-training quantization of one recipe: pre-processing, then static or dynamic."""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import io
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from shrink.data.calibration import CalibrationReader
+from shrink.errors import ShrinkError
+from shrink.quantize.recipe import QuantRecipe
+
+log = logging.getLogger(__name__)
+
+# Dynamic quantization is for MatMul/Gemm-heavy graphs: its ConvInteger path is slow on CPUs.
+DYNAMIC_DEFAULT_OPS = ("MatMul", "Gemm")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
+
+
+@contextlib.contextmanager
+def quiet():
+    """onnxruntime.quantization logs and warns a lot at INFO level; keep the console for results."""
+    logger = logging.getLogger()
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def preprocess(fp32_path: Path, out_path: Path) -> Path:
+    """quant_pre_process: symbolic shape inference, then onnxruntime's basic graph optimizations (it
+    folds BatchNorm into Conv, so the folded weights are what get quantized)."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    try:
+        with quiet():
+            quant_pre_process(str(fp32_path), str(out_path))
+    except Exception as exc:  # symbolic shape inference does not know every op
+        log.warning("quant_pre_process failed (%s); retrying without symbolic shape inference", _first_line(exc))
+        try:
+            with quiet():
+                quant_pre_process(str(fp32_path), str(out_path), skip_symbolic_shape=True)
+        except Exception as exc2:
+            raise ShrinkError(f"quantization pre-processing failed: {_first_line(exc2)}") from exc2
+    return out_path
+
+
+def calibration_cache_key(recipe: QuantRecipe) -> str:
+    """Recipes with equal keys calibrate the same tensors the same way (the ranges do not depend on
+    per-channel, reduce_range, format, types or excluded nodes), so they can share one calibration."""
+    ops = "+".join(recipe.op_types) if recipe.op_types else "all"
+    return f"calibration-{recipe.method}-{ops}.json"
+
+
+def _supports_calibration_cache() -> bool:
+    from onnxruntime.quantization import quantize_static
+
+    return "calibration_cache_path" in inspect.signature(quantize_static).parameters
+
+
+def quantize_recipe(pre_path: Path, recipe: QuantRecipe, out_path: Path, input_name: str,
+                    calibration: list[np.ndarray] | None, cache_dir: Path | None = None) -> Path:
+    """Quantize the pre-processed model with `recipe` into `out_path`.
+
+    With `cache_dir`, calibration ranges are cached there and shared by recipes that calibrate alike
+    (when this onnxruntime supports calibration_cache_path), so a search calibrates once per method."""
+    from onnxruntime.quantization import quantize_dynamic, quantize_static
+
+    kwargs = recipe.ort_kwargs()
+    if recipe.kind == "static" and cache_dir is not None and _supports_calibration_cache():
+        kwargs["calibration_cache_path"] = str(cache_dir / calibration_cache_key(recipe))
+    try:
+        with quiet():
+            if recipe.kind == "dynamic":
+                kwargs["op_types_to_quantize"] = kwargs["op_types_to_quantize"] or list(DYNAMIC_DEFAULT_OPS)
+                quantize_dynamic(str(pre_path), str(out_path), **kwargs)
+            else:
+                if not calibration:
+                    raise ShrinkError("static quantization needs calibration data")
+                quantize_static(str(pre_path), str(out_path), CalibrationReader(input_name, calibration), **kwargs)
+    except ShrinkError:
+        raise
+    except Exception as exc:
+        raise ShrinkError(f"onnxruntime could not quantize with {recipe.name}: {_first_line(exc)}") from exc
+    return out_path

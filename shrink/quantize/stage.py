@@ -1,0 +1,279 @@
+"""The quantize stage: fp32 ONNX file -> the file worth shipping on this machine, and why.
+
+quantize() wires the steps together:
+1. check the input file and the calibration / eval data (one-line errors, before any work);
+2. pre-process once, then produce each recipe (auto: the search space plus an SQNR-driven recipe);
+3. time fp32 and every produced recipe in one interleaved bench run (shrink.bench);
+4. measure accuracy through onnxruntime, fastest candidate first, until one is within budget;
+5. decide (shrink.quantize.decide), ship the chosen file (int8, or the fp32 input when no int8 is
+   faster) with its metadata, and write the decision record next to it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import onnx
+
+from shrink.bench import BenchConfig, OnnxCandidate, run_bench
+from shrink.data import CalibrationConfig, calibration_batches
+from shrink.errors import ShrinkError
+from shrink.export.checks import check_onnx_file
+from shrink.export.metadata import set_metadata
+from shrink.export.writing import check_not_input, save_model, staged_output
+from shrink.fileio import sha256_file, write_json_atomic
+from shrink.ort_session import create_session
+from shrink.quantize import measure
+from shrink.quantize.config import LAYER_SQNR_EXCLUDE_DB, MAX_EXCLUDED_LAYERS, SQNR_IMAGES, QuantizeConfig
+from shrink.quantize.decide import accuracy_order, decide
+from shrink.quantize.inputs import OnnxInput, check_calibration, load_onnx_input
+from shrink.quantize.ptq import preprocess, quantize_recipe
+from shrink.quantize.result import FP32, Measured, QuantizeResult
+from shrink.quantize.search import search_space, with_excluded
+from shrink.quantize.sqnr import analysis_images, layer_sqnr, layers_to_exclude
+
+Progress = Callable[[str], None]
+RANDOM_CALIBRATION_FLAG = ("calibrated on SYNTHETIC random data (forced): int8 ranges do not reflect real "
+                           "inputs; use real training images before shipping")
+SYNTHETIC_EVAL_FLAG = "eval data is SYNTHETIC: accuracy was NOT measured, only latency and fidelity to fp32"
+# Short timing of the fp32-vs-int8 profile pass, run only when fp32 ships.
+PROFILE_RUNS = 20
+
+
+def record_path_for(out_path: Path) -> Path:
+    """model.int8.onnx -> model.int8.decision.json"""
+    return out_path.with_name(out_path.stem + ".decision.json")
+
+
+def _say(progress: Progress | None, line: str) -> None:
+    if progress:
+        progress(line)
+
+
+def _calibration(model: OnnxInput, config: QuantizeConfig, split, needs_data: bool, flags: list[str]):
+    if not needs_data:
+        return None, {"dataset": None, "images": 0, "note": "dynamic quantization needs no calibration"}
+    if split is None:
+        raise ShrinkError("static quantization needs calibration data (real training images): pass --data")
+    batches = calibration_batches(split, CalibrationConfig(
+        num_images=config.calibration_images, seed=config.calibration_seed,
+        allow_synthetic=config.force_random_calibration))
+    check_calibration(batches, model)
+    if split.info.synthetic:
+        flags.append(RANDOM_CALIBRATION_FLAG)
+    info = {"dataset": split.info.name, "images": sum(len(b) for b in batches), "seed": config.calibration_seed,
+            "synthetic": split.info.synthetic}
+    return batches, info
+
+
+def _evaluation(model: OnnxInput, config: QuantizeConfig, split, flags: list[str]) -> tuple[bool, dict]:
+    """Whether accuracy can be required, and what the eval data is."""
+    if split is None:
+        raise ShrinkError("quantize measures accuracy on real eval data: pass --data")
+    if tuple(split.info.input_shape) != model.image_shape:
+        raise ShrinkError(f"eval data has images of shape {'x'.join(map(str, split.info.input_shape))}; model "
+                          f"input {model.input_name!r} takes {'x'.join(map(str, model.image_shape))}")
+    if split.info.synthetic:
+        if not config.force_random_calibration:
+            raise ShrinkError("eval data is synthetic, so accuracy cannot be measured; use real data, or force "
+                              "random data for a latency-only run (--force-random-calibration)")
+        flags.append(SYNTHETIC_EVAL_FLAG)
+    info = {"dataset": split.info.name, "images": min(len(split), config.eval_limit or len(split)),
+            "synthetic": split.info.synthetic}
+    return not split.info.synthetic, info
+
+
+def _produce(recipes, pre: Path, work: Path, model: OnnxInput, batches, progress) -> list[Measured]:
+    produced = []
+    for i, recipe in enumerate(recipes):
+        path = work / f"candidate{i}.onnx"
+        _say(progress, f"quantizing {recipe.name} ({recipe.why})")
+        try:
+            quantize_recipe(pre, recipe, path, model.input_name, batches, cache_dir=work)
+            create_session(path, "cpu")  # a recipe onnxruntime cannot run is a failed recipe
+            produced.append(Measured(recipe.name, recipe, str(path)))
+        except ShrinkError as exc:
+            produced.append(Measured(recipe.name, recipe, None, error=str(exc)))
+    return produced
+
+
+def _bench_config(config: QuantizeConfig, **overrides) -> BenchConfig:
+    settings = dict(provider="cpu", threads=config.threads, batch=config.batch, min_runs=config.bench_min_runs,
+                    min_seconds=config.bench_seconds, warmup_seconds=config.bench_warmup_seconds, measure_memory=False)
+    return BenchConfig(**{**settings, **overrides})  # overrides replace settings (the profile pass)
+
+
+def _time(fp32: Measured, produced: list[Measured], config: QuantizeConfig, progress):
+    """One interleaved bench run over fp32 and every produced recipe; fills latency and speedup."""
+    ok = [m for m in produced if m.path]
+    _say(progress, f"timing fp32 and {len(ok)} int8 candidates, interleaved")
+    bench = run_bench([OnnxCandidate(fp32.path, FP32)] + [OnnxCandidate(m.path, m.name) for m in ok],
+                      _bench_config(config), progress=progress)
+    by_label = {c.label: c for c in bench.candidates}
+    fp32 = dataclasses.replace(fp32, latency_ms=by_label[FP32].latency.p50_ms)
+    timed = []
+    for m in produced:
+        c = by_label.get(m.name) if m.path else None
+        if c is None:
+            timed.append(m)
+            continue
+        timed.append(dataclasses.replace(m, latency_ms=c.latency.p50_ms, speedup=c.speedup.ratio,
+                                         speedup_ci_low=c.speedup.ci_low, speedup_ci_high=c.speedup.ci_high))
+    return fp32, timed, bench
+
+
+def _measure_accuracy(fp32: Measured, timed: list[Measured], config: QuantizeConfig, split,
+                      accuracy_required: bool, progress) -> tuple[Measured, list[Measured]]:
+    """Fidelity to fp32 (logits SQNR, top-1 agreement) of every fast candidate, then accuracy in
+    decide.accuracy_order, stopping at the first within budget (the one decide() ships) unless
+    `measure_all`."""
+    fast = accuracy_order(timed, config.min_speedup)
+    order = [m for m in timed if m.path] if config.measure_all else fast
+    if not order:
+        return fp32, timed
+    updated = {m.name: m for m in timed}
+    ref = measure.reference(fp32.path, split, threads=config.threads)
+    for m in order:
+        fid = measure.fidelity(m.path, ref, threads=config.threads)
+        updated[m.name] = dataclasses.replace(m, top1_agreement=fid.top1_agreement, logits_sqnr_db=fid.logits_sqnr_db)
+    _say(progress, "fidelity to fp32 on " + f"{len(ref.logits)} eval images: " + ", ".join(
+        f"{m.name} {updated[m.name].logits_sqnr_db:.1f} dB" for m in order))
+    if not accuracy_required:
+        return fp32, [updated[m.name] for m in timed]
+    if config.measure_all:
+        order = [updated[m.name] for m in order]
+    else:  # re-rank now that the SQNR is known
+        order = accuracy_order([updated[m.name] for m in fast], config.min_speedup)
+    _say(progress, f"measuring fp32 accuracy on {split.info.name}")
+    fp32 = dataclasses.replace(fp32, accuracy=measure.accuracy(fp32.path, split, threads=config.threads,
+                                                                limit=config.eval_limit))
+    for m in order:
+        _say(progress, f"measuring accuracy of {m.name} ({m.speedup:.2f}x, {m.logits_sqnr_db:.1f} dB)")
+        acc = measure.accuracy(m.path, split, threads=config.threads, limit=config.eval_limit)
+        updated[m.name] = dataclasses.replace(updated[m.name], accuracy=acc)
+        if not config.measure_all and fp32.accuracy - acc <= config.budget_pt + 1e-9:
+            break
+    return fp32, [updated[m.name] for m in timed]
+
+
+def _profile(fp32: Measured, timed: list[Measured], config: QuantizeConfig, progress) -> dict | None:
+    """When fp32 ships: ORT profiles of fp32 and the fastest int8, to show why int8 was not faster."""
+    candidates = [m for m in timed if m.path and m.speedup is not None]
+    if not candidates:
+        return None
+    fastest = max(candidates, key=lambda m: m.speedup)
+    _say(progress, f"profiling fp32 and {fastest.name} to explain the decision")
+    bench = run_bench([OnnxCandidate(fp32.path, FP32), OnnxCandidate(fastest.path, fastest.name)],
+                      _bench_config(config, profile=True, profile_runs=PROFILE_RUNS, min_runs=10,
+                                    min_seconds=min(1.0, config.bench_seconds)))
+    return dataclasses.asdict(bench.profile) if bench.profile else None
+
+
+def _ship_metadata(model: OnnxInput, chosen: Measured, fp32: Measured, reason: str, calibration: dict,
+                   bench_machine: dict, threads: int, flags: list[str]) -> dict[str, str]:
+    from shrink import __version__
+
+    meta = {
+        "precision": "int8" if chosen.recipe else "fp32",
+        "quantization": chosen.recipe.name if chosen.recipe else "none",
+        "quantization_decision": reason,
+        "quantization_measured_on": f"{bench_machine.get('cpu_model')} ({threads} threads, onnxruntime "
+                                    f"{bench_machine.get('onnxruntime_version')})",
+        "shrink_version": __version__,
+    }
+    if chosen.recipe and chosen.recipe.kind == "static":
+        meta["calibration"] = (f"{calibration['dataset']}, {calibration['images']} images, seed {calibration['seed']}"
+                               + (" (SYNTHETIC random data)" if calibration.get("synthetic") else ""))
+    if chosen.accuracy is not None:
+        meta["top1_accuracy"] = f"{chosen.accuracy:.2f}"
+    if fp32.accuracy is not None:
+        meta["fp32_top1_accuracy"] = f"{fp32.accuracy:.2f}"
+    if flags:
+        meta["warnings"] = " | ".join(flags)
+    return meta
+
+
+def _ship(chosen: Measured, model: OnnxInput, meta: dict[str, str], out_path: Path) -> None:
+    """Write the chosen file with its metadata, verified, atomically; the input is never touched."""
+    proto = onnx.load(chosen.path)
+    set_metadata(proto, {**model.metadata, **meta})
+    with staged_output(out_path, forbid=(model.path,)) as staged:
+        save_model(proto, staged)
+        check_onnx_file(staged)
+        create_session(staged, "cpu")
+
+
+def quantize(onnx_path: str | Path, config: QuantizeConfig, out_path: str | Path, *, calibration_split=None,
+             eval_split=None, progress: Progress | None = None) -> QuantizeResult:
+    """Quantize `onnx_path` (fp32) per `config`; write the file worth shipping to `out_path` and the
+    decision record next to it (see the module docstring)."""
+    start = time.perf_counter()
+    out_path = Path(out_path)
+    check_not_input(out_path, (onnx_path,))
+    model = load_onnx_input(onnx_path)
+    flags: list[str] = []
+    recipes = search_space(config.recipe, model.op_types) if config.mode == "auto" else (config.recipe,)
+    needs_calibration = any(r.kind == "static" for r in recipes)
+    batches, calibration = _calibration(model, config, calibration_split, needs_calibration, flags)
+    accuracy_required, evaluation = _evaluation(model, config, eval_split, flags)
+
+    with tempfile.TemporaryDirectory(prefix="shrink-quantize-") as tmp:
+        work = Path(tmp)
+        pre = preprocess(model.path, work / "preprocessed.onnx")
+        produced = _produce(recipes, pre, work, model, batches, progress)
+        layers: tuple = ()
+        base = produced[0]
+        if (config.mode == "auto" and config.per_layer_sqnr and base.path and base.recipe.kind == "static"
+                and base.recipe.quant_format == "qdq"):
+            _say(progress, "per-layer SQNR of the base recipe")
+            layers = layer_sqnr(pre, Path(base.path), model.input_name, analysis_images(batches, SQNR_IMAGES), work)
+            excluded = layers_to_exclude(layers, LAYER_SQNR_EXCLUDE_DB, MAX_EXCLUDED_LAYERS)
+            if excluded:
+                recipe = with_excluded(base.recipe, excluded)
+                produced += _produce([recipe], pre, work, model, batches, progress) if recipe.name not in {
+                    m.name for m in produced} else []
+        fp32 = Measured(FP32, None, str(model.path))
+        fp32, timed, bench = _time(fp32, produced, config, progress)
+        fp32, measured = _measure_accuracy(fp32, timed, config, eval_split, accuracy_required, progress)
+        decision = decide(fp32, measured, config.budget_pt, config.min_speedup, accuracy_required)
+        chosen = next((m for m in measured if m.name == decision.shipped), fp32)
+        profile = None if decision.int8 else _profile(fp32, measured, config, progress)
+        machine = bench.machine.to_dict()
+        meta = _ship_metadata(model, chosen, fp32, decision.reason, calibration or {}, machine, bench.threads, flags)
+        _ship(chosen, model, meta, out_path)
+
+    import onnxruntime
+
+    from shrink import __version__
+
+    record_path = record_path_for(out_path)
+    result = QuantizeResult(
+        input_path=str(model.path),
+        output_path=str(out_path),
+        record_path=str(record_path),
+        sha256=sha256_file(out_path),
+        shipped=decision.shipped,
+        int8=decision.int8,
+        reason=decision.reason,
+        mode=config.mode,
+        config=config.to_dict(),
+        fp32=dataclasses.replace(fp32, path=str(model.path)),
+        candidates=tuple(dataclasses.replace(m, path=None) for m in measured),  # temp files are gone
+        decision=decision,
+        calibration=calibration,
+        evaluation=evaluation,
+        layer_sqnr=tuple(dataclasses.asdict(layer) for layer in layers),
+        machine=machine,
+        bench={"threads": bench.threads, "batch": bench.batch, "rounds": bench.rounds,
+               "load_average_1m": list(bench.load_average_1m), "notes": list(bench.notes), "inputs": bench.inputs},
+        profile=profile,
+        flags=tuple(flags),
+        versions={"shrink": __version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__},
+        seconds=time.perf_counter() - start,
+    )
+    write_json_atomic(record_path, result.to_dict())
+    return result

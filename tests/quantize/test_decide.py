@@ -1,0 +1,83 @@
+"""The auto-mode decision on typed, hand-made measurements."""
+
+from __future__ import annotations
+
+import pytest
+
+from shrink.quantize import Measured, QuantRecipe, decide
+from shrink.quantize.decide import accuracy_order
+
+FP32 = Measured("fp32", accuracy=94.0, latency_ms=10.0)
+
+
+def cand(name, speedup, accuracy=None, ci=0.05, sqnr=None, error=None):
+    return Measured(name, QuantRecipe(), f"/tmp/{name}.onnx", accuracy=accuracy, logits_sqnr_db=sqnr,
+                    latency_ms=10.0 / speedup, speedup=speedup, speedup_ci_low=speedup - ci,
+                    speedup_ci_high=speedup + ci, error=error)
+
+
+def test_picks_the_fastest_within_budget():
+    d = decide(FP32, [cand("a", 1.5, 93.9), cand("b", 2.2, 93.0), cand("c", 1.9, 93.7)], budget_pt=0.5, min_speedup=1.05)
+    assert d.int8 and d.shipped == "c"
+    verdicts = {v.name: v for v in d.verdicts}
+    assert "0.50" not in verdicts["b"].reason and "1.00 pt below" in verdicts["b"].reason
+    assert verdicts["a"].qualifies and not verdicts["b"].qualifies
+
+
+def test_ships_fp32_when_no_int8_is_faster():
+    d = decide(FP32, [cand("slow", 0.8, 94.0), cand("same", 1.02, 94.0, ci=0.05)], budget_pt=0.5, min_speedup=1.05)
+    assert not d.int8 and d.shipped == "fp32"
+    assert "no int8 recipe is faster than fp32" in d.reason and "same" in d.reason and "shipping fp32" in d.reason
+
+
+def test_a_speedup_whose_interval_reaches_one_is_not_faster():
+    d = decide(FP32, [cand("noisy", 1.3, 94.0, ci=0.35)], budget_pt=0.5, min_speedup=1.05)
+    assert not d.int8 and "not measurably faster" in d.verdicts[0].reason
+
+
+def test_min_speedup_is_enforced():
+    d = decide(FP32, [cand("meh", 1.08, 94.0, ci=0.02)], budget_pt=0.5, min_speedup=1.1)
+    assert not d.int8 and "below the 1.1x" in d.verdicts[0].reason
+
+
+def test_statistically_tied_candidates_ship_the_more_accurate():
+    fast_noisy = cand("fast", 1.60, 93.6, ci=0.2)
+    accurate = cand("accurate", 1.55, 93.95, ci=0.2)
+    d = decide(FP32, [fast_noisy, accurate], budget_pt=0.5, min_speedup=1.05)
+    assert d.shipped == "accurate" and "statistically tied with the fastest (fast" in d.reason
+    # Not tied any more: the faster one ships.
+    d = decide(FP32, [cand("fast", 2.0, 93.6, ci=0.05), cand("accurate", 1.5, 93.95, ci=0.05)], 0.5, 1.05)
+    assert d.shipped == "fast"
+
+
+def test_errors_and_unmeasured_candidates_never_ship():
+    d = decide(FP32, [cand("broken", 3.0, 94.0, error="onnxruntime could not quantize"), cand("unmeasured", 2.0)],
+               budget_pt=0.5, min_speedup=1.05)
+    assert not d.int8
+    assert "not produced" in d.verdicts[0].reason and "accuracy not measured" in d.verdicts[1].reason
+
+
+def test_latency_only_runs_can_waive_accuracy_and_say_so():
+    d = decide(Measured("fp32", latency_ms=10.0), [cand("a", 1.8)], budget_pt=0.5, min_speedup=1.05,
+               accuracy_required=False)
+    assert d.int8 and "accuracy NOT checked" in d.reason
+
+
+def test_no_candidates_ships_fp32():
+    d = decide(FP32, [], budget_pt=0.5, min_speedup=1.05)
+    assert not d.int8 and d.verdicts == ()
+
+
+def test_accuracy_order_measures_the_most_faithful_tied_candidate_first():
+    tied_low_sqnr = cand("fastest", 1.60, ci=0.2, sqnr=21.0)
+    tied_high_sqnr = cand("faithful", 1.50, ci=0.2, sqnr=34.0)
+    slower = cand("slower", 1.2, ci=0.02, sqnr=40.0)
+    slow = cand("slow", 0.9, sqnr=50.0)
+    order = accuracy_order([slow, slower, tied_low_sqnr, tied_high_sqnr], min_speedup=1.05)
+    assert [c.name for c in order] == ["faithful", "fastest", "slower"]
+
+
+@pytest.mark.parametrize("budget", [0.0, 0.5, 2.0])
+def test_budget_boundary_is_inclusive(budget):
+    d = decide(FP32, [cand("edge", 1.5, 94.0 - budget)], budget_pt=budget, min_speedup=1.05)
+    assert d.int8

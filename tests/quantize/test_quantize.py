@@ -1,0 +1,124 @@
+"""The quantize stage end to end on a tiny model: what ships, what is recorded, what is refused."""
+
+from __future__ import annotations
+
+import json
+
+import onnx
+import pytest
+
+from shrink.errors import ShrinkError
+from shrink.export import read_metadata
+from shrink.quantize import QuantizeConfig, QuantRecipe, quantize
+from shrink.quantize import stage as stage_module
+from shrink.quantize.search import search_space
+
+FAST = dict(calibration_images=64, bench_seconds=0.2, bench_min_runs=10, bench_warmup_seconds=0.1, threads=1)
+
+
+def _ops(path) -> set[str]:
+    return {n.op_type for n in onnx.load(str(path)).graph.node}
+
+
+def test_random_calibration_is_refused(model_copy, random_split):
+    with pytest.raises(ShrinkError, match="refusing to calibrate on synthetic"):
+        quantize(model_copy, QuantizeConfig(mode="static", **FAST), model_copy.with_name("q.onnx"),
+                 calibration_split=random_split, eval_split=random_split)
+    assert not model_copy.with_name("q.onnx").exists()
+
+
+def test_synthetic_eval_data_is_refused_without_force(model_copy, real_split, random_split):
+    with pytest.raises(ShrinkError, match="eval data is synthetic"):
+        quantize(model_copy, QuantizeConfig(mode="static", **FAST), model_copy.with_name("q.onnx"),
+                 calibration_split=real_split, eval_split=random_split)
+
+
+def test_forced_random_calibration_is_flagged_everywhere(model_copy, random_split):
+    out = model_copy.with_name("q.onnx")
+    result = quantize(model_copy, QuantizeConfig(mode="static", force_random_calibration=True, **FAST), out,
+                      calibration_split=random_split, eval_split=random_split)
+    assert any("SYNTHETIC random data" in f for f in result.flags)
+    assert any("accuracy was NOT measured" in f for f in result.flags)
+    assert "SYNTHETIC" in read_metadata(out)["warnings"]
+    record = json.loads(result_record(result))
+    assert record["calibration"]["synthetic"] is True and record["flags"] == list(result.flags)
+
+
+def result_record(result) -> str:
+    with open(result.record_path, encoding="utf-8") as f:
+        return f.read()
+
+
+def test_static_mode_ships_only_what_is_faster(model_copy, real_split):
+    before = model_copy.read_bytes()
+    out = model_copy.with_name("q.onnx")
+    result = quantize(model_copy, QuantizeConfig(mode="static", **FAST), out, calibration_split=real_split,
+                      eval_split=real_split)
+    assert model_copy.read_bytes() == before
+    assert [c.name for c in result.candidates] == [QuantRecipe().name]
+    cand = result.candidates[0]
+    assert cand.speedup is not None and result.fp32.latency_ms > 0
+    meta = read_metadata(out)
+    assert meta["input_layout"] == "NCHW"  # the export metadata is carried over
+    assert result.machine["cpu_model"] and meta["quantization_measured_on"].startswith(result.machine["cpu_model"])
+    if result.int8:  # shipped int8 is never slower than fp32
+        assert cand.speedup_ci_low > 1.0 and "QuantizeLinear" in _ops(out)
+        assert meta["quantization"] == cand.name and meta["precision"] == "int8"
+    else:
+        assert "shipping fp32" in result.reason and "QuantizeLinear" not in _ops(out)
+        assert meta["quantization"] == "none" and result.profile is not None
+    assert json.loads(result_record(result))["shipped"] == result.shipped
+
+
+def test_auto_mode_searches_measures_and_records(model_copy, real_split):
+    out = model_copy.with_name("auto.onnx")
+    result = quantize(model_copy, QuantizeConfig(measure_all=True, **FAST), out, calibration_split=real_split,
+                      eval_split=real_split)
+    names = [c.name for c in result.candidates]
+    expected = [r.name for r in search_space(QuantRecipe(), {"Conv": 3, "Gemm": 1})]
+    assert names[: len(expected)] == expected
+    assert any(n.endswith("excl2") or "excl" in n for n in names[len(expected):])  # the SQNR-driven recipe
+    assert result.layer_sqnr and {"node", "weight_sqnr_db", "input_sqnr_db"} <= set(result.layer_sqnr[0])
+    produced = [c for c in result.candidates if not c.error]
+    assert all(c.accuracy is not None and c.logits_sqnr_db is not None for c in produced)
+    assert result.fp32.accuracy is not None
+    assert len(result.decision.verdicts) == len(result.candidates)
+    shipped = next((c for c in result.candidates if c.name == result.shipped), None)
+    if result.int8:
+        assert shipped.speedup_ci_low > 1.0 and result.fp32.accuracy - shipped.accuracy <= 0.5
+    else:
+        assert result.shipped == "fp32" and "shipping fp32" in result.reason
+    record = json.loads(result_record(result))
+    assert record["machine"]["cpu_flags"] is not None and record["bench"]["threads"] == 1
+
+
+def test_dynamic_mode_quantizes_matmuls(tmp_path, real_split):
+    import torch
+
+    from shrink.export import ExportConfig, export
+    from shrink.models import LoadedModel, ModelSpec
+
+    mlp = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(144, 64), torch.nn.ReLU(), torch.nn.Linear(64, 4))
+    spec = ModelSpec(name="mlp", num_classes=4, in_chans=1, input_size=(12, 12))
+    fp32 = tmp_path / "mlp.onnx"
+    export(LoadedModel(mlp.eval(), spec, "mlp"), ExportConfig(), fp32)
+    result = quantize(fp32, QuantizeConfig(mode="dynamic", measure_all=True, **FAST), tmp_path / "mlp.q.onnx",
+                      calibration_split=None, eval_split=real_split)
+    cand = result.candidates[0]
+    assert cand.name.startswith("dynamic-") and not cand.error and cand.accuracy is not None
+    assert result.calibration["images"] == 0
+
+
+def test_a_failure_while_shipping_leaves_no_file(model_copy, real_split, monkeypatch):
+    out = model_copy.with_name("q.onnx")
+    out.write_bytes(b"previous")
+
+    def broken(*args, **kwargs):
+        raise ShrinkError("disk full (simulated)")
+
+    monkeypatch.setattr(stage_module, "check_onnx_file", broken)
+    with pytest.raises(ShrinkError, match="simulated"):
+        quantize(model_copy, QuantizeConfig(mode="static", **FAST), out, calibration_split=real_split,
+                 eval_split=real_split)
+    assert out.read_bytes() == b"previous"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["model.onnx", "q.onnx"]
