@@ -124,6 +124,10 @@ def check_widths(model: nn.Module, plan: PrunePlan, which: str) -> None:
         actual = widths(model, param_dims(plan))
     except (KeyError, IndexError, AttributeError) as exc:
         raise ShrinkError(f"the model does not have the plan's layers ({exc}); was the plan made for this model?") from exc
+    unknown = [name for name in actual if name not in {w.name for w in plan.layers}]
+    if unknown:
+        shown = ", ".join(unknown[:4]) + (f" (+{len(unknown) - 4} more)" if len(unknown) > 4 else "")
+        raise ShrinkError(f"the model has layers the plan does not know: {shown}; the plan was made for another model")
     for expected in plan.layers:
         if expected.name not in actual:
             raise ShrinkError(f"the model has no layer {expected.name!r}; the plan was made for another model")

@@ -277,7 +277,7 @@ def check_step(
     y_exact = y_pruned
     if exact and len(exact) != len(step.groups):
         only_exact = copy.deepcopy(base)
-        replay_step(only_exact, PlanStep(step.index, step.ratio, tuple(exact), step.num_heads), ChannelTracker.after(done))
+        replay_step(only_exact, PlanStep(step.index, step.ratio, tuple(exact)), ChannelTracker.after(done))
         y_exact = outputs(only_exact, example_inputs)
     zero_groups(base, exact, tracker)  # base is ours: zero it in place
     y_dead = outputs(base, example_inputs)

@@ -126,7 +126,11 @@ class ShrinkGraph(tp.DependencyGraph):
     def build(self, model: nn.Module, example_inputs: tuple) -> "ShrinkGraph":
         try:
             self.build_dependency(
-                model, example_inputs=example_inputs, output_transform=self._keep_outputs, verbose=False
+                model,
+                example_inputs=example_inputs,
+                forward_fn=_call,  # torch-pruning's own call retries with the inputs packed: confusing errors
+                output_transform=self._keep_outputs,
+                verbose=False,
             )
         except Exception as exc:  # noqa: BLE001 - any failure inside torch-pruning is reported below
             if not _raised_in_index_mapping(exc) or not hasattr(self, "module2node"):
@@ -149,6 +153,10 @@ class ShrinkGraph(tp.DependencyGraph):
         if isinstance(module, nn.Parameter):
             return self._param_to_name[module]
         return self._module2name.get(module, repr(module))
+
+
+def _call(model: nn.Module, inputs: tuple):
+    return model(*inputs)
 
 
 def node_label(node) -> str:

@@ -82,11 +82,24 @@ class CoupledGroup:
     tp_group: Group  # torch-pruning's view of the same group, for importance scores
     units: list[list[int]] = field(default_factory=list)  # root channels removed together
     inexact: str | None = None  # why the zero-then-remove check cannot be exact for this group
-    heads: dict[str, tuple[int, int]] = field(default_factory=dict)  # attention name -> (heads, head_dim)
+    heads: dict[str, "HeadInfo"] = field(default_factory=dict)  # member name -> its attention heads
 
     @property
     def writers(self) -> list[str]:
         return [m.name for m in self.members if m.axis == "out"]
+
+
+@dataclass(frozen=True)
+class HeadInfo:
+    """How a member's channels split into attention heads."""
+
+    module: str  # the attention module whose num_heads changes when whole heads go
+    num_heads: int
+    head_dim: int
+    copies: int = 1  # 3 for a fused qkv projection: q, k and v lose the same heads
+
+    def heads_in(self, channels: int) -> int:
+        return channels // (self.head_dim * self.copies)
 
 
 @dataclass(frozen=True)
@@ -102,10 +115,13 @@ class Discovery:
     left_whole: list[LeftWhole]
 
 
-def discover_groups(graph: ShrinkGraph, ignore: tuple[str, ...] = (), attention: str = "dims") -> Discovery:
-    """All prunable groups of `graph`, and the ones left whole with their reasons."""
+def discover_groups(
+    graph: ShrinkGraph, ignore: tuple[str, ...] = (), attention: str = "dims", claimed: set | None = None
+) -> Discovery:
+    """All prunable groups of `graph`, and the ones left whole with their reasons. Modules in
+    `claimed` already belong to a group built elsewhere (fused qkv attention, see attention.py)."""
     check_ignore_globs(graph.model, ignore)
-    groups, left_whole, claimed = [], [], set()
+    groups, left_whole, claimed = [], [], set(claimed or ())
     for module in list(graph.module2node):
         if not isinstance(module, ROOT_TYPES) or module in claimed:
             continue
@@ -314,12 +330,12 @@ def build_group(graph, root_name, width, members, shared_roots, attention) -> tu
     return group, None
 
 
-def attention_heads(graph: ShrinkGraph, members: list[Member]) -> dict[str, tuple[int, int]]:
+def attention_heads(graph: ShrinkGraph, members: list[Member]) -> dict[str, HeadInfo]:
     heads = {}
     for member in members:
         if member.optype == "MHA":
             mha = _module_by_name(graph)[member.name]
-            heads[member.name] = (mha.num_heads, mha.embed_dim // mha.num_heads)
+            heads[member.name] = HeadInfo(member.name, mha.num_heads, mha.embed_dim // mha.num_heads)
     return heads
 
 
@@ -344,8 +360,8 @@ def _join_channel_blocks(graph, member: Member, unions: "UnionFind", heads: dict
 def _blocks_of(module, member: Member, heads: dict, attention: str) -> tuple[int, int, bool]:
     """(number of blocks, block size, remove whole blocks?) for one member."""
     if member.optype == "MHA":
-        num_heads, head_dim = heads[member.name]
-        return num_heads, head_dim, attention == "heads"
+        info = heads[member.name]
+        return info.num_heads, info.head_dim, attention == "heads"
     if member.optype == "CONV" and module.groups > 1:
         width = module.out_channels if member.axis == "out" else module.in_channels
         return module.groups, width // module.groups, False

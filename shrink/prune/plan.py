@@ -49,20 +49,24 @@ class PlanGroup:
     removed: tuple[int, ...]  # root channels removed
     layers: tuple[PrunedLayer, ...]
     inexact: str | None = None  # why the zero-then-remove check is not exact here (LayerNorm...)
+    num_heads: dict[str, int] = field(default_factory=dict)  # attention modules -> heads left (whole-head pruning)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "root": self.root,
             "width": self.width,
             "removed": list(self.removed),
             "inexact": self.inexact,
             "layers": [layer.to_dict() for layer in self.layers],
         }
+        if self.num_heads:
+            d["num_heads"] = dict(self.num_heads)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "PlanGroup":
         layers = tuple(PrunedLayer.from_dict(x) for x in d["layers"])
-        return cls(d["root"], d["width"], tuple(d["removed"]), layers, d.get("inexact"))
+        return cls(d["root"], d["width"], tuple(d["removed"]), layers, d.get("inexact"), dict(d.get("num_heads", {})))
 
 
 @dataclass(frozen=True)
@@ -70,20 +74,18 @@ class PlanStep:
     index: int  # 1-based
     ratio: float  # cumulative channel ratio this step was selected at
     groups: tuple[PlanGroup, ...]
-    num_heads: dict[str, int] = field(default_factory=dict)  # attention modules -> heads after this step
+
+    @property
+    def num_heads(self) -> dict[str, int]:
+        """Attention modules that lose whole heads in this step -> heads left."""
+        return {name: n for g in self.groups for name, n in g.num_heads.items()}
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "index": self.index,
-            "ratio": self.ratio,
-            "num_heads": dict(self.num_heads),
-            "groups": [g.to_dict() for g in self.groups],
-        }
+        return {"index": self.index, "ratio": self.ratio, "groups": [g.to_dict() for g in self.groups]}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "PlanStep":
-        groups = tuple(PlanGroup.from_dict(g) for g in d["groups"])
-        return cls(d["index"], d["ratio"], groups, dict(d.get("num_heads", {})))
+        return cls(d["index"], d["ratio"], tuple(PlanGroup.from_dict(g) for g in d["groups"]))
 
 
 @dataclass(frozen=True)
@@ -155,7 +157,7 @@ class PrunePlan:
         """The same plan restricted to the groups for which `keep(group)` is true (counts and
         widths are no longer predictions for it)."""
         steps = tuple(
-            PlanStep(s.index, s.ratio, tuple(g for g in s.groups if keep(g)), s.num_heads) for s in self.steps
+            PlanStep(s.index, s.ratio, tuple(g for g in s.groups if keep(g))) for s in self.steps
         )
         return PrunePlan(self.config, self.input_shapes, steps, self.before, self.after, self.layers,
                          self.left_whole, self.versions)

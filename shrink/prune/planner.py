@@ -25,6 +25,7 @@ import torch.nn as nn
 
 from shrink.errors import ShrinkError
 from shrink.prune.apply import ChannelTracker, replay_step
+from shrink.prune.attention import fused_attention_groups
 from shrink.prune.config import PruneConfig
 from shrink.prune.counting import count, count_params, widths
 from shrink.prune.exactness import check_step
@@ -133,7 +134,10 @@ def plan_step(
         work = copy.deepcopy(model).cpu().eval()
         graph = trace_graph(work, inputs)
         guard.stage("finding coupled groups")
-        found = discover_groups(graph, config.ignore, config.attention)
+        fused = fused_attention_groups(graph, config.attention)
+        found = discover_groups(graph, config.ignore, config.attention, claimed=fused.claimed)
+        found.groups[:0] = fused.groups
+        found.left_whole[:0] = fused.left_whole
         guard.stage("scoring channels")
         ranked, unscored = _rank_groups(work, found.groups, config, batches, previous)
         if not ranked:
@@ -241,18 +245,16 @@ def build_step(ranked: list[Ranked], keeps: Keeps, ratio: float, index: int, don
     """The PlanStep removing, from each group, the least important units beyond its keep count,
     with every index converted to the dense model's numbering."""
     tracker = ChannelTracker.after(done)
-    groups, num_heads = [], {}
+    groups = []
     for r in ranked:
         roots = removed_roots(r, keeps.get(r.name, len(r.units)))
-        if not roots:
-            continue
-        groups.append(_plan_group(r.group, roots, tracker))
-        if attention == "heads":
-            num_heads.update(_heads_after(r.group, set(roots)))
-    return PlanStep(index=index, ratio=ratio, groups=tuple(groups), num_heads=num_heads)
+        if roots:
+            heads = _heads_after(r.group, set(roots)) if attention == "heads" else {}
+            groups.append(_plan_group(r.group, roots, tracker, heads))
+    return PlanStep(index=index, ratio=ratio, groups=tuple(groups))
 
 
-def _plan_group(group: CoupledGroup, roots: list[int], tracker: ChannelTracker) -> PlanGroup:
+def _plan_group(group: CoupledGroup, roots: list[int], tracker: ChannelTracker, heads: dict[str, int]) -> PlanGroup:
     chosen = set(roots)
     layers = []
     for member in group.members:
@@ -261,15 +263,15 @@ def _plan_group(group: CoupledGroup, roots: list[int], tracker: ChannelTracker) 
             dense = tuple(sorted(tracker.to_dense((member.name, member.axis), idxs)))
             layers.append(PrunedLayer(member.name, member.axis, member.optype, dense, member.dim))
     removed = tuple(tracker.to_dense((group.root, "out"), roots))
-    return PlanGroup(group.root, group.width, removed, tuple(layers), group.inexact)
+    return PlanGroup(group.root, group.width, removed, tuple(layers), group.inexact, heads)
 
 
 def _heads_after(group: CoupledGroup, chosen: set[int]) -> dict[str, int]:
     heads = {}
     for member in group.members:
-        if member.name in group.heads:
-            num_heads, head_dim = group.heads[member.name]
-            heads[member.name] = num_heads - len(member.for_roots(chosen)) // head_dim
+        info = group.heads.get(member.name)
+        if info is not None:
+            heads[info.module] = info.num_heads - info.heads_in(len(member.for_roots(chosen)))
     return heads
 
 
@@ -285,7 +287,7 @@ def _failing_groups(model, done, step: PlanStep, inputs, seed, reason: str | Non
     half = len(step.groups) // 2
     failing = []
     for part in (step.groups[:half], step.groups[half:]):
-        failing += _failing_groups(model, done, PlanStep(step.index, step.ratio, part, step.num_heads), inputs, seed)
+        failing += _failing_groups(model, done, PlanStep(step.index, step.ratio, part), inputs, seed)
     if not failing:  # each half works alone but not together: give up on the whole step
         return [(g.root, f"fails together with other groups: {reason}") for g in step.groups]
     return failing
@@ -323,13 +325,17 @@ def _notes(previous, left_whole: list[LeftWhole]) -> tuple[LeftWholeNote, ...]:
     return tuple(notes.values())
 
 
+def _short(reason: str, limit: int = 110) -> str:
+    return reason if len(reason) <= limit else reason[: limit - 3] + "..."
+
+
 def _warn_left_whole(left_whole: list[LeftWhole]) -> None:
     unexpected = [lw for lw in left_whole if "model output" not in lw.reason]
     if not unexpected:
         return
     layers = [name for lw in unexpected for name in lw.layers]
     shown = ", ".join(layers[:8]) + (f" (+{len(layers) - 8} more)" if len(layers) > 8 else "")
-    reasons = sorted({lw.reason.split(" (")[0] for lw in unexpected})
+    reasons = sorted({_short(lw.reason) for lw in unexpected})
     warnings.warn(
         f"{len(unexpected)} groups left whole, keeping the widths of: {shown}. Reasons: " + "; ".join(reasons[:3]),
         PruneWarning,

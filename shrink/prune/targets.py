@@ -17,6 +17,7 @@ from shrink.prune.selection import Keeps
 
 TARGET_TOLERANCE = 0.01  # reach the target within 1%
 MAX_BISECTIONS = 24
+MAX_SINGLE_MOVES = 40  # single-group moves tried when the bisection lands between two rounding steps
 
 
 @dataclass(frozen=True)
@@ -99,4 +100,16 @@ def _move_groups(lo_keeps: Keeps, hi_keeps: Keeps, ratio: float, size, target: f
         else:
             right = mid
     candidates = [Solution(keeps_with(n), ratio, size(keeps_with(n)), target) for n in (left, right)]
-    return min(candidates, key=lambda s: s.error)
+    best = min(candidates, key=lambda s: s.error)
+    if best.within_tolerance:
+        return best
+    # One more group moved (from just above the target) or one moved back (from just below) can land
+    # closer than the next group in the fixed order did.
+    above, below = keeps_with(left), keeps_with(right)
+    tries = [{**above, name: hi_keeps[name]} for name in moved[left:]]
+    tries += [{**below, name: lo_keeps[name]} for name in moved[:right]]
+    for keeps in tries[:MAX_SINGLE_MOVES]:
+        best = _closer(best, Solution(keeps, ratio, size(keeps), target))
+        if best.within_tolerance:
+            break
+    return best

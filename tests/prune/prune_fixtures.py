@@ -102,3 +102,32 @@ class MemoryHog(nn.Module):
         keep = []
         while True:
             keep.append(torch.ones(1 << 22))
+
+
+class FusedQKVAttention(nn.Module):
+    """The structure of timm's Attention: one qkv Linear, reshape/permute/unbind, proj."""
+
+    def __init__(self, dim: int = 32, num_heads: int = 4) -> None:
+        super().__init__()
+        self.num_heads, self.head_dim = num_heads, dim // num_heads
+        self.qkv = nn.Linear(dim, dim * 3)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        b, n, _ = x.shape
+        qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        x = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+        return self.proj(x.transpose(1, 2).reshape(b, n, self.num_heads * self.head_dim))
+
+
+class FusedQKVNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Linear(8, 32)
+        self.attn = FusedQKVAttention()
+        self.head = nn.Linear(32, 3)
+
+    def forward(self, x):
+        x = self.embed(x)
+        return self.head((x + self.attn(x)).mean(1))

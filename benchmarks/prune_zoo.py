@@ -1,0 +1,157 @@
+"""Support table: structural pruning at ratio 0.5 over every torchvision classification model.
+
+For each model (random init, 1000 classes, a small input): plan at uniform ratio 0.5 (l2,
+round_to 8, classifier kept), apply, and run the exactness check. Each model runs in its own
+process with a wall-clock limit, so one failure cannot take the others down.
+
+    .venv/bin/python benchmarks/prune_zoo.py                  # all 80 models, ~1-2 h on 2 cores
+    .venv/bin/python benchmarks/prune_zoo.py resnet18 swin_t  # some of them
+
+Writes out/prune_zoo/results.jsonl (one line per model, appended as they finish) and
+out/prune_zoo/table.md (the table in docs/pruning.md). This is a benchmark, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "out" / "prune_zoo"
+SIZES = {  # the smallest convenient input each architecture accepts; ViTs are built for it
+    "inception_v3": 96,
+    "maxvit_t": 224,
+    "vit_h_14": 56,
+}
+DEFAULT_SIZE = 64
+PER_MODEL_SECONDS = 1800
+
+
+def measure_one(name: str, size: int) -> dict:
+    """Plan, apply and check one model (runs in the child process)."""
+    import warnings
+
+    import torch
+    import torchvision
+
+    from shrink.prune import GuardLimits, PruneConfig, PruneWarning, apply, check_exactness, plan
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    kwargs = {"weights": None}
+    if name.startswith("vit_"):
+        kwargs["image_size"] = size
+    model = torchvision.models.get_model(name, **kwargs).eval()
+    inputs = (torch.randn(2, 3, size, size),)
+    row = {"model": name, "input": size}
+    start = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = plan(model, inputs, PruneConfig(ratio=0.5, importance="l2", round_to=8), limits=GuardLimits(seconds=1500))
+    planned = time.perf_counter()
+    apply(model, result)
+    applied = time.perf_counter()
+    report = check_exactness(model, result, inputs)
+    row.update(
+        params_before=result.before.params,
+        params_after=result.after.params,
+        macs_before=result.before.macs,
+        macs_after=result.after.macs,
+        mac_reduction=round(result.mac_reduction, 2),
+        groups=len(result.groups),
+        left_whole=[n.root for n in result.left_whole if "model output" not in n.reason],
+        left_whole_reasons=sorted({n.reason.split(" (")[0] for n in result.left_whole if "model output" not in n.reason}),
+        check_kind=report.kind,
+        passed=report.passed,
+        exact_groups=report.exact_groups,
+        structural_groups=report.structural_groups,
+        relative_diff=(report.max_abs_diff / report.max_abs_output) if report.max_abs_diff is not None else None,
+        plan_seconds=round(planned - start, 2),
+        apply_seconds=round(applied - planned, 2),
+        check_seconds=round(report.seconds, 2),
+        warnings=[str(w.message)[:200] for w in caught if issubclass(w.category, PruneWarning)],
+    )
+    return row
+
+
+def run_child(name: str, size: int) -> dict:
+    cmd = [sys.executable, __file__, "--one", name, "--size", str(size)]
+    start = time.perf_counter()
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=PER_MODEL_SECONDS, cwd=REPO)
+    except subprocess.TimeoutExpired:
+        return {"model": name, "input": size, "passed": False, "error": f"timed out after {PER_MODEL_SECONDS} s"}
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode == 0 and lines:
+        return json.loads(lines[-1])
+    tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+    return {"model": name, "input": size, "passed": False, "error": tail[:300],
+            "seconds": round(time.perf_counter() - start, 1)}
+
+
+def markdown(rows: list[dict]) -> str:
+    head = [
+        "| model | input | MACs dense | MAC reduction at 0.5 | check | result | groups pruned / left whole | time (s) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    body = []
+    for r in sorted(rows, key=lambda r: r["model"]):
+        if "error" in r:
+            body.append(f"| {r['model']} | {r['input']} | | | | FAIL: {r['error']} | | |")
+            continue
+        total = r["plan_seconds"] + r["apply_seconds"] + r["check_seconds"]
+        left = len(r["left_whole"])
+        verdict = "pass" if r["passed"] else "FAIL"
+        body.append(
+            f"| {r['model']} | {r['input']} | {r['macs_before'] / 1e9:.3f} G | {r['mac_reduction']:.2f}x | "
+            f"{r['check_kind']} | {verdict} | {r['groups']} / {left} | {total:.1f} |"
+        )
+    passed = sum(1 for r in rows if r.get("passed"))
+    partial = sum(1 for r in rows if r.get("passed") and r.get("left_whole"))
+    summary = f"\n{passed} of {len(rows)} pass ({partial} of them with some groups left whole)."
+    return "\n".join(head + body) + "\n" + summary + "\n"
+
+
+def machine() -> str:
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
+    return f"{cpu}, {os.cpu_count()} cores, 1 torch thread per model, load average {load:.1f} at the start"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("models", nargs="*", help="torchvision names (default: all)")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.one:
+        print(json.dumps(measure_one(args.one, args.size)))
+        return 0
+    import torchvision
+
+    names = args.models or torchvision.models.list_models(module=torchvision.models)
+    OUT.mkdir(parents=True, exist_ok=True)
+    results = OUT / "results.jsonl"
+    rows = []
+    print(f"# {machine()}", flush=True)
+    for name in names:
+        row = run_child(name, SIZES.get(name, DEFAULT_SIZE))
+        rows.append(row)
+        with results.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+        status = "pass" if row.get("passed") else f"FAIL {row.get('error', '')}"
+        print(f"{name}: {status} {row.get('mac_reduction', '')}x {row.get('check_kind', '')}", flush=True)
+    table = markdown(rows)
+    (OUT / "table.md").write_text(f"Machine: {machine()}\n\n" + table, encoding="utf-8")
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
