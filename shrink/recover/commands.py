@@ -1,4 +1,5 @@
-"""`shrink train`: train a model from scratch and write weights + a card next to them."""
+"""`shrink train` (a model from scratch: weights + card) and `shrink finetune` (recover the
+accuracy of a pruned directory written by `shrink prune`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from shrink.errors import ShrinkError
 from shrink.fileio import sha256_file
 from shrink.models import ModelCard, apply_state_dict, create_model, default_spec, load_state_dict, save_state_dict, write_card
 from shrink.recover.config import TrainConfig
+from shrink.recover.distributed import distributed_session
 from shrink.recover.loop import fit, resolve_device
 
 STORAGE_DTYPES = {"float32": torch.float32, "float16": torch.float16}
@@ -53,15 +55,19 @@ def run_train(args: argparse.Namespace) -> int:
         spec = replace(spec, cifar_stem=True)
     torch.manual_seed(config.seed)
     model = create_model(spec)
-    device = resolve_device(config.device)
-    if hasattr(train, "to"):
-        train, test = train.to(device), test.to(device)
-    val = None
-    if args.val_fraction:
-        train, val = train_val_split(train, args.val_fraction, seed=config.seed)
-    out.mkdir(parents=True, exist_ok=True)
-    run_id = f"{spec.to_dict()}|{info.name}|{args.val_fraction}"
-    result = fit(model, train, config, val_split=val, checkpoint_dir=out / "checkpoints", run_id=run_id)
+    with distributed_session(config.device) as ctx:  # a no-op unless started by torchrun
+        device = resolve_device(config.device, ctx)
+        if hasattr(train, "to"):
+            train, test = train.to(device), test.to(device)
+        val = None
+        if args.val_fraction:
+            train, val = train_val_split(train, args.val_fraction, seed=config.seed)
+        if ctx.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+        run_id = f"{spec.to_dict()}|{info.name}|{args.val_fraction}"
+        result = fit(model, train, config, val_split=val, checkpoint_dir=out / "checkpoints", run_id=run_id)
+    if not ctx.is_main:
+        return 0  # only rank 0 writes
 
     dtype = STORAGE_DTYPES[args.save_dtype]
     save_state_dict(model, weights_path, dtype=dtype)
@@ -87,6 +93,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 def register(subparsers) -> None:
     from shrink.cli import add_command
+    from shrink.recover.finetune import register_finetune
 
     p = add_command(subparsers, "train", help="train a model from scratch (CPU or GPU); writes weights + card",
                     example="shrink train fmnist_resnet18 --data fmnist --epochs 15 --out runs/ref", func=run_train)
@@ -107,3 +114,4 @@ def register(subparsers) -> None:
     p.add_argument("--save-dtype", default="float32", choices=sorted(STORAGE_DTYPES))
     p.add_argument("--out", required=True, help="output directory (re-running resumes from its checkpoint)")
     p.add_argument("--force", action="store_true", help="retrain even if --out already holds weights")
+    register_finetune(subparsers, add_command)

@@ -40,6 +40,23 @@ def digits(split: str, limit: int | None = None):
     return data if limit is None else data.subset(torch.arange(limit))
 
 
+def save_split(split, path: Path) -> Path:
+    """Write a TensorSplit as plain tensors + info, so a subprocess can skip loading the dataset."""
+    from dataclasses import asdict
+
+    torch.save({"images": split.images, "labels": split.labels, "info": str(asdict(split.info))}, path)
+    return path
+
+
+def load_split(path: Path):
+    import ast
+
+    from shrink.data import DataInfo, TensorSplit
+
+    blob = torch.load(path, weights_only=True)
+    return TensorSplit(blob["images"], blob["labels"], DataInfo(**ast.literal_eval(blob["info"])))
+
+
 def fast_train(**overrides):
     """A training config that fits in a second or two on one CPU core."""
     from shrink.recover import TrainConfig
@@ -74,3 +91,35 @@ def trained_tiny(width: int = 16, epochs: int = 3, seed: int = 0) -> nn.Module:
     model = tiny_net(width)
     fit(model, digits("train"), fast_train(epochs=epochs, seed=seed), progress=False)
     return model.eval()
+
+
+def make_pruned_dir(root: Path, *, classes: int = 10, keep: float = 0.5, train_epochs: int = 2) -> dict:
+    """A dense tiny model trained on digits (weights + card) and a `shrink prune` directory made
+    from it. Returns the paths: dense (weights file), pruned (directory)."""
+    import warnings
+
+    from shrink.fileio import sha256_file
+    from shrink.models import ModelCard, ModelSpec, create_model, save_state_dict, write_card
+    from shrink.prune import PruneConfig, apply, plan
+    from shrink.prune.saving import save_pruned
+    from shrink.recover import fit
+    from tiny_model import TINY_FACTORY
+
+    info = digits("train").info
+    spec = ModelSpec(name=TINY_FACTORY, num_classes=classes, in_chans=1, input_size=(8, 8))
+    torch.manual_seed(0)
+    dense = create_model(spec)
+    if classes == 10 and train_epochs:
+        fit(dense, digits("train"), fast_train(epochs=train_epochs), progress=False)
+    dense.eval()
+    dense_path = root / "dense" / "tiny.safetensors"
+    save_state_dict(dense, dense_path)
+    card = ModelCard(architecture=spec, dataset="digits", weights=dense_path.name, sha256=sha256_file(dense_path),
+                     mean=info.mean, std=info.std, classes=tuple(str(i) for i in range(classes)))
+    write_card(card, dense_path.with_suffix(".json"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        p = plan(dense, torch.randn(2, 1, 8, 8), PruneConfig(ratio=1.0 - keep, round_to=1))
+    pruned_dir = root / "pruned"
+    save_pruned(pruned_dir, apply(dense, p), p, spec, card=card, source=str(dense_path))
+    return {"dense": dense_path, "pruned": pruned_dir}

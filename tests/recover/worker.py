@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 
-from recover_fixtures import digits, fast_train, tiny_net  # noqa: E402
+from recover_fixtures import digits, fast_train, load_split, tiny_net  # noqa: E402
 from shrink.recover import RecoverConfig, recover  # noqa: E402
 
 
@@ -28,18 +28,23 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--run-id", default="worker")
+    p.add_argument("--data", help="directory with train.pt/test.pt from save_split (else load digits)")
     args = p.parse_args()
     torch.set_num_threads(1)  # bitwise-reproducible CPU kernels, and no oversubscription under torchrun
     torch.manual_seed(0)
     model = tiny_net(16)
     config = RecoverConfig(bn_recal=False, train=fast_train(epochs=args.epochs, batch_size=args.batch_size))
     out = Path(args.out)
-    result = recover(model, None, digits("train"), config, eval_split=digits("test"),
+    if args.data:
+        train, test = load_split(Path(args.data) / "train.pt"), load_split(Path(args.data) / "test.pt")
+    else:
+        train, test = digits("train"), digits("test")
+    result = recover(model, None, train, config, eval_split=test,
                      checkpoint_dir=out / "checkpoints", run_id=args.run_id)
     rank = int(os.environ.get("RANK", "0"))
     record = {k: v for k, v in result.to_dict().items() if k in ("accuracy_after", "epochs_run", "world_size")}
     record["resumed"] = result.epochs_completed - result.epochs_run
-    record["param_sum"] = float(sum(p.double().sum() for p in result.model.parameters()))
+    record["param_sum"] = float(sum(p.detach().double().sum() for p in result.model.parameters()))
     (out / f"result-rank{rank}.json").write_text(json.dumps(record))
 
 

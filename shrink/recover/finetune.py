@@ -1,0 +1,172 @@
+"""`shrink finetune PRUNED_DIR --out DIR`: recover the accuracy of a model written by `shrink prune`.
+
+The output is a pruned directory again (plan.json + pruned.safetensors, so `load_model` and every
+later stage read it as before) plus recovery.json with the typed result. Weights are written
+before plan.json, both atomically, and the input directory is never written to. A rerun with the
+same arguments resumes from OUT/checkpoints; one with other arguments is refused there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+
+from shrink.errors import ShrinkError
+from shrink.fileio import read_json, sha256_file, write_json_atomic
+from shrink.recover.config import DistillConfig, RecoverConfig, TrainConfig, default_finetune
+
+EXAMPLE = "shrink finetune runs/r18-p50 --data fmnist --epochs 5 --distill --out runs/r18-p50-kd"
+PLAN_FILE, WEIGHTS_FILE, RESULT_FILE = "plan.json", "pruned.safetensors", "recovery.json"
+
+
+def check_pruned_dir(directory: Path) -> dict:
+    """The plan document of a pruned directory, or a one-line error saying what is missing."""
+    if not directory.is_dir():
+        raise ShrinkError(f"{directory} is not a directory; give the output directory of `shrink prune`")
+    if not (directory / PLAN_FILE).is_file():
+        raise ShrinkError(f"{directory} has no {PLAN_FILE}: not a pruned model directory (write one with `shrink prune`)")
+    document = read_json(directory / PLAN_FILE, "prune plan")
+    weights = directory / document.get("weights", WEIGHTS_FILE)
+    if not weights.is_file():
+        raise ShrinkError(f"{directory} has {PLAN_FILE} but no weights {weights.name}; rerun `shrink prune`")
+    if document.get("mode", "structured") != "structured":
+        raise ShrinkError(f"{directory} holds an unstructured (masked) model; fine-tuning would refill its zeros")
+    return document
+
+
+def check_output_dir(out: Path, pruned_dir: Path, force: bool) -> None:
+    """Refuse to write into the input, or over finished results without --force. Leftover
+    checkpoints of an interrupted run are fine: the run resumes from them."""
+    if out.exists() and not out.is_dir():
+        raise ShrinkError(f"--out {out} exists and is not a directory")
+    if out.resolve() == pruned_dir.resolve():
+        raise ShrinkError("--out is the input directory; write the fine-tuned model to another directory")
+    if (out / WEIGHTS_FILE).exists() and not force:
+        raise ShrinkError(f"{out} already holds fine-tuned weights; use another --out or --force")
+
+
+def resolve_teacher(args: argparse.Namespace, document: dict, pruned_dir: Path):
+    """--teacher, or the dense model the plan was made from (its `source`)."""
+    from shrink.models import load_model
+
+    source = args.teacher or document.get("source") or ""
+    if not source:
+        raise ShrinkError(f"{pruned_dir / PLAN_FILE} does not name the dense model; give --teacher MODEL")
+    if not args.teacher and not Path(source).exists():
+        raise ShrinkError(f"the dense model {source!r} named by {pruned_dir / PLAN_FILE} is not a file here "
+                          "(a registry name has no trained weights); give --teacher MODEL")
+    loaded = load_model(source)
+    if Path(source).resolve() == pruned_dir.resolve():
+        raise ShrinkError("--teacher is the pruned model itself; give the dense model")
+    return loaded, source
+
+
+def recover_config(args: argparse.Namespace) -> RecoverConfig:
+    train = TrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
+        weight_decay=args.weight_decay, schedule=args.schedule, warmup_epochs=args.warmup_epochs,
+        label_smoothing=args.label_smoothing, grad_clip=args.grad_clip, augment=not args.no_augment,
+        seed=args.seed, device=args.device, early_stopping_patience=args.patience,
+    )
+    distill = None
+    if args.distill:
+        layers = tuple(n for n in (args.feature_layers or "").split(",") if n)
+        distill = DistillConfig(temperature=args.temperature, alpha=args.alpha, feature_layers=layers,
+                                feature_weight=args.feature_weight if layers else 0.0)
+    return RecoverConfig(bn_recal=not args.no_bn_recal, bn_recal_images=args.bn_images, train=train,
+                         distill=distill, val_fraction=args.val_fraction)
+
+
+def run_finetune(args: argparse.Namespace) -> int:
+    from shrink.data import load_data
+    from shrink.models import load_model, save_state_dict
+    from shrink.recover.api import recover
+    from shrink.recover.distributed import distributed_session, resolve_device
+
+    pruned_dir, out = Path(args.pruned_dir), Path(args.out)
+    document = check_pruned_dir(pruned_dir)
+    check_output_dir(out, pruned_dir, args.force)
+    config = recover_config(args)  # bad values fail here, before anything is loaded
+    loaded = load_model(str(pruned_dir))
+    train = load_data(args.data, "train", data_dir=args.data_dir)
+    test = load_data(args.data, "test", data_dir=args.data_dir)
+    if train.info.synthetic:
+        raise ShrinkError("refusing to fine-tune on synthetic data: the weights would be meaningless")
+    if tuple(train.info.input_shape) != tuple(loaded.spec.input_shape):
+        raise ShrinkError(f"the model expects inputs {loaded.spec.input_shape} but {train.info.name} gives "
+                          f"{train.info.input_shape}")
+    if train.info.num_classes != loaded.spec.num_classes:
+        raise ShrinkError(f"the model has {loaded.spec.num_classes} classes but {train.info.name} has "
+                          f"{train.info.num_classes}; fine-tune on the dataset the model was trained for")
+    teacher, teacher_source = (resolve_teacher(args, document, pruned_dir) if args.distill else (None, None))
+    run_id = "|".join([
+        "finetune", document.get("weights_sha256") or sha256_file(pruned_dir / WEIGHTS_FILE), train.info.name,
+        str(teacher_source), hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()[:16],
+    ])
+    with distributed_session(config.train.device) as ctx:  # a no-op unless started by torchrun
+        device = resolve_device(config.train.device, ctx)
+        train, test = train.to(device), test.to(device)
+        result = recover(loaded.model, teacher.model if teacher else None, train, config, eval_split=test,
+                         checkpoint_dir=out / "checkpoints", run_id=run_id)
+    if not ctx.is_main:
+        return 0  # only rank 0 writes
+    save_state_dict(result.model, out / WEIGHTS_FILE)
+    record = {
+        **result.to_dict(),
+        "input": str(pruned_dir),
+        "teacher": teacher_source,
+        "data": args.data,
+        "arguments": {k: v for k, v in vars(args).items() if k not in ("func", "debug")},
+        "versions": {"torch": torch.__version__},
+    }
+    write_json_atomic(out / RESULT_FILE, record)
+    # plan.json last: until it exists, the output directory is not a loadable model.
+    write_json_atomic(out / PLAN_FILE, {**document, "weights": WEIGHTS_FILE,
+                                        "weights_sha256": sha256_file(out / WEIGHTS_FILE),
+                                        "recovery": RESULT_FILE})
+    steps = [f"{result.accuracy_before:.2f}%"]
+    if result.accuracy_bn_recal is not None:
+        steps.append(f"BN recal {result.accuracy_bn_recal:.2f}%")
+    steps.append(f"{'distilled' if result.distilled else 'fine-tuned'} {result.accuracy_after:.2f}%")
+    print(f"{train.info.name} test top-1: " + " -> ".join(steps) +
+          f"  ({result.epochs_completed} epochs, {result.seconds:.0f}s, {result.world_size} process(es))")
+    print(f"wrote {out / WEIGHTS_FILE}, {out / PLAN_FILE} and {out / RESULT_FILE}")
+    return 0
+
+
+def register_finetune(subparsers, add_command) -> None:
+    d_train, d_distill, d_recover = default_finetune(), DistillConfig(), RecoverConfig()
+    p = add_command(subparsers, "finetune", func=run_finetune, example=EXAMPLE,
+                    help="recover a pruned model's accuracy: BN recalibration, fine-tuning, distillation "
+                         "(runs under torchrun for several GPUs/nodes)")
+    p.add_argument("pruned_dir", metavar="PRUNED_DIR", help="a directory written by `shrink prune`")
+    p.add_argument("--out", required=True, help="output directory (a pruned dir again; a rerun resumes here)")
+    p.add_argument("--force", action="store_true", help="overwrite fine-tuned weights already in --out")
+    p.add_argument("--data", default="fmnist", help="fmnist | digits | imagefolder:DIR")
+    p.add_argument("--data-dir", help="directory with the dataset files")
+    p.add_argument("--epochs", type=int, default=d_train.epochs)
+    p.add_argument("--batch-size", type=int, default=d_train.batch_size, help="global: split over torchrun processes")
+    p.add_argument("--optimizer", default=d_train.optimizer, help="sgd | adamw")
+    p.add_argument("--lr", type=float, default=d_train.lr, help=f"peak learning rate (default {d_train.lr})")
+    p.add_argument("--weight-decay", type=float, default=d_train.weight_decay, help="not on norms and biases")
+    p.add_argument("--schedule", default=d_train.schedule, help="cosine | onecycle (both after a linear warmup)")
+    p.add_argument("--warmup-epochs", type=float, default=d_train.warmup_epochs)
+    p.add_argument("--label-smoothing", type=float, default=d_train.label_smoothing)
+    p.add_argument("--grad-clip", type=float, default=None, help="max global gradient norm")
+    p.add_argument("--no-augment", action="store_true", help="no random crop/flip")
+    p.add_argument("--no-bn-recal", action="store_true", help="skip BN recalibration before training")
+    p.add_argument("--bn-images", type=int, default=d_recover.bn_recal_images, help="train images for BN recal (<= 2000)")
+    p.add_argument("--distill", action="store_true", help="distill from the dense model (the plan's source, or --teacher)")
+    p.add_argument("--teacher", help="the dense teacher model (default: the model the plan was made from)")
+    p.add_argument("--temperature", type=float, default=d_distill.temperature)
+    p.add_argument("--alpha", type=float, default=d_distill.alpha, help="weight of the teacher term (1-alpha: labels)")
+    p.add_argument("--feature-layers", help="comma-separated module names for attention-transfer distillation")
+    p.add_argument("--feature-weight", type=float, default=100.0, help="weight of the feature term (with --feature-layers)")
+    p.add_argument("--val-fraction", type=float, default=0.0, help="hold out this much of train for validation")
+    p.add_argument("--patience", type=int, default=None, help="early stopping: epochs without a better val accuracy")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda (cuda:LOCAL_RANK under torchrun)")

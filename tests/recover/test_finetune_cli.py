@@ -1,0 +1,116 @@
+"""`shrink finetune PRUNED_DIR`: writes a loadable pruned dir + result, resumes, and turns bad
+input into one-line errors without touching existing files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+from recover_fixtures import digits, make_pruned_dir
+
+from shrink.cli import main
+from shrink.evaluate import evaluate_torch
+from shrink.models import load_model
+
+FAST = ["--data", "digits", "--epochs", "1", "--batch-size", "32", "--no-augment", "--device", "cpu", "--lr", "0.02"]
+
+
+@pytest.fixture(scope="module")
+def dirs(tmp_path_factory):
+    return make_pruned_dir(tmp_path_factory.mktemp("finetune"))
+
+
+def _snapshot(directory):
+    return {p.relative_to(directory): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def test_distill_writes_a_loadable_pruned_dir_and_a_result(dirs, tmp_path, capsys):
+    before = _snapshot(dirs["pruned"])
+    out = tmp_path / "kd"
+    assert main(["finetune", str(dirs["pruned"]), *FAST, "--distill", "--out", str(out)]) == 0
+    assert "distilled" in capsys.readouterr().out
+    assert _snapshot(dirs["pruned"]) == before  # the input is never written
+    result = json.loads((out / "recovery.json").read_text())
+    assert result["distilled"] and result["teacher"] == str(dirs["dense"])
+    assert result["epochs_completed"] == 1 and result["config"]["distill"]["temperature"] > 0
+    assert result["accuracy_after"] > result["accuracy_before"]
+    loaded = load_model(str(out))  # through shrink.prune.saving.load_pruned
+    accuracy = evaluate_torch(loaded.model, digits("test")).accuracy
+    assert accuracy == pytest.approx(result["accuracy_after"], abs=1e-6)
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["recovery"] == "recovery.json" and plan["steps"] == json.loads((dirs["pruned"] / "plan.json").read_text())["steps"]
+
+
+def test_rerun_resumes_and_finished_output_needs_force(dirs, tmp_path, capsys):
+    out = tmp_path / "ft"
+    args = ["finetune", str(dirs["pruned"]), *FAST, "--out", str(out)]
+    assert main(args) == 0
+    weights = (out / "pruned.safetensors").read_bytes()
+    assert main(args) == 2
+    assert "already holds fine-tuned weights" in capsys.readouterr().err
+    assert main([*args, "--force"]) == 0  # resumes from the finished checkpoint: nothing to train
+    assert "resuming after epoch 1/1" in capsys.readouterr().err
+    assert (out / "pruned.safetensors").read_bytes() == weights
+
+
+def test_other_settings_refuse_the_checkpoint_and_leave_it_intact(dirs, tmp_path, capsys):
+    out = tmp_path / "ft"
+    assert main(["finetune", str(dirs["pruned"]), *FAST, "--out", str(out)]) == 0
+    (out / "pruned.safetensors").unlink()  # as if the first run died after its last checkpoint
+    checkpoint = (out / "checkpoints" / "last.pt").read_bytes()
+    assert main(["finetune", str(dirs["pruned"]), *FAST, "--seed", "1", "--out", str(out)]) == 2
+    assert "belongs to another run" in capsys.readouterr().err
+    assert (out / "checkpoints" / "last.pt").read_bytes() == checkpoint
+
+
+@pytest.mark.parametrize("missing, match", [("plan.json", "no plan.json"), ("pruned.safetensors", "no weights")])
+def test_pruned_dir_without_plan_or_weights(dirs, tmp_path, capsys, missing, match):
+    broken = tmp_path / "broken"
+    shutil.copytree(dirs["pruned"], broken)
+    (broken / missing).unlink()
+    assert main(["finetune", str(broken), *FAST, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert match in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_not_a_directory(tmp_path, capsys):
+    assert main(["finetune", str(tmp_path / "nope"), *FAST, "--out", str(tmp_path / "out")]) == 2
+    assert "not a directory" in capsys.readouterr().err
+
+
+def test_dataset_with_other_class_count_is_refused(tmp_path, capsys):
+    three = make_pruned_dir(tmp_path / "three", classes=3, train_epochs=0)
+    assert main(["finetune", str(three["pruned"]), *FAST, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "3 classes but digits has 10" in err and len(err.strip().splitlines()) == 1
+
+
+def test_output_may_not_be_the_input(dirs, capsys):
+    assert main(["finetune", str(dirs["pruned"]), *FAST, "--out", str(dirs["pruned"])]) == 2
+    assert "input directory" in capsys.readouterr().err
+
+
+def test_teacher_that_is_missing_is_a_clear_error(dirs, tmp_path, capsys):
+    moved = tmp_path / "moved"
+    shutil.copytree(dirs["pruned"], moved)
+    plan = json.loads((moved / "plan.json").read_text())
+    plan["source"] = "fmnist_resnet18"  # a registry name: no trained weights to distill from
+    (moved / "plan.json").write_text(json.dumps(plan))
+    assert main(["finetune", str(moved), *FAST, "--distill", "--out", str(tmp_path / "out")]) == 2
+    assert "give --teacher" in capsys.readouterr().err
+
+
+def test_bad_option_value_is_one_line(dirs, tmp_path, capsys):
+    assert main(["finetune", str(dirs["pruned"]), *FAST, "--distill", "--alpha", "2", "--out", str(tmp_path / "o")]) == 2
+    assert "alpha must be in [0, 1]" in capsys.readouterr().err
+
+
+def test_help_ends_with_an_example(capsys):
+    with pytest.raises(SystemExit):
+        main(["finetune", "--help"])
+    assert capsys.readouterr().out.rstrip().splitlines()[-1].strip().startswith("shrink finetune")
+
+
