@@ -76,6 +76,7 @@ quantize:
   budget_pt: 0.5
   bench_seconds: 1.0
   bench_min_runs: 20
+  bench_warmup_seconds: 0.5
 bench:
   provider: cpu
   batch: 1

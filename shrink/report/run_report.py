@@ -265,15 +265,16 @@ def figures(summary: dict[str, Any], layers: Sequence[dict[str, Any]]) -> list[I
 # ----------------------------------------------------------------------------- the document
 
 
-def build(summary: dict[str, Any], layers: Sequence[dict[str, Any]]) -> tuple[str, list[Block]]:
-    """The title and blocks of the run report."""
+def build(summary: dict[str, Any], layers: Sequence[dict[str, Any]], *, draw: bool = True) -> tuple[str, list[Block]]:
+    """The title and blocks of the run report (`draw=False` leaves the plots out: text only)."""
     blocks: list[Block] = []
     if summary["inputs"]["data"]["synthetic"]:
         blocks.append(Callout(SYNTHETIC_BANNER))
     blocks += [headline(summary), Heading("Candidates"), candidates_table(summary), *candidate_notes(summary)]
     blocks += where_measured(summary)
     blocks += accuracy_steps(summary)
-    blocks += [Heading("Plots"), *figures(summary, layers)]
+    if draw:
+        blocks += [Heading("Plots"), *figures(summary, layers)]
     blocks += pruning_section(summary) + quantization_section(summary) + deploy_section(summary)
     blocks += stages_table(summary) + notes_section(summary)
     return f"shrink report: {summary['run']['name']}", blocks

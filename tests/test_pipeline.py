@@ -1,0 +1,261 @@
+"""`shrink run` end to end on a tiny model (8x8 digits), reruns, bad input, a full disk, a sweep.
+
+One module-scoped run does the expensive work once; the tests read its run directory or copy it.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")  # the digits dataset ships with scikit-learn (a dev dependency)
+
+from shrink.cli import main  # noqa: E402
+from shrink.errors import ShrinkError  # noqa: E402
+from shrink.fileio import sha256_file  # noqa: E402
+from shrink.pipeline import STAGES, RunOptions, run  # noqa: E402
+from shrink.quantize import stage as quantize_stage  # noqa: E402
+from shrink.quantize.result import Decision  # noqa: E402
+from shrink.recipe import load_recipe  # noqa: E402
+from shrink.sweep import SweepOptions, sweep  # noqa: E402
+
+TINY_MODEL = '''
+import torch.nn as nn
+
+
+def tiny_cnn(num_classes=10, in_chans=1):
+    return nn.Sequential(
+        nn.Conv2d(in_chans, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
+        nn.Conv2d(16, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
+        nn.Conv2d(32, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, num_classes))
+'''
+
+TINY_RECIPE = """
+name: tiny
+model: {source: "MODEL:tiny_cnn", num_classes: 10, in_chans: 1, input_size: [8, 8]}
+data: {name: digits, eval_images: 200, train_images: 300}
+prune: {ratio: 0.5}
+recover:
+  bn_recal_images: 200
+  train: {epochs: 1, batch_size: 32}
+export: {eval_limit: 64}
+quantize: {calibration_images: 32, bench_seconds: 0.2, bench_min_runs: 10, bench_warmup_seconds: 0.1,
+           per_layer_sqnr: false}
+bench: {min_seconds: 0.3, min_runs: 10, warmup_runs: 3, warmup_seconds: 0.1}
+"""
+
+BUNDLE = ("recipe.yaml", "plan.json", "pruned.safetensors", "dense.onnx", "model.onnx", "model.int8.onnx",
+          "manifest.json", "report.md", "report.html", "latency.png", "accuracy_latency.png", "widths.png")
+
+
+def ship_first_int8(fp32, candidates, *args, **kwargs):
+    """Whether int8 is faster depends on the host; the test forces the int8 path to cover it."""
+    produced = next(c for c in candidates if not c.error)
+    return Decision(produced.name, True, f"int8 {produced.name}: forced by the test", ())
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    base = tmp_path_factory.mktemp("pipeline")
+    model = base / "tiny_model.py"
+    model.write_text(TINY_MODEL, encoding="utf-8")
+    recipe = base / "tiny.yaml"
+    recipe.write_text(TINY_RECIPE.replace("MODEL", str(model)), encoding="utf-8")
+    out = base / "run"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(quantize_stage, "decide", ship_first_int8)
+        result = run(load_recipe(recipe), RunOptions(out=out, quiet=True))
+    return SimpleNamespace(base=base, recipe=recipe, out=out, result=result)
+
+
+def copy_run(tiny, tmp_path) -> Path:
+    target = tmp_path / "run"
+    shutil.copytree(tiny.out, target)
+    return target
+
+
+def manifest(out: Path) -> dict:
+    return json.loads((out / "manifest.json").read_text())
+
+
+def cli(capsys, *argv) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+# ----------------------------------------------------------------------------- the bundle
+
+
+def test_run_writes_the_bundle(tiny):
+    for name in BUNDLE:
+        assert (tiny.out / name).is_file(), name
+    assert (tiny.out / "logs" / "run.log").is_file()
+    assert sorted(p.stem for p in (tiny.out / "stages").glob("*.json")) == sorted(STAGES)
+    leftovers = [p.name for p in tiny.out.iterdir() if p.name.startswith(".")]
+    assert not leftovers, f"temporary files left behind: {leftovers}"
+
+
+def test_manifest_hashes_match_the_files(tiny):
+    artifacts = manifest(tiny.out)["artifacts"]
+    assert set(BUNDLE) - {"manifest.json"} <= set(artifacts)
+    for name, entry in artifacts.items():
+        assert sha256_file(tiny.out / name) == entry["sha256"], name
+        assert (tiny.out / name).stat().st_size == entry["bytes"], name
+
+
+def test_manifest_says_what_was_measured_and_where(tiny):
+    m = manifest(tiny.out)
+    assert m["shipped"] == {"file": "model.int8.onnx", "int8": True, "reason": m["shipped"]["reason"]}
+    assert [c["name"] for c in m["candidates"]] == ["dense fp32", "pruned fp32", "pruned int8"]
+    for c in m["candidates"]:
+        assert c["latency"]["p50_ms"] > 0 and c["accuracy_onnx"] is not None and c["size_bytes"] > 0
+    assert m["candidates"][1]["macs"] < m["candidates"][0]["macs"]
+    assert m["inputs"]["data"]["eval_images"] == 200 and not m["inputs"]["data"]["synthetic"]
+    assert len(m["labels"]) == 10 and len(m["preprocessing"]["mean"]) == 1
+    assert m["measurement"]["machine"]["cpu_model"]
+    assert m["measurement"]["latency"]["threads"] >= 1
+    assert "CPUExecutionProvider" in m["measurement"]["accuracy"]["onnxruntime_providers"]
+
+
+def test_report_says_where_each_number_was_measured(tiny):
+    text = (tiny.out / "report.md").read_text()
+    assert "200 of the 359 test images" in text
+    assert "thread(s)" in text and "CPUExecutionProvider" in text and "synthetic inputs" in text
+    assert "| **pruned int8** (shipped) |" in text
+    html = (tiny.out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 3
+    assert "http://" not in html and "https://" not in html  # opens offline
+
+
+def test_closing_summary_is_short_and_names_the_report(tiny):
+    assert tiny.result.summary[0] == f"report: {tiny.out / 'report.md'}"
+    assert 2 <= len(tiny.result.summary) <= 5
+
+
+def test_the_shipped_files_run(tiny):
+    import onnxruntime as ort
+
+    from shrink.data import BatchOptions, load_data
+    from shrink.models import load_model
+
+    x, _ = next(iter(load_data("digits", "test").batches(BatchOptions(batch_size=4))))
+    session = ort.InferenceSession(str(tiny.out / "model.int8.onnx"), providers=["CPUExecutionProvider"])
+    assert session.run(None, {"input": x.numpy().astype(np.float32)})[0].shape == (4, 10)
+    pruned = load_model(str(tiny.out))  # plan.json + pruned.safetensors: a loadable pruned model
+    assert pruned.model(x).shape == (4, 10)
+
+
+# ----------------------------------------------------------------------------- reruns
+
+
+def test_a_rerun_reuses_every_stage(tiny, capsys):
+    before = {p.name: p.stat().st_mtime_ns for p in (tiny.out / "stages").iterdir()}
+    code, out, _ = cli(capsys, "run", tiny.recipe, "--out", tiny.out, "--json")
+    assert code == 0
+    result = json.loads(out)
+    assert [s["reused"] for s in result["stages"]] == [True] * len(STAGES)
+    assert {p.name: p.stat().st_mtime_ns for p in (tiny.out / "stages").iterdir()} == before
+
+
+def test_a_changed_field_needs_force_and_reruns_only_what_depends_on_it(tiny, tmp_path, capsys):
+    out = copy_run(tiny, tmp_path)
+    code, _, err = cli(capsys, "run", tiny.recipe, "--out", out, "--set", "bench.min_runs=12")
+    assert code == 2 and "holds a run of another recipe" in err and "--force" in err
+    code, stdout, _ = cli(capsys, "run", tiny.recipe, "--out", out, "--set", "bench.min_runs=12", "--force", "--json")
+    assert code == 0
+    reused = {s["name"]: s["reused"] for s in json.loads(stdout)["stages"]}
+    assert reused == {**{name: True for name in STAGES[:6]}, "bench": False, "report": False}
+    assert "min_runs: 12" in (out / "recipe.yaml").read_text()
+
+
+def test_a_full_disk_leaves_no_half_written_file(tiny, tmp_path, monkeypatch):
+    out = copy_run(tiny, tmp_path)
+    (out / "report.md").unlink()  # so the report stage runs again
+    real_write = Path.write_bytes
+
+    def full_disk(self, data):
+        if "report.html" in self.name:
+            real_write(self, data[: len(data) // 2])  # half of it reached the disk
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", full_disk)
+    with pytest.raises(ShrinkError, match="No space left on device"):
+        run(load_recipe(tiny.recipe), RunOptions(out=out, quiet=True))
+    assert not (out / "report.html").exists()
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
+    monkeypatch.undo()
+    run(load_recipe(tiny.recipe), RunOptions(out=out, quiet=True))  # a rerun completes the run
+    assert sha256_file(out / "report.html") == manifest(out)["artifacts"]["report.html"]["sha256"]
+
+
+# ----------------------------------------------------------------------------- bad input, before any work
+
+
+def test_an_output_path_that_is_a_file(tiny, tmp_path, capsys):
+    target = tmp_path / "taken"
+    target.write_text("not a directory")
+    code, _, err = cli(capsys, "run", tiny.recipe, "--out", target)
+    assert code == 2 and "is a file" in err
+    assert target.read_text() == "not a directory"
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model.input_size=[16, 16]", "takes inputs of shape 1x16x16 but digits images are 1x8x8"),
+        ("model.num_classes=5", "5 outputs but digits has 10 classes"),
+    ],
+)
+def test_data_that_does_not_match_the_model(tiny, tmp_path, capsys, override, message):
+    out = tmp_path / "never"
+    code, _, err = cli(capsys, "run", tiny.recipe, "--out", out, "--set", override)
+    assert code == 2 and message in err
+    assert not out.exists()
+
+
+def test_a_recipe_typo_on_the_command_line(tiny, tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(tiny.recipe.read_text().replace("prune: {ratio", "prune: {ratoi"))
+    code, _, err = cli(capsys, "run", bad, "--out", tmp_path / "never")
+    assert code == 2 and "did you mean prune.ratio?" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "never").exists()
+
+
+def test_run_and_sweep_help_end_with_an_example(capsys):
+    for command in ("run", "sweep"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        assert "example:\n  shrink " + command in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- sweep
+
+
+def test_sweep_bad_options_are_errors_before_work():
+    with pytest.raises(ShrinkError, match=r"every ratio must be in \(0, 1\)"):
+        SweepOptions(ratios=(0.3, 1.2))
+    with pytest.raises(ShrinkError, match="precisions must be fp32 and/or int8"):
+        SweepOptions(precisions=("fp16",))
+
+
+def test_sweep_shares_the_dense_baseline_and_marks_the_frontier(tiny, tmp_path):
+    recipe = load_recipe(tiny.recipe, ["quantize=null", "recover.train=null", "recover.distill=null"])
+    result = sweep(recipe, SweepOptions(ratios=(0.3, 0.6), precisions=("fp32",), out=tmp_path, quiet=True))
+    for name in ("sweep.md", "sweep.html", "pareto.png", "sweep.json", "bench.json", "dense/dense.onnx"):
+        assert (tmp_path / name).is_file(), name
+    assert [p.name for p in result.points] == ["dense fp32", "r0.30 fp32", "r0.60 fp32"]
+    assert any(p.frontier for p in result.points)
+    assert not (tmp_path / "ratio-0.30" / "dense.onnx").exists()  # one dense export, shared
+    log = (tmp_path / "ratio-0.60" / "logs" / "run.log").read_text()
+    assert "model: unchanged since the last run, reused" in log
+    assert "Pareto frontier" in (tmp_path / "sweep.md").read_text()
