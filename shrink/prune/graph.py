@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import functools
 import traceback
 import warnings
 from dataclasses import dataclass
@@ -36,6 +37,10 @@ MAPPING_UPDATERS = {
 }
 
 
+WIDTH_TYPES = {  # node types whose width torch-pruning can read
+    ops.OPTYPE.CONV, ops.OPTYPE.DEPTHWISE_CONV, ops.OPTYPE.LINEAR, ops.OPTYPE.BN, ops.OPTYPE.LN, ops.OPTYPE.GN,
+    ops.OPTYPE.IN, ops.OPTYPE.PRELU, ops.OPTYPE.EMBED, ops.OPTYPE.MHA, ops.OPTYPE.PARAMETER,
+}
 DIM_MAPPED_TYPES = (ops.OPTYPE.CONCAT, ops.OPTYPE.SPLIT, ops.OPTYPE.SLICE, ops.OPTYPE.UNBIND)
 
 
@@ -153,6 +158,25 @@ class ShrinkGraph(tp.DependencyGraph):
         if isinstance(module, nn.Parameter):
             return self._param_to_name[module]
         return self._module2name.get(module, repr(module))
+
+    def is_named(self, module) -> bool:
+        if isinstance(module, nn.Parameter):
+            return module in self._param_to_name
+        return module in self._module2name
+
+    @functools.cached_property
+    def by_name(self) -> dict:
+        """name -> module (or bare parameter) for every named node."""
+        return {self.name_of(m): m for m in self.module2node if self.is_named(m)}
+
+    @functools.cached_property
+    def widest(self) -> int:
+        """The largest input or output width of any node with a pruner (a flatten's Linear included)."""
+        widths = [1]
+        for node in self.module2node.values():
+            if node.type in WIDTH_TYPES:
+                widths += [w for w in (self.get_out_channels(node), self.get_in_channels(node)) if w]
+        return max(widths)
 
 
 def _call(model: nn.Module, inputs: tuple):

@@ -30,23 +30,11 @@ from torch_pruning._helpers import GroupItem, _HybridIndex
 from torch_pruning.dependency import Dependency, Group
 
 from shrink.errors import ShrinkValueError
-from shrink.prune.graph import ShrinkGraph, node_label
+from shrink.prune.graph import WIDTH_TYPES, ShrinkGraph, node_label
 
 # Node types that own weights or state the pass changes; other nodes (add, cat, reshape...) only
 # carry channel indices between them.
-STATEFUL_TYPES = {
-    ops.OPTYPE.CONV,
-    ops.OPTYPE.DEPTHWISE_CONV,
-    ops.OPTYPE.LINEAR,
-    ops.OPTYPE.BN,
-    ops.OPTYPE.LN,
-    ops.OPTYPE.GN,
-    ops.OPTYPE.IN,
-    ops.OPTYPE.PRELU,
-    ops.OPTYPE.EMBED,
-    ops.OPTYPE.MHA,
-    ops.OPTYPE.PARAMETER,
-}
+STATEFUL_TYPES = WIDTH_TYPES
 UNSUPPORTED_TYPES = {ops.OPTYPE.LSTM, ops.OPTYPE.CUSTOMIZED}
 ROOT_TYPES = (ops.TORCH_CONV, ops.TORCH_LINEAR)
 # Norms that compute statistics across the pruned dimension: removing channels changes them.
@@ -137,7 +125,7 @@ def discover_groups(
             left_whole.append(LeftWhole(root_name, str(exc), (root_name,)))
             continue
         members, shared_roots = members_of(graph, items)
-        by_name = _module_by_name(graph)
+        by_name = graph.by_name
         claimed.update(by_name[m.name] for m in members if m.axis == "out")
         reason = skip_reason(graph, items, members, ignore, attention)
         if reason is None:
@@ -147,19 +135,6 @@ def discover_groups(
             continue
         groups.append(group)
     return Discovery(groups, left_whole)
-
-
-def _module_by_name(graph: ShrinkGraph) -> dict:
-    """name -> module (or bare parameter) for every named node of the graph, built once."""
-    if not hasattr(graph, "shrink_by_name"):
-        graph.shrink_by_name = {graph.name_of(m): m for m in graph.module2node if _is_named(graph, m)}
-    return graph.shrink_by_name
-
-
-def _is_named(graph: ShrinkGraph, module) -> bool:
-    if isinstance(module, nn.Parameter):
-        return module in graph._param_to_name
-    return module in graph._module2name
 
 
 def walk(graph: ShrinkGraph, module, handler, width: int) -> list[tuple[Dependency, list[_HybridIndex]]]:
@@ -175,7 +150,7 @@ def walk(graph: ShrinkGraph, module, handler, width: int) -> list[tuple[Dependen
     seen = {(root_node, handler, tuple(start))}
     stack = [(root_dep, start)]
     budget = WALK_BUDGET_PER_NODE * len(graph.module2node) + 1000
-    widest = widest_layer(graph)
+    widest = graph.widest
     while stack:
         dep, idxs = stack.pop()
         for next_dep in dep.target.dependencies:
@@ -202,17 +177,6 @@ def walk(graph: ShrinkGraph, module, handler, width: int) -> list[tuple[Dependen
                     "around a cycle, as in torch-pruning #532)"
                 )
     return items
-
-
-def widest_layer(graph: ShrinkGraph) -> int:
-    """The largest input or output width of any stateful layer (a flatten's Linear included)."""
-    if not hasattr(graph, "shrink_widest"):
-        widths = [1]
-        for node in graph.module2node.values():
-            if node.type in STATEFUL_TYPES:
-                widths += [w for w in (graph.get_out_channels(node), graph.get_in_channels(node)) if w]
-        graph.shrink_widest = max(widths)
-    return graph.shrink_widest
 
 
 def _map(dep: Dependency, idxs: list[_HybridIndex]) -> list[_HybridIndex]:
@@ -253,7 +217,7 @@ def members_of(graph: ShrinkGraph, items) -> tuple[list[Member], list[tuple[int,
     shared_roots = []
     for dep, idxs in items:
         node = dep.target
-        if node.type not in STATEFUL_TYPES or not _is_named(graph, node.module):
+        if node.type not in STATEFUL_TYPES or not graph.is_named(node.module):
             continue
         axis = "out" if graph.is_out_channel_pruning_fn(dep.handler) else "in"
         key = (graph.name_of(node.module), axis)
@@ -334,7 +298,7 @@ def attention_heads(graph: ShrinkGraph, members: list[Member]) -> dict[str, Head
     heads = {}
     for member in members:
         if member.optype == "MHA":
-            mha = _module_by_name(graph)[member.name]
+            mha = graph.by_name[member.name]
             heads[member.name] = HeadInfo(member.name, mha.num_heads, mha.embed_dim // mha.num_heads)
     return heads
 
@@ -342,7 +306,7 @@ def attention_heads(graph: ShrinkGraph, members: list[Member]) -> dict[str, Head
 def _join_channel_blocks(graph, member: Member, unions: "UnionFind", heads: dict, attention: str) -> None:
     """Grouped convs, GroupNorm and attention split channels into equal blocks: the same position
     goes in every block (or, for whole-head pruning, a whole block goes)."""
-    module = _module_by_name(graph)[member.name]
+    module = graph.by_name[member.name]
     blocks, block_size, whole_blocks = _blocks_of(module, member, heads, attention)
     if blocks <= 1:
         return
@@ -395,6 +359,7 @@ def to_tp_group(graph: ShrinkGraph, members: list[Member]) -> Group:
 class UnionFind:
     def __init__(self, elements) -> None:
         self.parent = {e: e for e in elements}
+        self.joined = False
 
     def find(self, e):
         while self.parent[e] != e:
@@ -406,8 +371,11 @@ class UnionFind:
         ra, rb = self.find(a), self.find(b)
         if ra != rb:
             self.parent[max(ra, rb)] = min(ra, rb)
+            self.joined = True
 
     def classes(self) -> list[list[int]]:
+        if not self.joined:  # the usual case: every channel is its own unit
+            return [[e] for e in sorted(self.parent)]
         out: dict = {}
         for e in self.parent:
             out.setdefault(self.find(e), []).append(e)

@@ -124,14 +124,15 @@ def plan_step(
 ) -> PrunePlan:
     """Plan the next step on `model`, which is the dense model (previous=None) or the model pruned by
     `previous` (possibly fine-tuned since). Returns the cumulative plan: previous steps plus this one."""
-    inputs = as_inputs(example_inputs)
+    inputs = tuple(x.detach().cpu() for x in as_inputs(example_inputs))
+    model = _on_cpu(model)
     done = previous.steps if previous else ()
     index = len(done) + 1
     if index > config.steps:
         raise ShrinkError(f"the plan already has all {config.steps} steps")
     with ResourceGuard(limits) as guard:
         guard.stage("building the dependency graph")
-        work = copy.deepcopy(model).cpu().eval()
+        work = copy.deepcopy(model).eval()
         graph = trace_graph(work, inputs)
         guard.stage("finding coupled groups")
         fused = fused_attention_groups(graph, config.attention)
@@ -158,6 +159,13 @@ def plan_step(
     )
     _warn_left_whole(found.left_whole + unscored + repaired)
     return result
+
+
+def _on_cpu(model: nn.Module) -> nn.Module:
+    """Planning runs on the CPU: a model elsewhere is copied there (the plan is device-free)."""
+    if all(t.device.type == "cpu" for t in list(model.parameters()) + list(model.buffers())):
+        return model
+    return copy.deepcopy(model).cpu()
 
 
 # ----------------------------------------------------------------------------- scoring
