@@ -58,11 +58,14 @@ def preprocess(fp32_path: Path, out_path: Path) -> Path:
     return out_path
 
 
-def calibration_cache_key(recipe: QuantRecipe) -> str:
-    """Recipes with equal keys calibrate the same tensors the same way (the ranges do not depend on
-    per-channel, reduce_range, format, types or excluded nodes), so they can share one calibration."""
-    ops = "+".join(recipe.op_types) if recipe.op_types else "all"
-    return f"calibration-{recipe.method}-{ops}.json"
+def calibration_cache_file(recipe: QuantRecipe, cache_dir: Path) -> Path:
+    """Where `recipe`'s calibration ranges are cached. Ranges depend only on the method and on which
+    tensors are calibrated (not on per-channel, reduce_range, format, types or excluded nodes), and
+    calibrating every op type covers any subset, so recipes share one calibration per method."""
+    shared = cache_dir / f"calibration-{recipe.method}-all.json"
+    if recipe.op_types is None or shared.is_file():
+        return shared
+    return cache_dir / f"calibration-{recipe.method}-{'+'.join(recipe.op_types)}.json"
 
 
 def _supports_calibration_cache() -> bool:
@@ -81,7 +84,7 @@ def quantize_recipe(pre_path: Path, recipe: QuantRecipe, out_path: Path, input_n
 
     kwargs = recipe.ort_kwargs()
     if recipe.kind == "static" and cache_dir is not None and _supports_calibration_cache():
-        kwargs["calibration_cache_path"] = str(cache_dir / calibration_cache_key(recipe))
+        kwargs["calibration_cache_path"] = str(calibration_cache_file(recipe, cache_dir))
     try:
         with quiet():
             if recipe.kind == "dynamic":

@@ -101,6 +101,20 @@ def _produce(recipes, pre: Path, work: Path, model: OnnxInput, batches, progress
     return produced
 
 
+def _sqnr_recipe(base: Measured, pre: Path, work: Path, model: OnnxInput, batches, flags: list[str], progress):
+    """Per-layer SQNR of the base recipe, and the recipe that keeps its poorest layers in fp32."""
+    if not base.path or base.recipe.kind != "static" or base.recipe.quant_format != "qdq":
+        return (), None
+    _say(progress, "per-layer SQNR of the base recipe")
+    try:
+        layers = layer_sqnr(pre, Path(base.path), model.input_name, analysis_images(batches, SQNR_IMAGES), work)
+    except Exception as exc:  # a debugging aid must not sink the run; the record says it failed
+        flags.append(f"per-layer SQNR analysis failed ({type(exc).__name__}: {exc}); no SQNR-driven recipe")
+        return (), None
+    excluded = layers_to_exclude(layers, LAYER_SQNR_EXCLUDE_DB, MAX_EXCLUDED_LAYERS)
+    return layers, (with_excluded(base.recipe, excluded) if excluded else None)
+
+
 def _bench_config(config: QuantizeConfig, **overrides) -> BenchConfig:
     settings = dict(provider="cpu", threads=config.threads, batch=config.batch, min_runs=config.bench_min_runs,
                     min_seconds=config.bench_seconds, warmup_seconds=config.bench_warmup_seconds, measure_memory=False)
@@ -173,7 +187,7 @@ def _profile(fp32: Measured, timed: list[Measured], config: QuantizeConfig, prog
     return dataclasses.asdict(bench.profile) if bench.profile else None
 
 
-def _ship_metadata(model: OnnxInput, chosen: Measured, fp32: Measured, reason: str, calibration: dict,
+def _ship_metadata(chosen: Measured, fp32: Measured, reason: str, calibration: dict,
                    bench_machine: dict, threads: int, flags: list[str]) -> dict[str, str]:
     from shrink import __version__
 
@@ -226,16 +240,10 @@ def quantize(onnx_path: str | Path, config: QuantizeConfig, out_path: str | Path
         pre = preprocess(model.path, work / "preprocessed.onnx")
         produced = _produce(recipes, pre, work, model, batches, progress)
         layers: tuple = ()
-        base = produced[0]
-        if (config.mode == "auto" and config.per_layer_sqnr and base.path and base.recipe.kind == "static"
-                and base.recipe.quant_format == "qdq"):
-            _say(progress, "per-layer SQNR of the base recipe")
-            layers = layer_sqnr(pre, Path(base.path), model.input_name, analysis_images(batches, SQNR_IMAGES), work)
-            excluded = layers_to_exclude(layers, LAYER_SQNR_EXCLUDE_DB, MAX_EXCLUDED_LAYERS)
-            if excluded:
-                recipe = with_excluded(base.recipe, excluded)
-                produced += _produce([recipe], pre, work, model, batches, progress) if recipe.name not in {
-                    m.name for m in produced} else []
+        if config.mode == "auto" and config.per_layer_sqnr:
+            layers, extra = _sqnr_recipe(produced[0], pre, work, model, batches, flags, progress)
+            if extra is not None and extra.name not in {m.name for m in produced}:
+                produced += _produce([extra], pre, work, model, batches, progress)
         fp32 = Measured(FP32, None, str(model.path))
         fp32, timed, bench = _time(fp32, produced, config, progress)
         fp32, measured = _measure_accuracy(fp32, timed, config, eval_split, accuracy_required, progress)
@@ -243,7 +251,7 @@ def quantize(onnx_path: str | Path, config: QuantizeConfig, out_path: str | Path
         chosen = next((m for m in measured if m.name == decision.shipped), fp32)
         profile = None if decision.int8 else _profile(fp32, measured, config, progress)
         machine = bench.machine.to_dict()
-        meta = _ship_metadata(model, chosen, fp32, decision.reason, calibration or {}, machine, bench.threads, flags)
+        meta = _ship_metadata(chosen, fp32, decision.reason, calibration or {}, machine, bench.threads, flags)
         _ship(chosen, model, meta, out_path)
 
     import onnxruntime
