@@ -6,7 +6,9 @@ MACs come from torch-pruning's counter (the one behind its published figures, e.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from typing import Iterator
 
 import torch
 import torch.nn as nn
@@ -49,15 +51,34 @@ def count(model: nn.Module, example_inputs: tuple, *, owned: bool = False) -> Co
 
 
 def _count_in_place(model: nn.Module, example_inputs: tuple) -> float:
-    counted = op_counter.add_flops_counting_methods(model)
-    counted.eval()
-    counted.start_flops_count(ost=None, verbose=False, ignore_list=[])
+    model.eval()
+    with mac_counter(model) as counter:
+        model(*example_inputs)
+    return counter.macs
+
+
+class MacCounter:
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self.macs: float | None = None
+
+
+@contextlib.contextmanager
+def mac_counter(model: nn.Module) -> Iterator[MacCounter]:
+    """Count, per sample, the MACs of the forward pass run inside the block, with torch-pruning's
+    counter hooks; `counter.macs` is set on exit. The hooks and counter attributes are removed
+    again, so this can ride along another forward pass (the graph trace) of the user's own model."""
+    counter = MacCounter(model)
+    op_counter.reset_flops_count(model)
+    op_counter.start_flops_count(model, ost=None, verbose=False, ignore_list=[])
     try:
-        counted(*example_inputs)
-        macs = counted.compute_average_flops_cost()[0]
+        yield counter
+        if getattr(model, "__batch_counter__", 0):
+            counter.macs = op_counter.compute_average_flops_cost(model)[0]
     finally:
-        counted.stop_flops_count()
-    return macs
+        op_counter.stop_flops_count(model)
+        if hasattr(model, "__batch_counter__"):
+            delattr(model, "__batch_counter__")
 
 
 def module_width(module: nn.Module) -> tuple[int, int]:

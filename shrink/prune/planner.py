@@ -16,6 +16,7 @@ share of the way to the final ratio or target, measured from the dense model.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import warnings
 from typing import Callable, Iterable, Iterator
@@ -27,13 +28,13 @@ from shrink.errors import ShrinkError
 from shrink.prune.apply import ChannelTracker, replay_step
 from shrink.prune.attention import fused_attention_groups
 from shrink.prune.config import PruneConfig
-from shrink.prune.counting import count, count_params, widths
+from shrink.prune.counting import count, count_params, mac_counter, widths
 from shrink.prune.exactness import check_step
 from shrink.prune.graph import trace_graph
 from shrink.prune.groups import CoupledGroup, LeftWhole, discover_groups
 from shrink.prune.guards import GuardLimits, ResourceGuard
 from shrink.prune.importance import group_scores, make_importance, prepare_gradients
-from shrink.prune.plan import LayerWidth, LeftWholeNote, PlanGroup, PlanStep, PrunedLayer, PrunePlan
+from shrink.prune.plan import Counts, LayerWidth, LeftWholeNote, PlanGroup, PlanStep, PrunedLayer, PrunePlan
 from shrink.prune.selection import Keeps, Ranked, rank, removed_roots, select
 from shrink.prune.targets import solve
 
@@ -132,8 +133,11 @@ def plan_step(
         raise ShrinkError(f"the plan already has all {config.steps} steps")
     with ResourceGuard(limits) as guard:
         guard.stage("building the dependency graph")
-        work = copy.deepcopy(model).eval()
-        graph = trace_graph(work, inputs)
+        # Tracing only reads the model (and the MAC counter rides along, leaving nothing behind);
+        # criteria that need gradients get a copy, so the caller's model never holds them.
+        work = copy.deepcopy(model) if config.needs_batches else model
+        with preserved_modes(work), mac_counter(work) as dense_macs:
+            graph = trace_graph(work, inputs)
         guard.stage("finding coupled groups")
         fused = fused_attention_groups(graph, config.attention)
         found = discover_groups(graph, config.ignore, config.attention, claimed=fused.claimed)
@@ -144,7 +148,7 @@ def plan_step(
         if not ranked:
             raise ShrinkError("nothing to prune, every coupled group is left whole: " + _reasons(found.left_whole + unscored))
         guard.stage("choosing channels")
-        dense = previous.before if previous else count(work, inputs, owned=True)
+        dense = previous.before if previous else Counts(int(dense_macs.macs), count_params(model))
         step, pruned, repaired = _choose_step(model, inputs, config, index, ranked, done, dense, verify)
     notes = _notes(previous, found.left_whole + unscored + repaired)
     result = PrunePlan(
@@ -159,6 +163,17 @@ def plan_step(
     )
     _warn_left_whole(found.left_whole + unscored + repaired)
     return result
+
+
+@contextlib.contextmanager
+def preserved_modes(model: nn.Module):
+    """Restore every module's train/eval flag afterwards (tracing puts the model in eval mode)."""
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        yield
+    finally:
+        for m, training in modes:
+            m.training = training
 
 
 def _on_cpu(model: nn.Module) -> nn.Module:

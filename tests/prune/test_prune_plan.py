@@ -59,9 +59,12 @@ def test_plan_does_not_change_the_model():
     model, inputs = tv_model("mobilenet_v3_small", 32)
     model.train()
     before = copy.deepcopy(model.state_dict())
+    attributes = {name: set(vars(m)) for name, m in model.named_modules()}
     plan(model, inputs, PruneConfig(ratio=0.3, importance="random"))
     assert model.training
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert {name: set(vars(m)) for name, m in model.named_modules()} == attributes  # no counters left
+    assert not any(m._forward_hooks for m in model.modules())
 
 
 def test_apply_rejects_a_plan_for_another_model(resnet_and_plan):
