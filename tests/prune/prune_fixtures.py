@@ -17,6 +17,23 @@ def tv_model(name: str, size: int, num_classes: int = 10) -> tuple[nn.Module, tu
     return model, (torch.randn(2, 3, size, size),)
 
 
+def small_torchvision(name: str, num_classes: int = 10) -> nn.Module:
+    """A narrow, shallow instance of a torchvision architecture class: the same forward code as
+    the zoo's members (which the slow suite covers), a fraction of the cost."""
+    from torchvision.models.convnext import CNBlockConfig, ConvNeXt
+    from torchvision.models.densenet import DenseNet
+
+    torch.manual_seed(0)
+    if name == "densenet":
+        model = DenseNet(growth_rate=16, block_config=(2, 3, 2), num_init_features=32, bn_size=2, num_classes=num_classes)
+    elif name == "convnext":
+        blocks = [CNBlockConfig(16, 32, 2), CNBlockConfig(32, 64, 2), CNBlockConfig(64, None, 1)]
+        model = ConvNeXt(blocks, num_classes=num_classes)
+    else:
+        raise ValueError(name)
+    return model.eval()
+
+
 def small_vit(num_heads: int = 4) -> nn.Module:
     """torchvision's VisionTransformer, small: 2 layers, 64 wide, 32x32 inputs in 8x8 patches."""
     torch.manual_seed(0)

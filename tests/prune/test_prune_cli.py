@@ -35,11 +35,11 @@ def test_prune_writes_plan_weights_and_summary(pruned_run, capsys):
 
 def test_summary_table(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["prune", "fmnist_mobilenetv2", "--target-macs", "20M", "--round-to", "avx2", "--out", str(out), "--no-verify"]) == 0
+    assert main(["prune", "fmnist_resnet18", "--target-params", "3M", "--round-to", "avx2", "--out", str(out), "--no-verify"]) == 0
     text = capsys.readouterr().out
     assert "layer" in text and "->" in text and "MACs:" in text and "params:" in text
-    after = json.loads((out / "plan.json").read_text())["after"]["macs"]
-    assert abs(after - 20e6) / 20e6 <= 0.01
+    after = json.loads((out / "plan.json").read_text())["after"]["params"]
+    assert abs(after - 3e6) / 3e6 <= 0.01
 
 
 def test_refuses_non_empty_output(pruned_run, capsys):

@@ -47,7 +47,7 @@ def test_targets_within_one_percent(kind):
 
 
 def test_global_scope_target():
-    model, inputs = tv_model("mobilenet_v2", 32)
+    model, inputs = tv_model("resnet18", 32)
     dense = count(model, inputs)
     result = plan(model, inputs, PruneConfig(scope="global", target_macs=0.5 * dense.macs), verify=False)
     assert abs(result.after.macs - 0.5 * dense.macs) / (0.5 * dense.macs) <= 0.01
