@@ -99,21 +99,22 @@ def run(recipe: Recipe, options: RunOptions = RunOptions(), *, inputs: RunInputs
     reporter = Reporter(options.quiet)
     reporter.line(f"shrink run: recipe {recipe.name} -> {paths.root}" + {
         "new": "", "rerun": " (rerun: unchanged stages are reused)", "replace": " (--force: replacing another run)"}[mode])
-    inputs = inputs or load_inputs(recipe)  # model/data mismatches are errors here, before any write
+    if inputs is None:
+        reporter.say(f"loading {recipe.model.source} and {recipe.data.name}, checking that they match")
+        inputs = load_inputs(recipe)  # model/data mismatches are errors here, before any write
     paths.root.mkdir(parents=True, exist_ok=True)
     write_text_atomic(paths.recipe, recipe_yaml)
     reporter.attach_log(paths.log)
     handler = ReporterHandler(reporter)
     logging.getLogger("shrink").addHandler(handler)
     try:
-        ctx = StepContext(recipe, paths, inputs, reporter)
-        stages, records = _run_steps(ctx, options.last_stage)
+        stages, records = _run_steps(StepContext(recipe, paths, inputs, reporter), options.last_stage)
+        summary = _closing(paths, records)
+        for line in summary:  # the caller prints these; the log keeps them too
+            reporter.log_only(line)
     finally:
         logging.getLogger("shrink").removeHandler(handler)
-    summary = _closing(paths, records)
-    for line in summary:  # the caller prints these; the log keeps them too
-        reporter.log_only(line)
-    reporter.close()
+        reporter.close()
     return RunResult(paths.root, tuple(stages), tuple(summary), time.perf_counter() - start, records)
 
 

@@ -69,7 +69,7 @@ recover:
     temperature: 4.0
     alpha: 0.9
 export:
-  eval_limit: 256        # test images checked for top-1 agreement between PyTorch and ONNX
+  eval_limit: 128        # test images checked for top-1 agreement between PyTorch and ONNX
 quantize:
   mode: auto             # ship int8 only where it is measured faster and within budget_pt
   calibration_images: 128
@@ -80,7 +80,7 @@ quantize:
 bench:
   provider: cpu
   batch: 1
-  min_seconds: 3.0
+  min_seconds: 2.0       # per candidate, interleaved: the slowest gets more
   min_runs: 30
   measure_memory: false
 """

@@ -165,7 +165,7 @@ def _measure(root: Path, runs: dict[float, RunResult], precisions, recipe: Recip
 
     rows = _files(root, runs, precisions)
     candidates = [OnnxCandidate(str(path), name) for name, _, _, path, _ in rows if path is not None]
-    bench = run_bench(candidates, recipe.bench, progress=reporter.say).to_dict()
+    bench = run_bench(candidates, recipe.bench, progress=reporter.detail).to_dict()
     write_json_atomic(root / "bench.json", bench)
     timed = {c["label"]: c for c in bench["candidates"]}
     macs = {ratio: r.records["prune"].result["plan"]["after"]["macs"] for ratio, r in runs.items()}

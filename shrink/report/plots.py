@@ -69,14 +69,15 @@ def accuracy_latency_plot(points: Sequence[Point], title: str, *, pareto: bool =
     fig = Figure(figsize=(8, 5))
     ax = fig.add_subplot()
     biggest = max(p.size_mb for p in points) or 1.0
-    for p in points:
+    for i, p in enumerate(sorted(points, key=lambda p: p.latency_ms)):
         area = 60 + 500 * p.size_mb / biggest
         hollow = pareto and not p.frontier
         ax.scatter([p.latency_ms], [p.accuracy], s=area, color="white" if hollow else color(_family(p.name)),
                    edgecolors=color(_family(p.name)), linewidths=2, zorder=3,
                    marker="*" if p.shipped else "o")
+        # Labels alternate above and below, so neighbours in latency do not print over each other.
         ax.annotate(f"{p.name}\n{p.size_mb:.1f} MB", (p.latency_ms, p.accuracy), textcoords="offset points",
-                    xytext=(10, 6), fontsize=8)
+                    xytext=(10, 8 if i % 2 == 0 else -26), fontsize=8)
     if pareto:
         frontier = sorted((p for p in points if p.frontier), key=lambda p: p.latency_ms)
         ax.plot([p.latency_ms for p in frontier], [p.accuracy for p in frontier], "--", color="#1f2328",

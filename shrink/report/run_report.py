@@ -227,10 +227,12 @@ def deploy_section(summary: dict[str, Any]) -> list[Block]:
 
 
 def stages_table(summary: dict[str, Any]) -> list[Block]:
-    rows = tuple((s["name"], f"{s['seconds']:.1f}", s["finished_utc"]) for s in summary["stages"])
+    rows = [(s["name"], f"{s['seconds']:.1f}", s["finished_utc"]) for s in summary["stages"]]
+    rows.append(("total", f"{sum(s['seconds'] for s in summary['stages']):.1f}", ""))
     return [Heading("Stages"), Paragraph("How long each stage took when it last ran (a rerun reuses unchanged "
-                                         "stages and keeps their times)."),
-            Table(("stage", "seconds", "finished (UTC)"), rows, (False, True, False))]
+                                         "stages and keeps their times); loading the inputs and writing this "
+                                         "report are not included."),
+            Table(("stage", "seconds", "finished (UTC)"), tuple(rows), (False, True, False))]
 
 
 def notes_section(summary: dict[str, Any]) -> list[Block]:

@@ -135,7 +135,7 @@ def build_summary(recipe_name: str, records: dict[str, StepRecord], paths: RunPa
         "version": MANIFEST_VERSION,
         "run": {"name": recipe_name, "torch-shrink": __version__, "recipe": "recipe.yaml",
                 "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")},
-        "inputs": {"model": {"source": model["source"], "spec": model["spec"],
+        "inputs": {"model": {"source": model["source"], "files_sha256": model.get("files", {}), "spec": model["spec"],
                              "card_test_accuracy": (model["card"] or {}).get("test_accuracy")},
                    "data": data},
         "preprocessing": _preprocessing(records["export"].result),

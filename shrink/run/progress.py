@@ -12,6 +12,9 @@ from typing import Iterator, TextIO
 from tqdm import tqdm
 
 INDENT = "      "
+# Routine lines of the stages' own progress: kept in the log, not repeated on the terminal.
+ROUTINE_PREFIXES = ("warmed up ", "loaded ")
+MAX_TERMINAL_LINE = 160  # longer lines are cut on the terminal; the log keeps them whole
 
 
 class Reporter:
@@ -39,7 +42,8 @@ class Reporter:
 
     def line(self, text: str) -> None:
         if not self.quiet:
-            print(text, file=self.stream, flush=True)
+            shown = text if len(text) <= MAX_TERMINAL_LINE else text[: MAX_TERMINAL_LINE - 3] + "..."
+            print(shown, file=self.stream, flush=True)
         self.log_only(text)
 
     def log_only(self, text: str) -> None:
@@ -51,6 +55,13 @@ class Reporter:
     def say(self, text: str) -> None:
         """A line inside the current stage."""
         self.line(INDENT + text)
+
+    def detail(self, text: str) -> None:
+        """A stage's own progress line: routine ones (every warmup, every loaded file) go to the log only."""
+        if text.startswith(ROUTINE_PREFIXES):
+            self.log_only(INDENT + text)
+        else:
+            self.say(text)
 
     def stage(self, index: int, total: int, name: str, what: str) -> None:
         self.line(f"[{index}/{total}] {name}: {what}")

@@ -41,11 +41,11 @@ class StepContext:
     def eval_split(self, desc: str):
         return ProgressSplit(self.inputs.eval, desc, self.reporter.bars)
 
-    def train_split(self, desc: str):
-        return ProgressSplit(self.inputs.train, desc, self.reporter.bars)
-
-    def data_material(self) -> dict[str, Any]:
-        return {"data": self.recipe.to_dict()["data"], "used": self.inputs.data}
+    def data_material(self, *uses: str) -> dict[str, Any]:
+        """The data settings a step's result depends on: `uses` is "eval" and/or "train", so a
+        change to the training subset does not redo the dense baseline, for example."""
+        keep = {"name", "dir", "seed", "folder"} | {f"{use}_images" for use in uses}
+        return {"data": {k: v for k, v in self.recipe.to_dict()["data"].items() if k in keep}}
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,12 @@ Done = dict[str, StepRecord]
 
 def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}%"
+
+
+def _top1(evaluation: dict[str, Any] | None) -> str:
+    if evaluation is None:
+        return "accuracy not measured (synthetic data)"
+    return f"top-1 {_pct(evaluation['accuracy'])} (PyTorch, {evaluation['total']} images)"
 
 
 # ----------------------------------------------------------------------------- 1. model
@@ -83,6 +89,7 @@ def model_step(ctx: StepContext, done: Done) -> Step:
         macs = exported.metadata.get("macs")
         return {
             "source": dense.source,
+            "files": ctx.inputs.model_identity["files"],
             "spec": dense.spec.to_dict(),
             "card": dense.card.to_dict() if dense.card else None,
             "params": int(exported.metadata["params"]),
@@ -93,12 +100,12 @@ def model_step(ctx: StepContext, done: Done) -> Step:
 
     return Step(
         name="model",
-        what=f"evaluate {ctx.recipe.model.source} and export the dense baseline",
-        material={"model": ctx.inputs.model_identity, "export": ctx.recipe.export.to_dict(), **ctx.data_material()},
+        what=(f"export the dense baseline {ctx.recipe.model.source} (no accuracy: synthetic data)" if ctx.synthetic
+              else f"evaluate {ctx.recipe.model.source} and export the dense baseline"),
+        material={"model": ctx.inputs.model_identity, "export": ctx.recipe.export.to_dict(), **ctx.data_material("eval")},
         outputs=("dense.onnx",),
         compute=compute,
-        summary=lambda r: (f"{r['params'] / 1e6:.2f} M params, top-1 "
-                           f"{_pct((r['accuracy_torch'] or {}).get('accuracy'))}; dense.onnx verified"),
+        summary=lambda r: f"{r['params'] / 1e6:.2f} M params, {_top1(r['accuracy_torch'])}; dense.onnx verified",
     )
 
 
@@ -131,7 +138,7 @@ def prune_step(ctx: StepContext, done: Done) -> Step:
 
     material = {"model": ctx.inputs.model_identity, "prune": config.to_dict()}
     if config.needs_batches:
-        material.update(ctx.data_material())
+        material.update(ctx.data_material("train"))
     return Step("prune", f"plan and check the removal of channels ({_target(config)})", material, (), compute, summary)
 
 
@@ -163,7 +170,8 @@ def recover_step(ctx: StepContext, done: Done) -> Step:
             result = {"recovered": False, "accuracy_before": accuracy, "accuracy_bn_recal": None,
                       "accuracy_after": accuracy}
         else:
-            recovered = recover(model, dense.model, ctx.train_split("recovery"), config,
+            # The training loop draws its own progress bar; the eval split gets ours.
+            recovered = recover(model, dense.model, ctx.inputs.train, config,
                                 eval_split=ctx.eval_split("pruned, PyTorch"), progress=not ctx.reporter.quiet)
             model = recovered.model
             result = {"recovered": True, **recovered.to_dict()}
@@ -175,7 +183,8 @@ def recover_step(ctx: StepContext, done: Done) -> Step:
 
     def summary(r: dict[str, Any]) -> str:
         if not r["recovered"]:
-            return f"no recovery (recover: null); pruned top-1 {_pct(r['accuracy_after'])}"
+            accuracy = "accuracy not measured (synthetic data)" if ctx.synthetic else f"top-1 {_pct(r['accuracy_after'])}"
+            return f"no recovery (recover: null); pruned {accuracy}"
         steps = [f"pruned {_pct(r['accuracy_before'])}"]
         if r.get("accuracy_bn_recal") is not None:
             steps.append(f"BN recalibrated {_pct(r['accuracy_bn_recal'])}")
@@ -186,7 +195,7 @@ def recover_step(ctx: StepContext, done: Done) -> Step:
 
     what = "no recovery (recover: null)" if config is None else _recovery_what(config)
     material = {"model": ctx.inputs.model_identity, "plan_hash": pruned_record["plan_hash"],
-                "recover": config.to_dict() if config else None, **ctx.data_material()}
+                "recover": config.to_dict() if config else None, **ctx.data_material("train", "eval")}
     return Step("recover", what, material, ("plan.json", "pruned.safetensors"), compute, summary)
 
 
@@ -213,7 +222,7 @@ def export_step(ctx: StepContext, done: Done) -> Step:
         agree = f"; top-1 agreement {parity['top1_agree']}/{parity['eval_images']}" if parity["eval_images"] else ""
         return f"model.onnx verified ({r['exporter']}, opset {r['opset']}, {len(r['checks'])} checks{agree})"
 
-    material = {"bundle": done["recover"].outputs, "export": ctx.recipe.export.to_dict(), **ctx.data_material()}
+    material = {"bundle": done["recover"].outputs, "export": ctx.recipe.export.to_dict(), **ctx.data_material("eval")}
     return Step("export", "export the pruned model to ONNX and check it against PyTorch", material,
                 ("model.onnx",), compute, summary)
 
@@ -234,7 +243,7 @@ def quantize_step(ctx: StepContext, done: Done) -> Step:
         work = Path(tempfile.mkdtemp(prefix=".quantize-", dir=paths.root))
         try:
             result = quantize(paths.onnx, config, work / paths.int8.name, calibration_split=ctx.inputs.train,
-                              eval_split=ctx.eval_split("quantize, accuracy"), progress=ctx.reporter.say)
+                              eval_split=ctx.eval_split("quantize, accuracy"), progress=ctx.reporter.detail)
             if result.int8:
                 os.replace(work / paths.int8.name, paths.int8)
             else:
@@ -247,7 +256,7 @@ def quantize_step(ctx: StepContext, done: Done) -> Step:
         return r["reason"] if r.get("skipped") else f"ships {r['shipped_file']}: {r['reason']}"
 
     material = {"model.onnx": done["export"].outputs["model.onnx"],
-                "quantize": config.to_dict() if config else None, **ctx.data_material()}
+                "quantize": config.to_dict() if config else None, **ctx.data_material("train", "eval")}
     what = "no int8 (quantize: null)" if config is None else f"int8 post-training quantization ({config.mode} mode)"
     return Step("quantize", what, material, ("model.int8.onnx",), compute, summary)
 
@@ -276,7 +285,7 @@ def verify_step(ctx: StepContext, done: Done) -> Step:
         return ("onnxruntime top-1: " + ", ".join(parts)) if not r["synthetic"] else \
             f"{len(r['files'])} files load and run (accuracy not measured: synthetic data)"
 
-    material = {"files": {path.name: digest for _, path, digest in files}, **ctx.data_material()}
+    material = {"files": {path.name: digest for _, path, digest in files}, **ctx.data_material("eval")}
     return Step("verify", "load every ONNX file, check its metadata and measure its accuracy (onnxruntime)",
                 material, (), compute, summary)
 
@@ -314,7 +323,7 @@ def bench_step(ctx: StepContext, done: Done) -> Step:
 
     def compute() -> dict[str, Any]:
         candidates = [OnnxCandidate(str(path), name) for name, path, _ in files]
-        return run_bench(candidates, config, progress=ctx.reporter.say).to_dict()
+        return run_bench(candidates, config, progress=ctx.reporter.detail).to_dict()
 
     def summary(r: dict[str, Any]) -> str:
         parts = [f"{c['label']} {c['latency']['p50_ms']:.2f} ms" for c in r["candidates"]]
