@@ -203,8 +203,16 @@ def _describe(exc: BaseException) -> str:
 
 
 def trace_graph(model: nn.Module, example_inputs: tuple) -> ShrinkGraph:
-    """Trace `model` (in place: torch-pruning keeps references to its modules)."""
+    """Trace `model` (torch-pruning keeps references to its modules). Tracing follows autograd, so
+    frozen parameters are made trainable for the trace and frozen again after."""
     model.eval()
-    with torch.enable_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch-pruning warns about every unwrapped parameter
-        return ShrinkGraph().build(model, example_inputs)
+    frozen = [p for p in model.parameters() if not p.requires_grad]
+    try:
+        for p in frozen:
+            p.requires_grad_(True)
+        with torch.enable_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch-pruning warns about every unwrapped parameter
+            return ShrinkGraph().build(model, example_inputs)
+    finally:
+        for p in frozen:
+            p.requires_grad_(False)

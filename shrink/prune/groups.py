@@ -109,32 +109,37 @@ def discover_groups(
     """All prunable groups of `graph`, and the ones left whole with their reasons. Modules in
     `claimed` already belong to a group built elsewhere (fused qkv attention, see attention.py)."""
     check_ignore_globs(graph.model, ignore)
-    groups, left_whole, claimed = [], [], set(claimed or ())
+    found, claimed = Discovery([], []), set(claimed or ())
     for module in list(graph.module2node):
-        if not isinstance(module, ROOT_TYPES) or module in claimed:
-            continue
-        pruner = graph.get_pruner_of_module(module)
-        width = pruner.get_out_channels(module) if pruner else None
-        if not width:
-            continue
-        root_name = graph.name_of(module)
-        try:
-            items = walk(graph, module, pruner.prune_out_channels, width)
-        except IncoherentGroup as exc:
-            claimed.add(module)
-            left_whole.append(LeftWhole(root_name, str(exc), (root_name,)))
-            continue
-        members, shared_roots = members_of(graph, items)
-        by_name = graph.by_name
-        claimed.update(by_name[m.name] for m in members if m.axis == "out")
-        reason = skip_reason(graph, items, members, ignore, attention)
-        if reason is None:
-            group, reason = build_group(graph, root_name, width, members, shared_roots, attention)
-        if reason is not None:
-            left_whole.append(LeftWhole(root_name, reason, tuple(dict.fromkeys(m.name for m in members if m.axis == "out"))))
-            continue
-        groups.append(group)
-    return Discovery(groups, left_whole)
+        if isinstance(module, ROOT_TYPES) and module not in claimed:
+            _discover_from(graph, module, ignore, attention, claimed, found)
+    return found
+
+
+def _discover_from(graph, module, ignore, attention, claimed: set, found: Discovery) -> None:
+    """Walk the group whose root is `module`'s output; add it to `found` as prunable or left whole.
+    Every layer whose outputs the group holds is claimed, so no later group starts from it."""
+    pruner = graph.get_pruner_of_module(module)
+    width = pruner.get_out_channels(module) if pruner else None
+    if not width:
+        return
+    root = graph.name_of(module)
+    try:
+        items = walk(graph, module, pruner.prune_out_channels, width)
+    except IncoherentGroup as exc:
+        claimed.add(module)
+        found.left_whole.append(LeftWhole(root, str(exc), (root,)))
+        return
+    members, shared_roots = members_of(graph, items)
+    claimed.update(graph.by_name[m.name] for m in members if m.axis == "out")
+    group, reason = None, skip_reason(graph, items, members, ignore, attention)
+    if reason is None:
+        group, reason = build_group(graph, root, width, members, shared_roots, attention)
+    if reason is None:
+        found.groups.append(group)
+    else:
+        writers = tuple(dict.fromkeys(m.name for m in members if m.axis == "out"))
+        found.left_whole.append(LeftWhole(root, reason, writers))
 
 
 def walk(graph: ShrinkGraph, module, handler, width: int) -> list[tuple[Dependency, list[_HybridIndex]]]:
