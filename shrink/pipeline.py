@@ -105,15 +105,17 @@ def run(recipe: Recipe, options: RunOptions = RunOptions(), *, inputs: RunInputs
     paths.root.mkdir(parents=True, exist_ok=True)
     write_text_atomic(paths.recipe, recipe_yaml)
     reporter.attach_log(paths.log)
-    handler = ReporterHandler(reporter)
-    logging.getLogger("shrink").addHandler(handler)
+    logger, handler = logging.getLogger("shrink"), ReporterHandler(reporter)
+    logger.addHandler(handler)
+    propagate, logger.propagate = logger.propagate, False  # shown once, by the reporter, and logged
     try:
         stages, records = _run_steps(StepContext(recipe, paths, inputs, reporter), options.last_stage)
         summary = _closing(paths, records)
         for line in summary:  # the caller prints these; the log keeps them too
             reporter.log_only(line)
     finally:
-        logging.getLogger("shrink").removeHandler(handler)
+        logger.removeHandler(handler)
+        logger.propagate = propagate
         reporter.close()
     return RunResult(paths.root, tuple(stages), tuple(summary), time.perf_counter() - start, records)
 
