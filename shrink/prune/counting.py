@@ -1,4 +1,4 @@
-"""MACs, parameters and per-layer widths of a model.
+"""MACs, parameters and per-layer widths of a model, and the example inputs its forward passes use.
 
 MACs come from torch-pruning's counter (the one behind its published figures, e.g. ResNet-50 at
 224x224: 4.12 GMACs), so our numbers compare with theirs.
@@ -29,6 +29,15 @@ WIDTH_TYPES = (
     nn.PReLU,
     nn.Embedding,
 )
+
+
+def as_inputs(example_inputs) -> tuple[torch.Tensor, ...]:
+    """(x,) for a tensor, the tuple itself for a tuple/list of tensors; detached, on the CPU."""
+    if isinstance(example_inputs, torch.Tensor):
+        example_inputs = (example_inputs,)
+    if not isinstance(example_inputs, (tuple, list)) or not all(isinstance(x, torch.Tensor) for x in example_inputs):
+        raise ShrinkError("example_inputs must be a tensor or a tuple of tensors")
+    return tuple(x.detach().cpu() for x in example_inputs)
 
 
 def count_params(model: nn.Module) -> int:

@@ -30,7 +30,7 @@ import torch.nn as nn
 import torch_pruning as tp
 
 from shrink.prune.apply import ChannelTracker, apply, check_widths, replay_step
-from shrink.prune.counting import count_params
+from shrink.prune.counting import as_inputs, count_params
 from shrink.prune.plan import PlanGroup, PlanStep, PrunedLayer, PrunePlan
 
 EXACT_RTOL = 1e-5  # max|y0 - y1| <= EXACT_RTOL * max|y0|
@@ -194,8 +194,8 @@ def check_exactness(model: nn.Module, plan: PrunePlan, example_inputs, seed: int
     """Check `plan` against the dense `model` (not changed): exactly where the zero-then-remove
     argument holds, structurally everywhere."""
     start = time.perf_counter()
-    inputs = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
-    base = randomize(copy.deepcopy(model), inputs, seed)
+    inputs = as_inputs(example_inputs)
+    base = randomize(_on_cpu_copy(model), inputs, seed)
     exact = [g for g in plan.groups if g.inexact is None]
     notes = sorted({g.inexact for g in plan.groups if g.inexact})
     diff = scale = None
@@ -229,6 +229,10 @@ def check_exactness(model: nn.Module, plan: PrunePlan, example_inputs, seed: int
         seconds=time.perf_counter() - start,
         notes=tuple(notes),
     )
+
+
+def _on_cpu_copy(model: nn.Module) -> nn.Module:
+    return copy.deepcopy(model).cpu()
 
 
 def _spread(y: torch.Tensor) -> float:

@@ -28,7 +28,7 @@ from shrink.errors import ShrinkError
 from shrink.prune.apply import ChannelTracker, replay_step
 from shrink.prune.attention import fused_attention_groups
 from shrink.prune.config import PruneConfig
-from shrink.prune.counting import count, count_params, mac_counter, widths
+from shrink.prune.counting import as_inputs, count, count_params, mac_counter, widths
 from shrink.prune.exactness import check_step
 from shrink.prune.graph import trace_graph
 from shrink.prune.groups import CoupledGroup, LeftWhole, discover_groups
@@ -44,14 +44,6 @@ Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
 class PruneWarning(UserWarning):
     """Something was left whole or a target was missed; the plan is still valid."""
-
-
-def as_inputs(example_inputs) -> tuple:
-    if isinstance(example_inputs, torch.Tensor):
-        return (example_inputs,)
-    if isinstance(example_inputs, (tuple, list)) and all(isinstance(x, torch.Tensor) for x in example_inputs):
-        return tuple(example_inputs)
-    raise ShrinkError("example_inputs must be a tensor or a tuple of tensors")
 
 
 def versions() -> dict[str, str]:
@@ -125,7 +117,7 @@ def plan_step(
 ) -> PrunePlan:
     """Plan the next step on `model`, which is the dense model (previous=None) or the model pruned by
     `previous` (possibly fine-tuned since). Returns the cumulative plan: previous steps plus this one."""
-    inputs = tuple(x.detach().cpu() for x in as_inputs(example_inputs))
+    inputs = as_inputs(example_inputs)
     model = _on_cpu(model)
     done = previous.steps if previous else ()
     index = len(done) + 1
