@@ -199,7 +199,8 @@ def report(command: str, rows: list[str], accuracy_rows: list[str], decisions: l
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    command = "python benchmarks/int8_cpu.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    typed = argv if argv is not None else sys.argv[1:]
+    command = " ".join(["python benchmarks/int8_cpu.py", *(shlex.quote(a) for a in typed)])
     threads = args.threads or [physical_cores()]
     rows, accuracy_rows, decisions, raw, machine = [], [], [], {}, None
     for name in args.models:

@@ -6,9 +6,10 @@ An int8 candidate qualifies when
      is not slower than the fp32 file it replaces, and its median speedup reaches `min_speedup`;
   3. its top-1 accuracy is at most `budget_pt` points below the fp32 ONNX file's (when accuracy is
      required; a latency-only run on synthetic data waives this, and says so).
-The fastest qualifying candidate ships. Candidates whose speedup intervals overlap the fastest's are
-statistically tied with it; among those the most accurate ships (then the highest logits SQNR),
-since the measured speed difference may be noise but the accuracy difference is not. When none
+The fastest qualifying candidate ships. A candidate whose 95% speedup interval reaches the fastest's
+median speedup is statistically tied with it; among those the most accurate ships (then the one with
+the highest logits SQNR against fp32), since the speed difference may be noise and the accuracy
+difference is not. When none
 qualifies, the fp32 file ships, and the reason names the closest miss.
 """
 
@@ -53,9 +54,10 @@ def verdict(candidate: Measured, fp32: Measured, budget_pt: float, min_speedup: 
 
 
 def tied_with(fastest: Measured, candidates: Sequence[Measured]) -> list[Measured]:
-    """Candidates whose speedup interval overlaps the fastest's (the fastest included)."""
-    return [c for c in candidates if c.speedup_ci_high is not None and fastest.speedup_ci_low is not None
-            and c.speedup_ci_high >= fastest.speedup_ci_low]
+    """Candidates that may be as fast as the fastest: the upper end of their speedup interval reaches
+    the fastest's median speedup (the fastest included)."""
+    return [c for c in candidates if c.speedup_ci_high is not None and fastest.speedup is not None
+            and c.speedup_ci_high >= fastest.speedup]
 
 
 def _quality(c: Measured) -> tuple[float, float, float]:
@@ -84,7 +86,11 @@ def decide(fp32: Measured, candidates: Sequence[Measured], budget_pt: float, min
         best = max(tied_with(fastest, qualifying), key=_quality)
         why = next(v.reason for v in verdicts if v.name == best.name)
         if best is not fastest:
-            why += f"; statistically tied with the fastest ({fastest.name}, {fastest.speedup:.2f}x) and more accurate"
+            better = ("more accurate" if best.accuracy is not None and fastest.accuracy is not None
+                      and best.accuracy > fastest.accuracy else
+                      f"more faithful to fp32 (logits SQNR {best.logits_sqnr_db or 0:.1f} vs "
+                      f"{fastest.logits_sqnr_db or 0:.1f} dB)")
+            why += f"; statistically tied with the fastest ({fastest.name}, {fastest.speedup:.2f}x) and {better}"
         note = "" if accuracy_required else " (accuracy NOT checked: synthetic eval data)"
         return Decision(best.name, True, f"int8 {best.name}: {why}{note}", verdicts)
     if not candidates:

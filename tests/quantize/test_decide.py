@@ -81,3 +81,10 @@ def test_accuracy_order_measures_the_most_faithful_tied_candidate_first():
 def test_budget_boundary_is_inclusive(budget):
     d = decide(FP32, [cand("edge", 1.5, 94.0 - budget)], budget_pt=budget, min_speedup=1.05)
     assert d.int8
+
+
+def test_latency_only_ties_are_broken_by_fidelity():
+    d = decide(Measured("fp32", latency_ms=10.0),
+               [cand("fastest", 1.7, ci=0.2, sqnr=20.0), cand("faithful", 1.6, ci=0.2, sqnr=34.0)],
+               budget_pt=0.5, min_speedup=1.05, accuracy_required=False)
+    assert d.shipped == "faithful" and "more faithful to fp32 (logits SQNR 34.0 vs 20.0 dB)" in d.reason
