@@ -83,3 +83,19 @@ def test_unstructured_round_trip(tmp_path):
     with torch.no_grad():
         assert torch.equal(loaded.model(x), sparse(x))
     assert json.loads((tmp_path / "sparse" / "plan.json").read_text())["mode"] == "unstructured"
+
+
+def test_shipped_reference_keeps_its_card(tmp_path):
+    from shipped_models import REFERENCE_RESNET18
+
+    from shrink.cli import main
+
+    if not REFERENCE_RESNET18.is_file():
+        pytest.skip("models/fmnist_resnet18.safetensors is not shipped in this checkout")
+    out = tmp_path / "r18"
+    assert main(["prune", str(REFERENCE_RESNET18), "--ratio", "0.5", "--out", str(out), "--no-verify"]) == 0
+    loaded, dense = load_model(str(out)), load_model(str(REFERENCE_RESNET18))
+    assert loaded.card == dense.card and loaded.card.classes[0] == "T-shirt/top"
+    x = torch.randn(2, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.equal(loaded.model(x), apply(dense.model, read_plan(out))(x))
