@@ -10,8 +10,9 @@
     .venv/bin/python benchmarks/prune_speed.py
     .venv/bin/python benchmarks/prune_speed.py --depths 12 24 --skip-models
 
-Every measurement builds a fresh model; one torch thread; the load average is printed because
-this 2-core machine is shared. Writes out/prune_speed.md. This is a benchmark, not a test.
+Every measurement builds a fresh model and uses one torch thread. Each cell is "wall (cpu)" seconds:
+on a shared machine the wall time includes waiting for a core, the process CPU time does not, so
+the load average is printed too. Writes out/prune_speed.md. This is a benchmark, not a test.
 """
 
 from __future__ import annotations
@@ -63,25 +64,35 @@ def head_of(model: nn.Module) -> nn.Module:
     raise ValueError("no classifier head")
 
 
-def time_torch_pruning(name: str) -> float:
+class Timer:
+    def __enter__(self) -> "Timer":
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+    def __str__(self) -> str:
+        return f"{self.wall:.2f} ({self.cpu:.2f})"
+
+
+def time_torch_pruning(name: str) -> Timer:
     model, x = build(name)
-    start = time.perf_counter()
-    with warnings.catch_warnings():
+    with Timer() as timer, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         pruner = tp.pruner.MetaPruner(model, x, importance=tp.importance.GroupMagnitudeImportance(p=2),
                                       pruning_ratio=0.5, ignored_layers=[head_of(model)], round_to=8)
         pruner.step()
-    return time.perf_counter() - start
+    return timer
 
 
-def time_shrink(name: str, verify: bool) -> tuple[float, float]:
+def time_shrink(name: str, verify: bool) -> tuple[Timer, float]:
     model, x = build(name)
-    start = time.perf_counter()
-    with warnings.catch_warnings():
+    with Timer() as timer, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = plan(model, x, CONFIG, verify=verify)
         apply(model, result)
-    return time.perf_counter() - start, result.mac_reduction
+    return timer, result.mac_reduction
 
 
 def machine() -> str:
@@ -101,13 +112,13 @@ def main(argv=None) -> int:
 
     names = ([] if args.skip_models else args.models) + [f"stack{d}" for d in args.depths]
     lines = [f"Machine: {machine()}.", "",
-             "| model | torch-pruning build+step (s) | torch-shrink plan+apply (s) | torch-shrink verified (s) | MAC reduction (shrink) | load avg |",
+             "| model | torch-pruning build+step, s wall (cpu) | torch-shrink plan+apply | torch-shrink plan+apply, verified | MAC reduction (shrink) | load avg |",
              "|---|---|---|---|---|---|"]
     for name in names:
         tp_s = time_torch_pruning(name)
         shrink_s, reduction = time_shrink(name, verify=False)
         verified_s, _ = time_shrink(name, verify=True)
-        row = f"| {name} | {tp_s:.2f} | {shrink_s:.2f} | {verified_s:.2f} | {reduction:.2f}x | {os.getloadavg()[0]:.1f} |"
+        row = f"| {name} | {tp_s} | {shrink_s} | {verified_s} | {reduction:.2f}x | {os.getloadavg()[0]:.1f} |"
         lines.append(row)
         print(row, flush=True)
     text = "\n".join(lines) + "\n"
