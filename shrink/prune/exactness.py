@@ -103,10 +103,11 @@ def _calibrate_batchnorm(model: nn.Module, example_inputs: tuple) -> None:
     if not norms:
         return
     momenta = [m.momentum for m in norms]
+    model.eval()  # only the norms train: auxiliary heads and dropout stay as in inference
     for m in norms:
         m.reset_running_stats()
         m.momentum = None  # cumulative average: one pass sets the statistics of that pass
-    model.train()
+        m.train()
     try:
         model(*example_inputs)
     finally:
