@@ -1,0 +1,62 @@
+"""`make bench`: rerun the benchmarks that run on this machine and rebuild docs/benchmarks.md.
+
+Each script writes a Markdown fragment that names the command that produced it and the machine it
+ran on. This script copies the fresh fragments into docs/measured/ (local-*.md) and concatenates
+every fragment under docs/measured/ into docs/benchmarks.md, after the intro in
+benchmarks/benchmarks_intro.md. Fragments measured on the GPU machine (the device tool) are not
+rerun here; each of them names the command that reproduces it there.
+
+    python benchmarks/run_all.py            # rerun the local benchmarks (tens of minutes on 2 cores)
+    python benchmarks/run_all.py --assemble # only rebuild docs/benchmarks.md from docs/measured/
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+MEASURED = REPO / "docs" / "measured"
+
+# name -> (command, the fragment that command writes); all run on this machine
+LOCAL = {
+    "local-prune-speed": (["benchmarks/prune_speed.py"], "out/prune_speed.md"),
+    "local-prune-unstructured": (["benchmarks/prune_unstructured.py"], "out/prune_unstructured.md"),
+    "local-bench-cpu": (["benchmarks/bench_cpu.py", "--out", "runs/bench_cpu"], "runs/bench_cpu/bench_cpu.md"),
+    "local-int8-cpu": (["benchmarks/int8_cpu.py", "--out", "runs/int8_cpu"], "runs/int8_cpu/int8_cpu.md"),
+}
+
+
+def rerun_local() -> None:
+    for name, (command, fragment) in LOCAL.items():
+        print(f"run_all: {name}: {' '.join(command)}", flush=True)
+        subprocess.run([sys.executable, *command], cwd=REPO, check=True)
+        shutil.copyfile(REPO / fragment, MEASURED / f"{name}.md")
+
+
+def assemble() -> Path:
+    parts = [(REPO / "benchmarks" / "benchmarks_intro.md").read_text(encoding="utf-8").rstrip() + "\n"]
+    for fragment in sorted(MEASURED.glob("*.md")):
+        parts.append(f"\n---\n\n<!-- from docs/measured/{fragment.name} -->\n\n" + fragment.read_text(encoding="utf-8").strip() + "\n")
+    out = REPO / "docs" / "benchmarks.md"
+    tmp = out.with_suffix(".md.tmp")
+    tmp.write_text("".join(parts), encoding="utf-8")
+    tmp.replace(out)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--assemble", action="store_true", help="only rebuild docs/benchmarks.md")
+    args = parser.parse_args()
+    if not args.assemble:
+        rerun_local()
+    print(f"run_all: wrote {assemble()}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
