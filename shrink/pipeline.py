@@ -145,13 +145,14 @@ def _execute(step: Step, ctx: StepContext, index: int, total: int) -> tuple[Step
         ctx.reporter.stage(index, total, step.name, "unchanged since the last run, reused")
         return previous, True
     ctx.reporter.stage(index, total, step.name, step.what)
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = step.compute()
     result = {**result, "warnings": _report_warnings(caught, ctx.reporter)}
     record = StepRecord(step=step.name, key=key, outputs=hash_outputs(base, step.outputs), result=result,
-                        seconds=time.perf_counter() - t0, finished_utc=now_utc())
+                        seconds=time.perf_counter() - t0, finished_utc=now_utc(),
+                        cpu_seconds=time.process_time() - cpu0)
     write_record(record_path, record)
     return record, False
 

@@ -202,8 +202,10 @@ def quantization_section(summary: dict[str, Any]) -> list[Block]:
                      "—" if c["logits_sqnr_db"] is None else f"{c['logits_sqnr_db']:.1f}", c["error"] or ""))
     header = ("recipe", "p50 ms", "speedup vs fp32 [95% CI]", "top-1", "top-1 agreement", "logits SQNR dB", "error")
     blocks.append(Table(header, tuple(rows), (False, True, True, True, True, True, False)))
-    blocks.append(Paragraph("Accuracy is measured only for recipes that are measurably faster, fastest first, until "
-                            "one is within the accuracy budget; '—' means it was not needed."))
+    blocks.append(Paragraph("The quantize stage measures fidelity to fp32 and accuracy only where its decision needs "
+                            "them (measurably faster recipes, until one is within the accuracy budget; see "
+                            "docs/quantize.md); '—' means not measured. Its timings come from its own interleaved "
+                            "run, so they differ a little from the table above."))
     return blocks
 
 
@@ -226,13 +228,22 @@ def deploy_section(summary: dict[str, Any]) -> list[Block]:
     return [Heading(f"Deploying {shipped}"), Bullets(tuple(items)), Code(code, "python")]
 
 
+def _cpu(seconds: float | None) -> str:
+    return "—" if seconds is None else f"{seconds:.1f}"
+
+
 def stages_table(summary: dict[str, Any]) -> list[Block]:
-    rows = [(s["name"], f"{s['seconds']:.1f}", s["finished_utc"]) for s in summary["stages"]]
-    rows.append(("total", f"{sum(s['seconds'] for s in summary['stages']):.1f}", ""))
-    return [Heading("Stages"), Paragraph("How long each stage took when it last ran (a rerun reuses unchanged "
-                                         "stages and keeps their times); loading the inputs and writing this "
-                                         "report are not included."),
-            Table(("stage", "seconds", "finished (UTC)"), tuple(rows), (False, True, False))]
+    stages = summary["stages"]
+    rows = [(s["name"], f"{s['seconds']:.1f}", _cpu(s.get("cpu_seconds")), s["finished_utc"]) for s in stages]
+    cpu = [s.get("cpu_seconds") for s in stages]
+    rows.append(("total", f"{sum(s['seconds'] for s in stages):.1f}", _cpu(None if None in cpu else sum(cpu)), ""))
+    cores = summary["measurement"]["machine"]["logical_cpus"]
+    return [Heading("Stages"),
+            Paragraph(f"How long each stage took when it last ran (a rerun reuses unchanged stages and keeps their "
+                      f"times); loading the inputs and writing this report are not included. CPU seconds count every "
+                      f"thread of this process: wall time far above CPU seconds / {cores} means other processes "
+                      f"were competing for the CPU."),
+            Table(("stage", "wall seconds", "CPU seconds", "finished (UTC)"), tuple(rows), (False, True, True, False))]
 
 
 def notes_section(summary: dict[str, Any]) -> list[Block]:

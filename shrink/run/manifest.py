@@ -146,7 +146,8 @@ def build_summary(recipe_name: str, records: dict[str, StepRecord], paths: RunPa
         "recovery": _recovery(records["recover"].result),
         "quantization": _quantization(quantize),
         "measurement": _measurement(records, data),
-        "stages": [{"name": r.step, "seconds": round(r.seconds, 2), "finished_utc": r.finished_utc}
+        "stages": [{"name": r.step, "seconds": round(r.seconds, 2), "finished_utc": r.finished_utc,
+                    "cpu_seconds": None if r.cpu_seconds is None else round(r.cpu_seconds, 2)}
                    for r in records.values()],
         "notes": list(notes) + list(quantize.get("flags") or []),
     }

@@ -111,6 +111,7 @@ class StepRecord:
     result: dict[str, Any]
     seconds: float
     finished_utc: str
+    cpu_seconds: float | None = None  # process CPU time, all threads: wall >> cpu / cores means a busy machine
     format: str = RECORD_FORMAT
 
 

@@ -358,8 +358,9 @@ def report_step(ctx: StepContext, done: Done) -> Step:
         write_json_atomic(paths.manifest, {**summary, "artifacts": artifact_hashes(paths.root, artifacts)})
         return {"files": [*files, "manifest.json"], "summary": summary_lines(summary)}
 
+    # finished_utc too: a stage recomputed on the same inputs (its record deleted) has new numbers.
     material = {"recipe.yaml": sha256_file(paths.recipe), "notes": list(ctx.inputs.notes),
-                "steps": {name: [r.key, r.outputs] for name, r in done.items()}}
+                "steps": {name: [r.key, r.outputs, r.finished_utc] for name, r in done.items()}}
     return Step("report", "write report.md, report.html, plots and manifest.json", material, REPORT_FILES, compute,
                 lambda r: ", ".join(r["files"]))
 
