@@ -58,11 +58,16 @@ def rank(group: CoupledGroup, scores: torch.Tensor, dense_width: int) -> Ranked:
 
 
 def _multiple(ranked: Ranked, round_to: int) -> int:
-    """Kept units must be a multiple of this for the kept channels to be a multiple of round_to."""
+    """Kept units must be a multiple of this for the kept channels to be a multiple of round_to.
+
+    When a unit spans several channels (grouped convs, heads) and no smaller multiple exists (an odd
+    number of conv groups of 8 channels each, round_to 8), rounding would forbid pruning the group
+    at all; it is then not rounded. A plain group narrower than round_to is left as it is."""
     size = ranked.unit_size
     if not size:
         return 1
-    return round_to // math.gcd(round_to, size)
+    step = round_to // math.gcd(round_to, size)
+    return step if size == 1 or step < len(ranked.units) else 1
 
 
 def _floor_keep(ranked: Ranked, max_layer_ratio: float, round_to: int) -> int:

@@ -9,7 +9,7 @@ import torch
 from prune_fixtures import tv_model
 
 from shrink.errors import ShrinkError
-from shrink.prune import PruneConfig, PrunePlan, PruneWarning, apply, apply_step, plan, plan_step, plan_steps
+from shrink.prune import PruneConfig, PrunePlan, PruneWarning, apply, apply_step, check_exactness, plan, plan_step, plan_steps
 from shrink.prune.counting import count_params
 
 
@@ -160,3 +160,19 @@ def test_resnet50_acceptance_figure():
     assert round(result.before.macs / 1e9, 2) == 4.12
     assert abs(result.after.macs / 1e9 - 1.07) < 0.01
     assert result.layers[-1].name == "fc" and result.layers[-1].after[1] == 1000
+
+
+def test_grouped_conv_keeps_its_group_structure():
+    """13 groups of 8 channels: no multiple of 8 channels below 104 keeps the groups equal, so the
+    group is pruned without rounding rather than left whole."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 104, 1), torch.nn.BatchNorm2d(104), torch.nn.ReLU(),
+        torch.nn.Conv2d(104, 104, 3, padding=1, groups=13), torch.nn.BatchNorm2d(104), torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(104, 10),
+    ).eval()
+    x = torch.randn(2, 3, 8, 8)
+    result = plan(model, x, PruneConfig(ratio=0.5, round_to=8))
+    pruned = apply(model, result)
+    assert pruned[3].in_channels == pruned[3].out_channels == 52 and pruned[3].groups == 13
+    assert check_exactness(model, result, x).passed
