@@ -63,8 +63,8 @@ def run(args: argparse.Namespace) -> int:
     if Path(args.model).is_dir():
         raise ShrinkError(f"{args.model} is already a pruned model; prune the dense model (use --steps for several steps)")
     prepare_output_dir(args.out, args.force)  # refuse early, before minutes of work
-    torch.manual_seed(args.seed)
-    inputs = (torch.randn(CHECK_BATCH, *loaded.spec.input_shape),)
+    generator = torch.Generator().manual_seed(args.seed)
+    inputs = (torch.randn(CHECK_BATCH, *loaded.spec.input_shape, generator=generator),)
     limits = GuardLimits(seconds=args.time_limit, memory_mb=args.memory_limit)
     if args.unstructured is not None:
         return _run_unstructured(args, loaded)
