@@ -347,20 +347,24 @@ def _data(value: Mapping[str, Any]) -> DataSection:
     return DataSection(**d)
 
 
+def _optional(build):
+    """A section that may be null (the stage is off)."""
+    return lambda value: None if value is None else build(value)
+
+
 def recipe_from_dict(data: Mapping[str, Any], origin: str = "recipe") -> Recipe:
     """A complete, validated Recipe from a full recipe mapping (defaults already merged in)."""
     check_keys(data, Recipe, origin)
     missing = [f.name for f in dataclasses.fields(Recipe) if f.name not in data]
     if missing:
         raise ShrinkValueError(f"{origin}: missing sections {', '.join(missing)}")
-    optional = lambda build: (lambda v: None if v is None else build(v))  # noqa: E731
     sections = {
-        "model": (lambda v: ModelSection(**v)),
+        "model": lambda v: ModelSection(**v),
         "data": _data,
         "prune": PruneConfig.from_dict,
-        "recover": optional(RecoverConfig.from_dict),
+        "recover": _optional(RecoverConfig.from_dict),
         "export": ExportConfig.from_dict,
-        "quantize": optional(QuantizeConfig.from_dict),
+        "quantize": _optional(QuantizeConfig.from_dict),
         "bench": BenchConfig.from_dict,
     }
     built = {name: _section(origin, name, build, data[name]) for name, build in sections.items()}

@@ -48,7 +48,7 @@ def model_identity(section: ModelSection) -> dict[str, Any]:
             files[str(py)] = sha256_file(py)
     if section.weights and Path(section.weights).is_file():
         files[section.weights] = sha256_file(section.weights)
-    return {"section": {k: v for k, v in vars(section).items()}, "files": files}
+    return {"section": dict(vars(section)), "files": files}
 
 
 def load_dense(section: ModelSection) -> LoadedModel:
@@ -88,13 +88,18 @@ def check_match(dense: LoadedModel, split) -> None:
     check_classes(dense.model, split)
 
 
+def _close(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    return len(a) == len(b) and all(abs(x - y) <= NORMALIZATION_TOLERANCE for x, y in zip(a, b))
+
+
 def _notes(dense: LoadedModel, info: DataInfo) -> tuple[str, ...]:
+    """What differs between the model card and the data, for the report (not an error: a model may
+    be evaluated on other data of the same shape on purpose)."""
     card = dense.card
     if card is None or info.synthetic:
         return ()
     notes = []
-    close = lambda a, b: len(a) == len(b) and all(abs(x - y) <= NORMALIZATION_TOLERANCE for x, y in zip(a, b))  # noqa: E731
-    if not (close(card.mean, info.mean) and close(card.std, info.std)):
+    if not (_close(card.mean, info.mean) and _close(card.std, info.std)):
         notes.append(f"the model card normalizes with mean {list(card.mean)} std {list(card.std)}, the data with "
                      f"mean {list(info.mean)} std {list(info.std)}; the data's are used")
     if tuple(card.classes) != tuple(info.classes):

@@ -99,12 +99,16 @@ def _recovery(recover: dict[str, Any]) -> dict[str, Any]:
     return {k: recover.get(k) for k in keys}
 
 
+def _meta_json(meta: dict[str, str], key: str) -> Any:
+    """A JSON-valued metadata entry of an exported file (lists and shapes), or None."""
+    return json.loads(meta[key]) if key in meta else None
+
+
 def _preprocessing(export: dict[str, Any]) -> dict[str, Any]:
     meta = export["metadata"]
-    load = lambda key: json.loads(meta[key]) if key in meta else None  # noqa: E731
-    return {"input_name": meta.get("input_name"), "input_shape": load("input_shape"),
-            "layout": meta.get("input_layout"), "dtype": "float32", "mean": load("mean"), "std": load("std"),
-            "formula": PREPROCESSING_FORMULA}
+    return {"input_name": meta.get("input_name"), "input_shape": _meta_json(meta, "input_shape"),
+            "layout": meta.get("input_layout"), "dtype": "float32", "mean": _meta_json(meta, "mean"),
+            "std": _meta_json(meta, "std"), "formula": PREPROCESSING_FORMULA}
 
 
 def _measurement(records: dict[str, StepRecord], data: dict[str, Any]) -> dict[str, Any]:
@@ -139,7 +143,7 @@ def build_summary(recipe_name: str, records: dict[str, StepRecord], paths: RunPa
                              "card_test_accuracy": (model["card"] or {}).get("test_accuracy")},
                    "data": data},
         "preprocessing": _preprocessing(records["export"].result),
-        "labels": (model["card"] or {}).get("classes") or _classes(records["export"].result),
+        "labels": (model["card"] or {}).get("classes") or _meta_json(records["export"].result["metadata"], "classes"),
         "shipped": {"file": shipped_file, "int8": bool(quantize.get("int8")), "reason": quantize["reason"]},
         "candidates": candidates,
         "pruning": _pruning(records["prune"].result),
@@ -151,11 +155,6 @@ def build_summary(recipe_name: str, records: dict[str, StepRecord], paths: RunPa
                    for r in records.values()],
         "notes": list(notes) + list(quantize.get("flags") or []),
     }
-
-
-def _classes(export: dict[str, Any]) -> list[str] | None:
-    meta = export["metadata"]
-    return json.loads(meta["classes"]) if "classes" in meta else None
 
 
 def artifact_hashes(root: Path, names: list[str]) -> dict[str, dict[str, Any]]:
