@@ -4,8 +4,10 @@ For each model (random init, 1000 classes, a small input): plan at uniform ratio
 round_to 8, classifier kept), apply, and run the exactness check. Each model runs in its own
 process with a wall-clock limit, so one failure cannot take the others down.
 
-    .venv/bin/python benchmarks/prune_zoo.py                  # all 80 models, ~1-2 h on 2 cores
+    .venv/bin/python benchmarks/prune_zoo.py                  # all 80 models, hours on 2 shared cores
     .venv/bin/python benchmarks/prune_zoo.py resnet18 swin_t  # some of them
+    .venv/bin/python benchmarks/prune_zoo.py --resume --shard 1/2   # two workers, skipping finished models
+    .venv/bin/python benchmarks/prune_zoo.py --table          # rebuild table.md from results.jsonl
 
 Writes out/prune_zoo/results.jsonl (one line per model, appended as they finish) and
 out/prune_zoo/table.md (the table in docs/pruning.md). This is a benchmark, not a test.
@@ -127,6 +129,9 @@ def machine() -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", nargs="*", help="torchvision names (default: all)")
+    parser.add_argument("--resume", action="store_true", help="skip models already in results.jsonl")
+    parser.add_argument("--shard", default="1/1", help="I/N: run every N-th model starting at the I-th")
+    parser.add_argument("--table", action="store_true", help="only rebuild table.md from results.jsonl")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -135,9 +140,15 @@ def main(argv=None) -> int:
         return 0
     import torchvision
 
-    names = args.models or torchvision.models.list_models(module=torchvision.models)
     OUT.mkdir(parents=True, exist_ok=True)
     results = OUT / "results.jsonl"
+    if args.table:
+        return write_table(read_results(results))
+    names = args.models or torchvision.models.list_models(module=torchvision.models)
+    index, count = (int(part) for part in args.shard.split("/"))
+    names = names[index - 1 :: count]
+    if args.resume:
+        names = [n for n in names if n not in read_results(results)]
     rows = []
     print(f"# {machine()}", flush=True)
     for name in names:
@@ -147,7 +158,19 @@ def main(argv=None) -> int:
             f.write(json.dumps(row) + "\n")
         status = "pass" if row.get("passed") else f"FAIL {row.get('error', '')}"
         print(f"{name}: {status} {row.get('mac_reduction', '')}x {row.get('check_kind', '')}", flush=True)
-    table = markdown(rows)
+    return write_table(read_results(results))
+
+
+def read_results(path: Path) -> dict[str, dict]:
+    """model -> its latest row."""
+    if not path.is_file():
+        return {}
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return {row["model"]: row for row in rows}
+
+
+def write_table(rows: dict[str, dict]) -> int:
+    table = markdown(list(rows.values()))
     (OUT / "table.md").write_text(f"Machine: {machine()}\n\n" + table, encoding="utf-8")
     print(table)
     return 0
