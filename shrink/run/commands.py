@@ -15,7 +15,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
                                                   "ResNet-18 recipe; see docs/recipes.md)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override one recipe field, e.g. --set prune.ratio=0.3 (YAML value; repeatable)")
-    parser.add_argument("--out", type=Path, help="run directory (default: runs/<recipe name>)")
+    parser.add_argument("--out", type=Path, metavar="DIR", help="run directory (default: runs/<recipe name>)")
     parser.add_argument("--force", action="store_true", help="replace a directory that holds another recipe's run")
     parser.add_argument("--quiet", action="store_true", help="no progress output, only the closing summary")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
