@@ -142,6 +142,16 @@ def latency_row(name: str, case: Case, threads: int, bench: dict, auto_result) -
             f"{'-' if load is None else f'{load:.1f}'} |")
 
 
+def profile_lines(profile: dict | None) -> list[str]:
+    """When auto mode shipped fp32: where the time went, per candidate (ORT profiler)."""
+    lines = []
+    for cand in (profile or {}).get("candidates", []):
+        top = ", ".join(f"{r['op_type']} ×{r['nodes']} {r['ms_per_run']:.2f} ms" for r in cand["op_types"][:5])
+        lines.append(f"  - profile of {cand['label']}: {cand['kernel_ms_per_run']:.2f} ms/run in kernels; {top}")
+        lines += [f"    - {flag}" for flag in cand["flags"]]
+    return lines
+
+
 def accuracy_table(name: str, fp32: Path, naive: Path, result, test, threads: int, args) -> list[str]:
     """top-1 of fp32, naive int8 and the auto choice (reusing what the auto run already measured)."""
     def measured(path: Path) -> float:
@@ -215,6 +225,7 @@ def main(argv=None) -> int:
             say(f"{name}: auto mode at {count} thread(s)")
             result = auto_int8(name, fp32, case, train, test, count, args)
             decisions.append(f"- {name}, {count} thread(s): shipped {result.shipped} — {result.reason}")
+            decisions += profile_lines(result.profile)
             bench = side_by_side(fp32, naive, Path(result.output_path), count, args)
             machine = machine or bench["machine"]
             rows.append(latency_row(name, case, count, bench, result))
