@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import torch.nn as nn
 from torch_pruning.dependency import Dependency
 
-from shrink.prune.groups import CoupledGroup, HeadInfo, LeftWhole, Member, to_tp_group
+from shrink.prune.groups import CoupledGroup, HeadInfo, Member, to_tp_group
+from shrink.prune.plan import LeftWhole
 
 
 def fix_attention_attributes(model: nn.Module, num_heads: dict[str, int]) -> None:

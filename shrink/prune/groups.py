@@ -31,6 +31,7 @@ from torch_pruning.dependency import Dependency, Group
 
 from shrink.errors import ShrinkValueError
 from shrink.prune.graph import WIDTH_TYPES, ShrinkGraph, node_label
+from shrink.prune.plan import LeftWhole
 
 # Node types that own weights or state the pass changes; other nodes (add, cat, reshape...) only
 # carry channel indices between them.
@@ -88,13 +89,6 @@ class HeadInfo:
 
     def heads_in(self, channels: int) -> int:
         return channels // (self.head_dim * self.copies)
-
-
-@dataclass(frozen=True)
-class LeftWhole:
-    root: str
-    reason: str
-    layers: tuple[str, ...]
 
 
 @dataclass

@@ -116,8 +116,8 @@ class Counts:
 
 
 @dataclass(frozen=True)
-class LeftWholeNote:
-    """A group the pass left whole, and why."""
+class LeftWhole:
+    """A group the pass left whole: its root, why, and the layers that keep their widths."""
 
     root: str
     reason: str
@@ -132,7 +132,7 @@ class PrunePlan:
     before: Counts
     after: Counts
     layers: tuple[LayerWidth, ...]
-    left_whole: tuple[LeftWholeNote, ...] = ()
+    left_whole: tuple[LeftWhole, ...] = ()
     versions: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -191,7 +191,7 @@ class PrunePlan:
                 before=Counts(**d["before"]),
                 after=Counts(**d["after"]),
                 layers=tuple(LayerWidth.from_dict(w) for w in d["layers"]),
-                left_whole=tuple(LeftWholeNote(n["root"], n["reason"], tuple(n["layers"])) for n in d["left_whole"]),
+                left_whole=tuple(LeftWhole(n["root"], n["reason"], tuple(n["layers"])) for n in d["left_whole"]),
                 versions=dict(d.get("versions", {})),
             )
         except (KeyError, TypeError) as exc:

@@ -31,10 +31,10 @@ from shrink.prune.config import PruneConfig
 from shrink.prune.counting import as_inputs, count, count_params, mac_counter, widths
 from shrink.prune.exactness import check_step
 from shrink.prune.graph import trace_graph
-from shrink.prune.groups import CoupledGroup, LeftWhole, discover_groups
+from shrink.prune.groups import CoupledGroup, discover_groups
 from shrink.prune.guards import GuardLimits, ResourceGuard
 from shrink.prune.importance import group_scores, make_importance, prepare_gradients
-from shrink.prune.plan import Counts, LayerWidth, LeftWholeNote, PlanGroup, PlanStep, PrunedLayer, PrunePlan
+from shrink.prune.plan import Counts, LayerWidth, LeftWhole, PlanGroup, PlanStep, PrunedLayer, PrunePlan
 from shrink.prune.selection import Keeps, Ranked, rank, removed_roots, select
 from shrink.prune.targets import solve
 
@@ -333,10 +333,10 @@ def _layer_widths(model, pruned, previous, step) -> tuple[LayerWidth, ...]:
     )
 
 
-def _notes(previous, left_whole: list[LeftWhole]) -> tuple[LeftWholeNote, ...]:
+def _notes(previous, left_whole: list[LeftWhole]) -> tuple[LeftWhole, ...]:
     notes = {n.root: n for n in (previous.left_whole if previous else ())}
     for lw in left_whole:
-        notes.setdefault(lw.root, LeftWholeNote(lw.root, lw.reason, lw.layers))
+        notes.setdefault(lw.root, lw)
     return tuple(notes.values())
 
 
