@@ -10,12 +10,12 @@ from pathlib import Path
 from shrink.errors import ShrinkValueError
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
+def _add_common(parser: argparse.ArgumentParser, default_out: str) -> None:
     parser.add_argument("recipe", nargs="?", help="recipe YAML file (default: the built-in Fashion-MNIST "
                                                   "ResNet-18 recipe; see docs/recipes.md)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override one recipe field, e.g. --set prune.ratio=0.3 (YAML value; repeatable)")
-    parser.add_argument("--out", type=Path, metavar="DIR", help="run directory (default: runs/<recipe name>)")
+    parser.add_argument("--out", type=Path, metavar="DIR", help=f"output directory (default: {default_out})")
     parser.add_argument("--force", action="store_true", help="replace a directory that holds another recipe's run")
     parser.add_argument("--quiet", action="store_true", help="no progress output, only the closing summary")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
@@ -70,10 +70,10 @@ def register(subparsers) -> None:
     p = add_command(subparsers, "run", func=run_command,
                     help="the whole pipeline from a recipe: prune, recover, export, quantize, verify, bench, report",
                     example="shrink run recipes/fmnist_resnet18.yaml --set prune.ratio=0.3 --out runs/r30")
-    _add_common(p)
+    _add_common(p, "runs/<recipe name>")
     p = add_command(subparsers, "sweep", func=sweep_command,
                     help="run a recipe at several pruning ratios and precisions; Pareto table and plot",
                     example="shrink sweep recipes/fmnist_resnet18.yaml --ratios 0.3,0.5,0.7 --precisions fp32,int8")
-    _add_common(p)
+    _add_common(p, "runs/<recipe name>-sweep")
     p.add_argument("--ratios", default="0.3,0.5,0.7", help="pruning ratios, comma-separated (default 0.3,0.5,0.7)")
     p.add_argument("--precisions", default="fp32,int8", help="fp32, int8 or both (default fp32,int8)")
