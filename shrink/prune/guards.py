@@ -76,12 +76,16 @@ class ResourceGuard:
         self.limits = limits
         self.what = what
         self._stage = "starting"
+        self._watch_memory = True
         self._tripped: str | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
 
-    def stage(self, label: str) -> None:
+    def stage(self, label: str, *, watch_memory: bool = True) -> None:
+        """Name what runs now (for the error). Stages that copy the model on purpose (checking a
+        plan on copies of a big model) pass watch_memory=False: only the time limit applies."""
         self._stage = label
+        self._watch_memory = watch_memory
 
     def __enter__(self) -> "ResourceGuard":
         self._thread_id = threading.get_ident()
@@ -112,7 +116,7 @@ class ResourceGuard:
         elapsed = time.monotonic() - self._start
         if elapsed > self.limits.seconds:
             return f"took longer than the time limit of {self.limits.seconds:g} s"
-        now = resident_mb()
+        now = resident_mb() if self._watch_memory else None
         if None not in (now, self._baseline, self._memory_limit) and now - self._baseline > self._memory_limit:
             return (
                 f"grew memory by {(now - self._baseline) / 1024:.1f} GB after {elapsed:.0f} s, over the "

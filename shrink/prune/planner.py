@@ -139,7 +139,7 @@ def plan_step(
         ranked, unscored = _rank_groups(work, found.groups, config, batches, previous)
         if not ranked:
             raise ShrinkError("nothing to prune, every coupled group is left whole: " + _reasons(found.left_whole + unscored))
-        guard.stage("choosing channels")
+        guard.stage("choosing and checking channels", watch_memory=False)  # copies of the model, on purpose
         dense = previous.before if previous else Counts(int(dense_macs.macs), count_params(model))
         step, pruned, repaired = _choose_step(model, inputs, config, index, ranked, done, dense, verify)
     notes = _notes(previous, found.left_whole + unscored + repaired)
