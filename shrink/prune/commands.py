@@ -13,7 +13,7 @@ from shrink.errors import ShrinkError, ShrinkValueError
 from shrink.prune.config import ATTENTION_MODES, IMPORTANCE_NAMES, ROUND_TO_BY_TARGET, SCOPES, PruneConfig
 
 EXAMPLE = "shrink prune tv:resnet50 --ratio 0.5 --importance l2 --out runs/resnet50-p50"
-MAX_TABLE_ROWS = 40
+MAX_TABLE_ROWS = 60
 CHECK_BATCH = 2  # example batch: BN statistics need more than one value per channel
 SUFFIXES = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
 
