@@ -40,7 +40,7 @@ def where_measured(bench: dict[str, Any], data: dict[str, Any], precisions: Sequ
     machine = bench["machine"]
     accuracy = ("not measured: SYNTHETIC data" if data["synthetic"] else
                 f"top-1 through onnxruntime on {data['eval_images']} of the {data['test_images_available']} "
-                f"{data['dataset']} test images (seeded subset {data['seed']}), the same images for every point")
+                f"{data['dataset']} test images (a random subset, seed {data['seed']}), the same images for every point")
     items = [
         f"**Accuracy**: {accuracy}.",
         f"**Latency**: every file timed in one interleaved onnxruntime run ({bench['config']['provider']}, "
