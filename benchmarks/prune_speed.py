@@ -17,6 +17,7 @@ the load average is printed too. Writes out/prune_speed.md. This is a benchmark,
 
 from __future__ import annotations
 
+import importlib.metadata
 import argparse
 import os
 import platform
@@ -97,7 +98,7 @@ def time_shrink(name: str, verify: bool) -> tuple[Timer, float]:
 
 def machine() -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, torch-pruning {tp.__version__}, 1 torch thread"
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, torch-pruning {importlib.metadata.version('torch-pruning')}, 1 torch thread"  # tp.__version__ says 1.6.0 in the 1.6.1 wheel
 
 
 def main(argv=None) -> int:
