@@ -79,13 +79,18 @@ def _floor_keep(ranked: Ranked, max_layer_ratio: float, round_to: int) -> int:
 
 
 def uniform_keeps(ranked: list[Ranked], ratio: float, max_layer_ratio: float, round_to: int) -> Keeps:
-    """Every group keeps int(units * (1 - ratio)) units, rounded down to the round_to multiple
-    (as torch-pruning does), never below one multiple nor below the max_layer_ratio floor."""
+    """Every group keeps int(units * (1 - ratio)) units, rounded to the round_to multiple, never
+    below one multiple nor below the max_layer_ratio floor.
+
+    Plain channels round down, as torch-pruning does. Units of several channels (conv groups,
+    heads) round to the nearest multiple: there one step can be a third of the group, and rounding
+    down would remove two thirds of a RegNet stage at ratio 0.5."""
     keeps = {}
     for r in ranked:
         step = _multiple(r, round_to)
-        keep = int(r.dense_units * (1.0 - ratio) + 1e-9)
-        keep = max((keep // step) * step, step, _floor_keep(r, max_layer_ratio, round_to))
+        exact = r.dense_units * (1.0 - ratio)
+        steps = int(exact / step + 1e-9) if (r.unit_size or 1) == 1 else math.floor(exact / step + 0.5)
+        keep = max(steps * step, step, _floor_keep(r, max_layer_ratio, round_to))
         keeps[r.name] = min(keep, len(r.units))
     return keeps
 
