@@ -17,7 +17,7 @@ import torch
 
 from shrink.errors import ShrinkError
 from shrink.fileio import read_json, sha256_file, write_json_atomic
-from shrink.recover.config import DistillConfig, RecoverConfig, TrainConfig, default_finetune
+from shrink.recover.config import DistillConfig, RecoverConfig, TrainConfig, default_distill, default_finetune
 
 EXAMPLE = "shrink finetune runs/r18-p50 --data fmnist --epochs 5 --distill --out runs/r18-p50-kd"
 PLAN_FILE, WEIGHTS_FILE, RESULT_FILE = "plan.json", "pruned.safetensors", "recovery.json"
@@ -139,7 +139,7 @@ def run_finetune(args: argparse.Namespace) -> int:
 
 
 def register_finetune(subparsers, add_command) -> None:
-    d_train, d_distill, d_recover = default_finetune(), DistillConfig(), RecoverConfig()
+    d_train, d_distill, d_recover = default_finetune(), default_distill(), RecoverConfig()
     p = add_command(subparsers, "finetune", func=run_finetune, example=EXAMPLE,
                     help="recover a pruned model's accuracy: BN recalibration, fine-tuning, distillation "
                          "(runs under torchrun for several GPUs/nodes)")

@@ -22,6 +22,14 @@ def dirs(tmp_path_factory):
     return make_pruned_dir(tmp_path_factory.mktemp("finetune"))
 
 
+@pytest.fixture(scope="module")
+def finished(dirs, tmp_path_factory):
+    """The output directory of one completed fine-tuning run (tests copy it before changing it)."""
+    out = tmp_path_factory.mktemp("finished") / "ft"
+    assert main(["finetune", str(dirs["pruned"]), *FAST, "--out", str(out)]) == 0
+    return out
+
+
 def _snapshot(directory):
     return {p.relative_to(directory): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
 
@@ -43,10 +51,10 @@ def test_distill_writes_a_loadable_pruned_dir_and_a_result(dirs, tmp_path, capsy
     assert plan["recovery"] == "recovery.json" and plan["steps"] == json.loads((dirs["pruned"] / "plan.json").read_text())["steps"]
 
 
-def test_rerun_resumes_and_finished_output_needs_force(dirs, tmp_path, capsys):
+def test_rerun_resumes_and_finished_output_needs_force(dirs, finished, tmp_path, capsys):
     out = tmp_path / "ft"
+    shutil.copytree(finished, out)
     args = ["finetune", str(dirs["pruned"]), *FAST, "--out", str(out)]
-    assert main(args) == 0
     weights = (out / "pruned.safetensors").read_bytes()
     assert main(args) == 2
     assert "already holds fine-tuned weights" in capsys.readouterr().err
@@ -55,9 +63,9 @@ def test_rerun_resumes_and_finished_output_needs_force(dirs, tmp_path, capsys):
     assert (out / "pruned.safetensors").read_bytes() == weights
 
 
-def test_other_settings_refuse_the_checkpoint_and_leave_it_intact(dirs, tmp_path, capsys):
+def test_other_settings_refuse_the_checkpoint_and_leave_it_intact(dirs, finished, tmp_path, capsys):
     out = tmp_path / "ft"
-    assert main(["finetune", str(dirs["pruned"]), *FAST, "--out", str(out)]) == 0
+    shutil.copytree(finished, out)
     (out / "pruned.safetensors").unlink()  # as if the first run died after its last checkpoint
     checkpoint = (out / "checkpoints" / "last.pt").read_bytes()
     assert main(["finetune", str(dirs["pruned"]), *FAST, "--seed", "1", "--out", str(out)]) == 2

@@ -23,7 +23,7 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 def data_dir(tmp_path_factory):
     """digits written once as tensors, so each worker process skips scikit-learn."""
     path = tmp_path_factory.mktemp("digits")
-    save_split(digits("train"), path / "train.pt")
+    save_split(digits("train", 640), path / "train.pt")
     save_split(digits("test"), path / "test.pt")
     return path
 
@@ -44,7 +44,7 @@ def _result(out, rank=0):
 
 def test_killed_run_resumes_to_the_same_accuracy(tmp_path, data_dir):
     straight, killed = tmp_path / "straight", tmp_path / "killed"
-    args = ["--epochs", "3", "--batch-size", "8", "--data", str(data_dir)]  # many short steps per epoch
+    args = ["--epochs", "3", "--batch-size", "4", "--data", str(data_dir)]  # many short steps per epoch
     reference = _start([sys.executable, str(WORKER), "--out", str(straight), *args])  # runs alongside
     victim = _start([sys.executable, str(WORKER), "--out", str(killed), *args])
     checkpoint = killed / "checkpoints" / CHECKPOINT_NAME
@@ -70,7 +70,7 @@ def test_killed_run_resumes_to_the_same_accuracy(tmp_path, data_dir):
 
 def test_torchrun_two_gloo_processes_match_one_process(tmp_path, data_dir):
     one, two = tmp_path / "one", tmp_path / "two"
-    args = ["--epochs", "3", "--data", str(data_dir)]
+    args = ["--epochs", "4", "--data", str(data_dir)]
     single = _start([sys.executable, str(WORKER), "--out", str(one), *args])
     pair = _start([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                    str(WORKER), "--out", str(two), *args])

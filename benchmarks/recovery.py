@@ -1,0 +1,459 @@
+"""Accuracy recovery after structured pruning on Fashion-MNIST (issue 4's table), 5-epoch budget.
+
+For each row (model x how far it is pruned), starting from the shipped dense model:
+1. prune with each importance criterion (l2, taylor, random; round_to 8, classifier kept) and
+   measure test accuracy with no recovery and after BN recalibration only (<= 2000 train images,
+   no labels);
+2. pick the criterion whose BN-recalibrated model scores best on a validation split held out of
+   train (never the test set); l2, the baseline's criterion, unless another beats it by >= 2 points;
+3. recover that pruned model with 5 epochs of fine-tuning (labels only) and, separately, 5 epochs
+   of knowledge distillation from the dense model; both start with BN recalibration;
+4. on the aggressive rows, also prune -> distill in 2 steps within the same 5 epochs.
+
+Rows run concurrently, one process each (small pruned models leave an H100 mostly idle). The
+parent prints every child's progress, then writes recovery.json and recovery.md into --out.
+
+Recipe sweeps: `--variant` (repeatable) runs each recipe override set, e.g.
+`--variant lr=0.02 --variant lr=0.1,temperature=4`; with `--select-on-val` every model trains on
+train minus a held-out validation split and is scored on that split only, so a recipe can be
+chosen without ever looking at the test set.
+
+    python benchmarks/recovery.py --data-dir /usr/share/datasets/fashion-mnist --out runs/recovery
+    python benchmarks/recovery.py --quick --out runs/recovery-quick      # CPU smoke test
+    python benchmarks/recovery.py --select-on-val --rows 1 3 --methods kd \
+        --variant lr=0.02 --variant lr=0.05 --variant lr=0.1 --out runs/recovery-sweep
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from dataclasses import asdict, dataclass, replace
+from itertools import islice
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import torch  # noqa: E402
+
+from shrink.data import BatchOptions, load_data, train_val_split  # noqa: E402
+from shrink.evaluate import evaluate_torch  # noqa: E402
+from shrink.fileio import write_json_atomic, write_text_atomic  # noqa: E402
+from shrink.models import load_model  # noqa: E402
+from shrink.recover import DistillConfig, RecoverConfig, TrainConfig, recalibrate_bn, recover  # noqa: E402
+from shrink.recover.config import default_distill, default_finetune  # noqa: E402
+
+RECIPE, KD_RECIPE = default_finetune(), default_distill()  # the defaults of `shrink finetune`
+
+CRITERIA = ("l2", "taylor", "random")
+DEFAULT_CRITERION = "l2"  # the baseline's; another criterion must beat it on validation by this much:
+SWITCH_MARGIN_PT = 2.0  # at high ratios every criterion is near chance after BN recal, and noise decides
+VARIANT_KEYS = {"lr": float, "kd_lr": float, "warmup_epochs": float, "weight_decay": float,
+                "label_smoothing": float, "temperature": float, "alpha": float, "batch_size": int,
+                "iterative_steps": int, "epochs": int}
+VAL_IMAGES = 5000  # held out of train to choose the criterion; training still sees all of train
+TAYLOR_BATCHES, TAYLOR_BATCH_SIZE = 4, 64
+
+
+@dataclass(frozen=True)
+class Row:
+    model: str  # file under models/
+    label: str  # model name in the table
+    kept: str  # channels kept, as the issue's table says it
+    ratio: float | None = None  # channel ratio removed ...
+    mac_reduction: float | None = None  # ... or a MAC reduction to reach (target MACs, within 1%)
+    target_pt: float | None = None  # issue target: accuracy >= dense - target_pt
+    baseline_ft: float | None = None  # the issue's measured baseline (its own dense model)
+    baseline_kd: float | None = None
+    baseline_dense: float | None = None
+    iterative: bool = False  # also prune -> distill in steps within the same budget
+
+
+ROWS = (
+    Row("fmnist_resnet18", "ResNet-18", "50%", ratio=0.5, target_pt=0.1,
+        baseline_ft=93.87, baseline_kd=94.09, baseline_dense=94.27),
+    Row("fmnist_resnet18", "ResNet-18", "25%", ratio=0.75, target_pt=0.5,
+        baseline_ft=93.04, baseline_kd=93.40, baseline_dense=94.27, iterative=True),
+    Row("fmnist_mobilenetv2", "MobileNetV2", "50%", ratio=0.5,
+        baseline_ft=92.72, baseline_kd=92.47, baseline_dense=93.71),
+    # torch-pruning's ratio 0.75 gives MobileNetV2 10.9x here; the issue's 25% row is 8.47x, so
+    # this row asks for the same MAC reduction as the baseline instead.
+    Row("fmnist_mobilenetv2", "MobileNetV2", "~25%", mac_reduction=8.47, target_pt=1.0,
+        baseline_ft=91.33, baseline_kd=91.51, baseline_dense=93.71, iterative=True),
+)
+
+
+# ----------------------------------------------------------------------------- the recipe
+
+
+def recipes(args) -> tuple[RecoverConfig, RecoverConfig]:
+    """(fine-tune, distill) configs. Why these defaults:
+    - BN recalibration first: the pruned model starts from ~50% (not 10%), so early steps are not
+      wasted repairing statistics;
+    - a peak lr below the from-scratch 0.1, with a short warmup and cosine to zero: the kept
+      weights are a good start and 5 epochs leave no time to wander;
+    - KD at T=2 mostly on the teacher (alpha 0.9): the teacher was trained with label smoothing,
+      whose logits carry little between-class structure at high temperatures;
+    - the defaults are those of `shrink finetune` (shrink.recover.config.default_finetune/_distill);
+    - weight decay as in training, not on norms and biases; bf16 + channels_last on GPU."""
+    train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, optimizer="sgd", lr=args.lr,
+                        weight_decay=args.weight_decay, schedule="cosine", warmup_epochs=args.warmup_epochs,
+                        label_smoothing=args.label_smoothing, seed=args.seed, device=args.device)
+    ft = RecoverConfig(bn_recal=True, bn_recal_images=args.bn_images, train=train)
+    kd = RecoverConfig(bn_recal=True, bn_recal_images=args.bn_images, train=replace(train, lr=args.kd_lr or args.lr),
+                       distill=DistillConfig(temperature=args.temperature, alpha=args.alpha))
+    return ft, kd
+
+
+def parse_variant(text: str) -> dict:
+    """'lr=0.02,temperature=4' -> {'lr': 0.02, 'temperature': 4.0}; '' -> {} (the defaults)."""
+    out = {}
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        key, _, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if key not in VARIANT_KEYS or not value:
+            raise SystemExit(f"bad --variant item {item!r}; use KEY=VALUE with KEY in {sorted(VARIANT_KEYS)}")
+        out[key] = VARIANT_KEYS[key](value)
+    return out
+
+
+def choose_criterion(criteria: dict) -> str:
+    best = max(criteria, key=lambda k: criteria[k]["bn_recal_val"])
+    if DEFAULT_CRITERION in criteria and (
+        criteria[best]["bn_recal_val"] - criteria[DEFAULT_CRITERION]["bn_recal_val"] < SWITCH_MARGIN_PT
+    ):
+        return DEFAULT_CRITERION
+    return best
+
+
+# ----------------------------------------------------------------------------- one row (child)
+
+
+def log(tag: str, message: str) -> None:
+    print(f"[{tag}] {message}", flush=True)
+
+
+def accuracy(model, split, device) -> float:
+    return evaluate_torch(model, split, batch_size=1024, device=device).accuracy
+
+
+def prune_config(row: Row, importance: str, dense_macs: int, steps: int = 1):
+    from shrink.prune import PruneConfig
+
+    if row.mac_reduction is not None:
+        return PruneConfig(importance=importance, target_macs=dense_macs / row.mac_reduction, round_to=8, steps=steps)
+    return PruneConfig(importance=importance, ratio=row.ratio, round_to=8, steps=steps)
+
+
+def load_splits(args, device):
+    train = load_data("fmnist", "train", data_dir=args.data_dir)
+    test = load_data("fmnist", "test", data_dir=args.data_dir)
+    if args.quick:  # fixed random subsets: the smoke test exercises every path in minutes on a CPU
+        g = torch.Generator().manual_seed(0)
+        train = train.subset(torch.randperm(len(train), generator=g)[: args.quick_train])
+        test = test.subset(torch.randperm(len(test), generator=g)[: args.quick_test])
+    return train, test
+
+
+def run_row(index: int, args) -> dict:
+    from shrink.prune import apply, plan
+    from shrink.prune.counting import count
+
+    row = ROWS[index]
+    tag = f"{row.label} {row.kept}"
+    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    args.device = device
+    torch.manual_seed(args.seed)
+    t_row = time.perf_counter()
+    train_cpu, test_cpu = load_splits(args, device)
+    train, test = train_cpu.to(device), test_cpu.to(device)
+    n_val = min(VAL_IMAGES, len(train) // 5)
+    select_train, select_val = train_val_split(train, n_val / len(train), seed=args.seed)
+    dense = load_model(str(REPO / "models" / f"{row.model}.safetensors")).model
+    dense_acc = accuracy(dense, test, device)
+    example = torch.randn(2, 1, 28, 28)
+    dense_macs = count(dense.cpu(), (example,)).macs
+    taylor_batches = list(islice(train_cpu.batches(BatchOptions(batch_size=TAYLOR_BATCH_SIZE, shuffle=True,
+                                                                seed=args.seed)), TAYLOR_BATCHES))
+    log(tag, f"dense {dense_acc:.2f}%  {dense_macs / 1e6:.1f} MMACs  device {device}")
+
+    criteria, pruned_by = {}, {}
+    for importance in args.criteria:
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            p = plan(dense.cpu(), example, prune_config(row, importance, dense_macs),
+                     batches=taylor_batches if importance == "taylor" else None)
+        pruned = apply(dense.cpu(), p)
+        none_acc = accuracy(pruned, test, device)
+        recal = copy.deepcopy(pruned)
+        recalibrate_bn(recal, select_train, max_images=args.bn_images, device=device, seed=args.seed)
+        criteria[importance] = {"mac_reduction": p.mac_reduction, "params": p.after.params,
+                                "no_recovery": none_acc, "bn_recal": accuracy(recal, test, device),
+                                "bn_recal_val": accuracy(recal, select_val, device),
+                                "plan_seconds": time.perf_counter() - t0}
+        pruned_by[importance] = pruned.cpu()
+        c = criteria[importance]
+        log(tag, f"{importance:7} {c['mac_reduction']:.2f}x  no recovery {none_acc:.2f}%  "
+                 f"BN recal {c['bn_recal']:.2f}% (val {c['bn_recal_val']:.2f}%)")
+    chosen = args.importance if args.importance != "auto" else choose_criterion(criteria)
+    if chosen not in pruned_by:
+        raise SystemExit(f"--importance {chosen} is not among --criteria {args.criteria}")
+    log(tag, f"recovering the {chosen} plan" + (" (chosen on BN-recal validation accuracy)"
+                                                if args.importance == "auto" else ""))
+    # Recipe selection never sees the test set: train without the validation images, score on them.
+    fit_train, fit_eval = (select_train, select_val) if args.select_on_val else (train, test)
+    variants = {}
+    for name in args.variant:
+        vargs = argparse.Namespace(**{**vars(args), **parse_variant(name)})
+        variants[name or "default"] = run_methods(tag if not name else f"{tag} | {name}", row, vargs, chosen,
+                                                  pruned_by[chosen], dense, dense_macs, example, fit_train,
+                                                  fit_eval, taylor_batches)
+    return {"row": asdict(row), "dense_accuracy": dense_acc, "dense_macs": dense_macs, "criteria": criteria,
+            "chosen": chosen, "variants": variants, "scored_on": "validation" if args.select_on_val else "test",
+            "seconds": time.perf_counter() - t_row}
+
+
+def run_methods(tag, row, args, chosen, pruned, dense, dense_macs, example, train, evaluate, taylor_batches) -> dict:
+    """Fine-tune, distill and (on aggressive rows) iteratively distill one pruned model."""
+    ft_config, kd_config = recipes(args)
+    methods = {}
+    if "finetune" in args.methods:
+        log(tag, f"fine-tune {args.epochs} epochs")
+        r = recover(pruned, None, train, ft_config, eval_split=evaluate, progress=args.verbose)
+        methods["finetune"] = _summary(r)
+        log(tag, f"fine-tune -> {r.accuracy_after:.2f}%  ({r.train_seconds:.0f}s)")
+    if "kd" in args.methods:
+        log(tag, f"distill {args.epochs} epochs (T={args.temperature}, alpha={args.alpha})")
+        r = recover(pruned, dense, train, kd_config, eval_split=evaluate, progress=args.verbose)
+        methods["kd"] = _summary(r)
+        log(tag, f"distill -> {r.accuracy_after:.2f}%  ({r.train_seconds:.0f}s)")
+    if row.iterative and args.iterative_steps > 1 and "kd" in args.methods:
+        from shrink.recover.iterative import prune_and_recover
+
+        log(tag, f"prune -> distill in {args.iterative_steps} steps, {args.epochs} epochs in all")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            it = prune_and_recover(dense.cpu(), example, prune_config(row, chosen, dense_macs, args.iterative_steps),
+                                   kd_config, train, teacher=dense, eval_split=evaluate,
+                                   batches=taylor_batches if chosen == "taylor" else None, progress=args.verbose)
+        methods["kd_iterative"] = {"accuracy": it.accuracy_after, "seconds": it.seconds,
+                                   "mac_reduction": it.plan.mac_reduction, "steps": args.iterative_steps,
+                                   "per_step": [_summary(s) for s in it.steps]}
+        log(tag, f"iterative distill -> {it.accuracy_after:.2f}% at {it.plan.mac_reduction:.2f}x")
+    return methods
+
+
+def _summary(r) -> dict:
+    return {"accuracy": r.accuracy_after, "accuracy_bn_recal": r.accuracy_bn_recal, "epochs": r.epochs_completed,
+            "train_seconds": r.train_seconds, "seconds": r.seconds,
+            "final_train_loss": r.history[-1].train_loss if r.history else None}
+
+
+# ----------------------------------------------------------------------------- the parent
+
+
+def _pump(proc: subprocess.Popen, sink: list[str]) -> None:
+    for line in proc.stdout:
+        sink.append(line)
+        print(line, end="", flush=True)
+
+
+def run_children(indices: list[int], argv: list[str], jobs: int, out: Path) -> list[dict]:
+    """One child process per row, at most `jobs` at a time; returns their results in row order."""
+    pending, running, results = list(indices), [], {}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    threads = max(1, (os.cpu_count() or 2) // max(1, jobs))
+    env.setdefault("OMP_NUM_THREADS", str(threads))
+    while pending or running:
+        while pending and len(running) < jobs:
+            i = pending.pop(0)
+            result_path = out / f"row{i}.json"
+            cmd = [sys.executable, __file__, *argv, "--row", str(i), "--row-result", str(result_path)]
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+            lines: list[str] = []
+            reader = threading.Thread(target=_pump, args=(proc, lines), daemon=True)
+            reader.start()
+            running.append((i, proc, reader, result_path, lines))
+        for item in list(running):
+            i, proc, reader, result_path, lines = item
+            if proc.poll() is None:
+                continue
+            reader.join()
+            running.remove(item)
+            if proc.returncode != 0 or not result_path.is_file():
+                tail = "".join(lines[-20:])
+                results[i] = {"row": asdict(ROWS[i]), "error": f"exit {proc.returncode}: {tail[-1500:]}"}
+            else:
+                results[i] = json.loads(result_path.read_text())
+        time.sleep(0.2)
+    return [results[i] for i in indices]
+
+
+def machine() -> dict:
+    info = {"python": platform.python_version(), "torch": torch.__version__, "cpu_count": os.cpu_count(),
+            "platform": platform.platform()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+        info["cuda"] = torch.version.cuda
+    try:  # the distribution's version: torch_pruning.__version__ lags behind it in 1.6.1
+        from importlib.metadata import version
+
+        info["torch_pruning"] = version("torch-pruning")
+    except Exception:  # noqa: BLE001 - not installed as a distribution (e.g. a wheel on PYTHONPATH)
+        import torch_pruning
+
+        info["torch_pruning"] = getattr(torch_pruning, "__version__", "?") + " (module)"
+    return info
+
+
+def _fmt(acc: float | None, dense: float) -> str:
+    return "n/a" if acc is None else f"{acc:.2f}% ({acc - dense:+.2f})"
+
+
+def markdown(results: list[dict], meta: dict) -> str:
+    scored = "VALIDATION split held out of train (recipe selection; not test accuracy)" if meta["select_on_val"] else "test set"
+    lines = [
+        "# Accuracy recovery after pruning (Fashion-MNIST, 5-epoch budget)",
+        "",
+        f"Accuracy of the recovered models on the {scored}; dense, no-recovery and BN-recal columns on the test set.",
+        "",
+        f"Command: `{meta['command']}`  ",
+        f"Machine: {meta['machine'].get('gpu', 'CPU')}, torch {meta['machine']['torch']}, "
+        f"torch-pruning {meta['machine']['torch_pruning']}, {meta['machine']['cpu_count']} CPUs; "
+        f"wall time {meta['seconds']:.0f} s{' (QUICK: tiny subsets, numbers meaningless)' if meta['quick'] else ''}",
+        "",
+        "Change vs dense in points. The criterion used for fine-tuning/KD (marked *) is chosen on BN-recal accuracy on "
+        f"a validation split held out of train: l2 unless another beats it by >= {SWITCH_MARGIN_PT:g} points.",
+        "",
+        "| model | channels kept | MAC reduction | dense | no recovery | BN recal only: " + " / ".join(meta["criteria"])
+        + " | fine-tune | KD | KD, iterative | target | met |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        row = r["row"]
+        if "error" in r:
+            lines.append(f"| {row['label']} | {row['kept']} | error | | | | | | | | {r['error'].splitlines()[0][:80]} |")
+            continue
+        dense, chosen, crit = r["dense_accuracy"], r["chosen"], r["criteria"]
+        bn = " / ".join(f"{crit[c]['bn_recal']:.1f}%{'*' if c == chosen else ''}" for c in meta["criteria"] if c in crit)
+        no_rec = " / ".join(f"{crit[c]['no_recovery']:.1f}%" for c in meta["criteria"] if c in crit)
+        m = next(iter(r["variants"].values()))
+        ft, kd, it = (m.get(k, {}).get("accuracy") for k in ("finetune", "kd", "kd_iterative"))
+        best = max((a for a in (ft, kd, it) if a is not None), default=None)
+        target = f">= {dense - row['target_pt']:.2f}%" if row.get("target_pt") is not None else "-"
+        met = "-" if row.get("target_pt") is None or best is None or meta["select_on_val"] else ("yes" if best >= dense - row["target_pt"] else "no")
+        lines.append(f"| {row['label']} | {row['kept']} | {crit[chosen]['mac_reduction']:.2f}x | {dense:.2f}% | {no_rec} | "
+                     f"{bn} | {_fmt(ft, dense)} | {_fmt(kd, dense)} | {_fmt(it, dense)} | {target} | {met} |")
+    if len(meta["variants"]) > 1 or meta["select_on_val"]:
+        lines += ["", f"Recipe variants (accuracy on the {'validation split held out of train' if meta['select_on_val'] else 'test set'}):",
+                  "", "| model | channels kept | variant | fine-tune | KD | KD, iterative |", "|---|---|---|---|---|---|"]
+        for r in results:
+            for name, m in r.get("variants", {}).items():
+                cells = [m.get(k, {}).get("accuracy") for k in ("finetune", "kd", "kd_iterative")]
+                lines.append(f"| {r['row']['label']} | {r['row']['kept']} | {name} | "
+                             + " | ".join("n/a" if c is None else f"{c:.2f}%" for c in cells) + " |")
+    lines += ["", "Baseline of the issue (its own dense model, so compare the change columns):", "",
+              "| model | channels kept | dense | 5 epochs fine-tune | 5 epochs KD |", "|---|---|---|---|---|"]
+    for r in results:
+        row = r["row"]
+        if row.get("baseline_dense") is not None:
+            d = row["baseline_dense"]
+            lines.append(f"| {row['label']} | {row['kept']} | {d:.2f}% | {row['baseline_ft']:.2f}% ({row['baseline_ft'] - d:+.2f})"
+                         f" | {row['baseline_kd']:.2f}% ({row['baseline_kd'] - d:+.2f}) |")
+    recipe = meta["recipe"]
+    lines += ["", f"Recipe: SGD nesterov, cosine, warmup {recipe['warmup_epochs']} epochs, peak lr {recipe['lr']} "
+              f"(KD {recipe['kd_lr'] or recipe['lr']}), wd {recipe['weight_decay']} (not on norms/biases), batch "
+              f"{recipe['batch_size']}, label smoothing {recipe['label_smoothing']}, KD T={recipe['temperature']} "
+              f"alpha={recipe['alpha']}, BN recal on {recipe['bn_images']} train images before training, crop+flip "
+              "augmentation, bf16 autocast + channels_last on GPU; round_to 8, classifier kept.", ""]
+    return "\n".join(lines)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir", help="Fashion-MNIST IDX directory (default: the usual search path)")
+    p.add_argument("--out", type=Path, default=Path("runs/recovery"))
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--quick", action="store_true", help="tiny CPU smoke setting: subsets, 1 epoch, small batches")
+    p.add_argument("--rows", type=int, nargs="+", default=None,
+                   help="row indices 0-3 (default: all; with --quick: 1 and 3, which cover every code path)")
+    p.add_argument("--jobs", type=int, default=None, help="rows run at once (default: all on GPU, 1 on CPU)")
+    p.add_argument("--criteria", nargs="+", default=list(CRITERIA))
+    p.add_argument("--importance", default="auto", help="criterion to recover: auto (best BN-recal val acc) or a name")
+    p.add_argument("--methods", nargs="+", default=["finetune", "kd"], choices=["finetune", "kd"])
+    p.add_argument("--epochs", type=int, default=RECIPE.epochs)
+    p.add_argument("--batch-size", type=int, default=RECIPE.batch_size)
+    p.add_argument("--lr", type=float, default=RECIPE.lr, help="peak lr of fine-tuning")
+    p.add_argument("--kd-lr", type=float, default=None, help="peak lr of distillation (default: --lr)")
+    p.add_argument("--warmup-epochs", type=float, default=RECIPE.warmup_epochs)
+    p.add_argument("--weight-decay", type=float, default=RECIPE.weight_decay)
+    p.add_argument("--label-smoothing", type=float, default=RECIPE.label_smoothing, help="of the label term")
+    p.add_argument("--temperature", type=float, default=KD_RECIPE.temperature)
+    p.add_argument("--alpha", type=float, default=KD_RECIPE.alpha)
+    p.add_argument("--bn-images", type=int, default=2000)
+    p.add_argument("--iterative-steps", type=int, default=2, help="steps of the iterative KD row (<=1: skip it)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--variant", action="append", default=None, metavar="KEY=VAL,...",
+                   help=f"recipe overrides to run (repeatable; keys: {', '.join(VARIANT_KEYS)}); default: the defaults")
+    p.add_argument("--select-on-val", action="store_true",
+                   help="train on train minus the validation split and score recovered models on it (recipe sweeps)")
+    p.add_argument("--verbose", action="store_true", help="children print every epoch")
+    p.add_argument("--quick-train", type=int, default=320, help=argparse.SUPPRESS)
+    p.add_argument("--quick-test", type=int, default=128, help=argparse.SUPPRESS)
+    p.add_argument("--row", type=int, help=argparse.SUPPRESS)  # internal: run one row in this process
+    p.add_argument("--row-result", type=Path, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    args.variant = args.variant or [""]
+    if args.rows is None:
+        args.rows = [1, 3] if args.quick else list(range(len(ROWS)))
+    for text in args.variant:
+        parse_variant(text)  # fail in the parent, not in every child
+    if args.quick:
+        args.epochs = min(args.epochs, 2)  # 2: the iterative rows need an epoch per step
+        args.batch_size = min(args.batch_size, 64)
+        args.bn_images = min(args.bn_images, 128)
+        if args.device == "auto":
+            args.device = "cpu"
+    return args
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    if args.row is not None:
+        result = run_row(args.row, args)
+        write_json_atomic(args.row_result, result)
+        return 0
+    args.out.mkdir(parents=True, exist_ok=True)
+    on_gpu = args.device.startswith("cuda") or (args.device == "auto" and torch.cuda.is_available())
+    jobs = args.jobs or (len(args.rows) if on_gpu else 1)
+    print(f"recovery benchmark: rows {args.rows}, {jobs} at a time, {args.epochs} epochs, "
+          f"device {'cuda' if on_gpu else 'cpu'}{', QUICK' if args.quick else ''}", flush=True)
+    t0 = time.perf_counter()
+    results = run_children(args.rows, argv, jobs, args.out)
+    recipe = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "kd_lr", "warmup_epochs", "weight_decay",
+                                            "label_smoothing", "temperature", "alpha", "bn_images", "iterative_steps")}
+    meta = {"command": shlex.join(["python", "benchmarks/recovery.py", *argv]), "machine": machine(),
+            "seconds": time.perf_counter() - t0, "quick": args.quick, "criteria": args.criteria, "recipe": recipe,
+            "variants": args.variant, "select_on_val": args.select_on_val}
+    write_json_atomic(args.out / "recovery.json", {**meta, "rows": results})
+    table = markdown(results, meta)
+    write_text_atomic(args.out / "recovery.md", table)
+    print("\n" + table)
+    print(f"wrote {args.out / 'recovery.json'} and {args.out / 'recovery.md'} in {meta['seconds']:.0f} s")
+    return 1 if any("error" in r for r in results) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
