@@ -1,5 +1,6 @@
 """Real processes: a training killed mid-run resumes to the same accuracy, and 2 processes under
-`torchrun` (gloo) reach the accuracy of 1 process. Both drive tests/recover/worker.py."""
+`torchrun` (gloo) reach the accuracy of 1 process. Both drive tests/recover/worker.py; the
+uninterrupted / 1-process reference runs the same worker in this process (one start-up less)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import time
 
 import pytest
 import torch
+import worker
 from recover_fixtures import WORKER, digits, save_split
 
 from shrink.recover.checkpoint import CHECKPOINT_NAME
@@ -38,6 +40,15 @@ def _finish(proc, timeout=300):
     return err
 
 
+def _in_process(args):
+    """worker.main here, on one thread like the subprocesses (restored afterwards)."""
+    threads = torch.get_num_threads()
+    try:
+        worker.main(args)
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _result(out, rank=0):
     return json.loads((out / f"result-rank{rank}.json").read_text())
 
@@ -45,7 +56,6 @@ def _result(out, rank=0):
 def test_killed_run_resumes_to_the_same_accuracy(tmp_path, data_dir):
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     args = ["--epochs", "3", "--batch-size", "4", "--data", str(data_dir)]  # many short steps per epoch
-    reference = _start([sys.executable, str(WORKER), "--out", str(straight), *args])  # runs alongside
     victim = _start([sys.executable, str(WORKER), "--out", str(killed), *args])
     checkpoint = killed / "checkpoints" / CHECKPOINT_NAME
     deadline = time.monotonic() + 180
@@ -58,9 +68,9 @@ def test_killed_run_resumes_to_the_same_accuracy(tmp_path, data_dir):
     assert epoch_at_kill < 3, "the run finished before it could be killed"
     assert not (killed / "result-rank0.json").exists()
 
-    resumed = _finish(_start([sys.executable, str(WORKER), "--out", str(killed), *args]))
-    assert f"resuming after epoch {epoch_at_kill}/3" in resumed
-    _finish(reference)
+    resuming = _start([sys.executable, str(WORKER), "--out", str(killed), *args])
+    _in_process(["--out", str(straight), *args])  # the uninterrupted run, meanwhile
+    assert f"resuming after epoch {epoch_at_kill}/3" in _finish(resuming)
     a, b = _result(straight), _result(killed)
     assert b["resumed"] == epoch_at_kill and b["epochs_run"] == 3 - epoch_at_kill
     # One process on one CPU thread is bitwise reproducible, so "within noise" is exact here.
@@ -71,10 +81,9 @@ def test_killed_run_resumes_to_the_same_accuracy(tmp_path, data_dir):
 def test_torchrun_two_gloo_processes_match_one_process(tmp_path, data_dir):
     one, two = tmp_path / "one", tmp_path / "two"
     args = ["--epochs", "4", "--data", str(data_dir)]
-    single = _start([sys.executable, str(WORKER), "--out", str(one), *args])
     pair = _start([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                    str(WORKER), "--out", str(two), *args])
-    _finish(single)
+    _in_process(["--out", str(one), *args])
     _finish(pair)
     single, rank0, rank1 = _result(one), _result(two, 0), _result(two, 1)
     assert single["world_size"] == 1 and rank0["world_size"] == 2

@@ -22,14 +22,14 @@ from recover_fixtures import digits, fast_train, load_split, tiny_net  # noqa: E
 from shrink.recover import RecoverConfig, recover  # noqa: E402
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--out", required=True)
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--run-id", default="worker")
     p.add_argument("--data", help="directory with train.pt/test.pt from save_split (else load digits)")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     torch.set_num_threads(1)  # bitwise-reproducible CPU kernels, and no oversubscription under torchrun
     torch.manual_seed(0)
     model = tiny_net(16)
