@@ -29,11 +29,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--run-id", default="worker")
     p.add_argument("--data", help="directory with train.pt/test.pt from save_split (else load digits)")
+    p.add_argument("--device", default="cpu", help="cpu (gloo under torchrun) or cuda (nccl)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)  # bitwise-reproducible CPU kernels, and no oversubscription under torchrun
     torch.manual_seed(0)
     model = tiny_net(16)
-    config = RecoverConfig(bn_recal=False, train=fast_train(epochs=args.epochs, batch_size=args.batch_size))
+    config = RecoverConfig(bn_recal=False, train=fast_train(epochs=args.epochs, batch_size=args.batch_size,
+                                                            device=args.device))
     out = Path(args.out)
     if args.data:
         train, test = load_split(Path(args.data) / "train.pt"), load_split(Path(args.data) / "test.pt")
