@@ -49,6 +49,18 @@ def result_record(result) -> str:
         return f.read()
 
 
+def test_fp32_ships_with_an_ort_profile_when_no_int8_is_fast_enough(model_copy, real_split):
+    # A host where int8 does not pay, made deterministic: no int8 file can be 1000x faster.
+    out = model_copy.with_name("q.onnx")
+    result = quantize(model_copy, QuantizeConfig(mode="static", min_speedup=1000.0, **FAST), out,
+                      calibration_split=real_split, eval_split=real_split)
+    assert not result.int8 and result.shipped == "fp32" and "shipping fp32" in result.reason
+    assert "QuantizeLinear" not in _ops(out) and read_metadata(out)["quantization"] == "none"
+    labels = [c["label"] for c in result.profile["candidates"]]
+    assert labels[0] == "fp32" and labels[1] == QuantRecipe().name
+    assert all(c["kernel_ms_per_run"] > 0 for c in result.profile["candidates"])
+
+
 def test_static_mode_ships_only_what_is_faster(model_copy, real_split):
     before = model_copy.read_bytes()
     out = model_copy.with_name("q.onnx")
