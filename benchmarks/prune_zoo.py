@@ -120,10 +120,22 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(head + body) + "\n" + summary + "\n"
 
 
+def load_average() -> float:
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+
 def machine() -> str:
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
-    return f"{cpu}, {os.cpu_count()} cores, 1 torch thread per model, load average {load:.1f} at the start"
+    return f"{cpu}, {os.cpu_count()} cores, 1 torch thread per model"
+
+
+def load_note(rows: list[dict]) -> str:
+    """The load the rows were measured under (recorded per row since it can differ run to run)."""
+    loads = [r["load_avg"] for r in rows if "load_avg" in r]
+    if not loads:
+        return "load average not recorded for these rows"
+    note = f"1-minute load average {min(loads):.1f}-{max(loads):.1f} as the rows finished"
+    return note if len(loads) == len(rows) else note + f" ({len(loads)} of {len(rows)} rows recorded it)"
 
 
 def main(argv=None) -> int:
@@ -152,7 +164,7 @@ def main(argv=None) -> int:
     rows = []
     print(f"# {machine()}", flush=True)
     for name in names:
-        row = run_child(name, SIZES.get(name, DEFAULT_SIZE))
+        row = {**run_child(name, SIZES.get(name, DEFAULT_SIZE)), "load_avg": round(load_average(), 2)}
         rows.append(row)
         with results.open("a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
@@ -171,7 +183,8 @@ def read_results(path: Path) -> dict[str, dict]:
 
 def write_table(rows: dict[str, dict]) -> int:
     table = markdown(list(rows.values()))
-    (OUT / "table.md").write_text(f"Machine: {machine()}\n\n" + table, encoding="utf-8")
+    header = f"Machine: {machine()}; {load_note(list(rows.values()))}"
+    (OUT / "table.md").write_text(f"{header}\n\n" + table, encoding="utf-8")
     print(table)
     return 0
 
