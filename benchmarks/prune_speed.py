@@ -21,6 +21,7 @@ import importlib.metadata
 import argparse
 import os
 import platform
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -31,6 +32,7 @@ import torch_pruning as tp
 import torchvision
 from torchvision.models.vision_transformer import Encoder
 
+from shrink.fileio import write_text_atomic
 from shrink.prune import PruneConfig, apply, plan
 
 REPO = Path(__file__).resolve().parents[1]
@@ -112,7 +114,12 @@ def main(argv=None) -> int:
     warm(x)  # first-call costs (kernel selection, allocator) are not the pass's
 
     names = ([] if args.skip_models else args.models) + [f"stack{d}" for d in args.depths]
-    lines = [f"Machine: {machine()}.", "",
+    command = " ".join([".venv/bin/python", "benchmarks/prune_speed.py", *(argv if argv is not None else sys.argv[1:])])
+    lines = ["## Speed of the pruning pass (development machine)", "",
+             f"Command: `{command}` (writes out/prune_speed.md). Wall seconds, with the process's CPU "
+             "seconds in parentheses (they differ when other processes compete for the cores; the load "
+             "average is in the last column). Each cell builds a fresh model.", "",
+             f"Machine: {machine()}.", "",
              "| model | torch-pruning build+step, s wall (cpu) | torch-shrink plan+apply | torch-shrink plan+apply, verified | MAC reduction (shrink) | load avg |",
              "|---|---|---|---|---|---|"]
     for name in names:
@@ -123,8 +130,7 @@ def main(argv=None) -> int:
         lines.append(row)
         print(row, flush=True)
     text = "\n".join(lines) + "\n"
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(text, encoding="utf-8")
+    write_text_atomic(OUT, text)
     print(text)
     return 0
 

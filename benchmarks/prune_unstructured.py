@@ -20,6 +20,7 @@ import gzip
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 import warnings
@@ -30,6 +31,7 @@ import onnxruntime as ort
 import torch
 import torchvision
 
+from shrink.fileio import write_text_atomic
 from shrink.prune import PruneConfig, apply, plan
 from shrink.prune.unstructured import magnitude_prune, zero_fraction
 
@@ -103,7 +105,10 @@ def main(argv=None) -> int:
                              zero_fraction(m), paths[name].stat().st_size / 2**20, gz_mb(paths[name])))
     load = os.getloadavg()[0]
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
+    command = " ".join([".venv/bin/python", "benchmarks/prune_unstructured.py", *(argv if argv is not None else sys.argv[1:])])
     lines = [
+        "## Unstructured vs structural pruning, onnxruntime CPU (development machine)", "",
+        f"Command: `{command}` (writes out/prune_unstructured.md).", "",
         f"torchvision {args.model}, {args.size}x{args.size}, batch 1, onnxruntime {ort.__version__} CPUExecutionProvider; "
         f"{cpu}, {os.cpu_count()} cores, load average {load:.1f}; median of {args.rounds * args.per_round} interleaved runs.",
         f"Unstructured sparsity over conv/linear weights: {report.sparsity:.1%}.",
@@ -113,8 +118,7 @@ def main(argv=None) -> int:
     ]
     lines += [f"| {n} | {t} | {ms:.2f} | {sp:.2f}x | {p:.2f} | {z:.0%} | {mb:.1f} | {gz:.1f} |" for n, t, ms, sp, p, z, mb, gz in rows]
     text = "\n".join(lines) + "\n"
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(text, encoding="utf-8")
+    write_text_atomic(OUT, text)
     print(text)
     return 0
 
