@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shrink.quantize import Measured, QuantRecipe, decide
-from shrink.quantize.decide import accuracy_order
+from shrink.quantize.decide import SQNR_MARGIN_DB, accuracy_order
 
 FP32 = Measured("fp32", accuracy=94.0, latency_ms=10.0)
 
@@ -88,3 +88,19 @@ def test_latency_only_ties_are_broken_by_fidelity():
                [cand("fastest", 1.7, ci=0.2, sqnr=20.0), cand("faithful", 1.6, ci=0.2, sqnr=34.0)],
                budget_pt=0.5, min_speedup=1.05, accuracy_required=False)
     assert d.shipped == "faithful" and "more faithful to fp32 (logits SQNR 34.0 vs 20.0 dB)" in d.reason
+
+
+def test_a_tied_recipe_needs_a_clear_fidelity_margin_to_beat_the_fastest():
+    # The ResNet-50 case on the development VM: 0.2 dB "more faithful" is no reason to ship a recipe
+    # that looks slower.
+    fastest, marginal = cand("fastest", 1.53, ci=0.3, sqnr=31.4), cand("marginal", 1.38, ci=0.3, sqnr=31.6)
+    d = decide(Measured("fp32", latency_ms=10.0), [marginal, fastest], budget_pt=0.5, min_speedup=1.05,
+               accuracy_required=False)
+    assert d.shipped == "fastest" and "tied" not in d.reason
+    clear = cand("clear", 1.38, ci=0.3, sqnr=31.4 + SQNR_MARGIN_DB)
+    d = decide(Measured("fp32", latency_ms=10.0), [marginal, fastest, clear], budget_pt=0.5, min_speedup=1.05,
+               accuracy_required=False)
+    assert d.shipped == "clear" and "more faithful to fp32" in d.reason
+    # accuracy_order agrees: the candidate decide() would ship is measured first.
+    assert [c.name for c in accuracy_order([marginal, fastest], 1.05)] == ["fastest", "marginal"]
+    assert [c.name for c in accuracy_order([marginal, fastest, clear], 1.05)] == ["clear", "fastest", "marginal"]
