@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from shrink.fileio import write_text_atomic
+
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "out" / "prune_zoo"
 SIZES = {  # the smallest convenient input each architecture accepts; ViTs are built for it
@@ -184,7 +186,7 @@ def read_results(path: Path) -> dict[str, dict]:
 def write_table(rows: dict[str, dict]) -> int:
     table = markdown(list(rows.values()))
     header = f"Machine: {machine()}; {load_note(list(rows.values()))}"
-    (OUT / "table.md").write_text(f"{header}\n\n" + table, encoding="utf-8")
+    write_text_atomic(OUT / "table.md", f"{header}\n\n" + table)
     print(table)
     return 0
 
