@@ -80,10 +80,12 @@ class QuantizeResult:
     flags: tuple[str, ...]  # warnings every report must repeat (e.g. random calibration)
     versions: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    confirmation: Measured | None = None  # the chosen int8 file timed against fp32 alone (auto mode)
 
     def to_dict(self) -> dict[str, Any]:
         d = json_safe(dataclasses.asdict(self))
         d["fp32"] = self.fp32.to_dict()
         d["candidates"] = [c.to_dict() for c in self.candidates]
+        d["confirmation"] = self.confirmation.to_dict() if self.confirmation else None
         return d
 

@@ -29,7 +29,7 @@ from shrink.fileio import sha256_file, write_json_atomic
 from shrink.ort_session import create_session
 from shrink.quantize import measure
 from shrink.quantize.config import LAYER_SQNR_EXCLUDE_DB, MAX_EXCLUDED_LAYERS, SQNR_IMAGES, QuantizeConfig
-from shrink.quantize.decide import accuracy_order, decide
+from shrink.quantize.decide import accuracy_order, confirm, decide
 from shrink.quantize.inputs import OnnxInput, check_calibration, load_onnx_input
 from shrink.quantize.ptq import preprocess, quantize_recipe
 from shrink.quantize.result import FP32, Measured, QuantizeResult
@@ -140,6 +140,16 @@ def _time(fp32: Measured, produced: list[Measured], config: QuantizeConfig, prog
     return fp32, timed, bench
 
 
+def _time_alone(fp32: Measured, chosen: Measured, config: QuantizeConfig, progress) -> Measured:
+    """The chosen int8 file timed against fp32 alone, in a run of its own (see decide.confirm)."""
+    _say(progress, f"timing {chosen.name} against fp32 alone")
+    bench = run_bench([OnnxCandidate(fp32.path, FP32), OnnxCandidate(chosen.path, chosen.name)],
+                      _bench_config(config), progress=progress)
+    c = next(c for c in bench.candidates if c.label == chosen.name)
+    return dataclasses.replace(chosen, latency_ms=c.latency.p50_ms, speedup=c.speedup.ratio,
+                               speedup_ci_low=c.speedup.ci_low, speedup_ci_high=c.speedup.ci_high)
+
+
 def _measure_accuracy(fp32: Measured, timed: list[Measured], config: QuantizeConfig, split,
                       accuracy_required: bool, progress) -> tuple[Measured, list[Measured]]:
     """Fidelity to fp32 (logits SQNR, top-1 agreement) of every fast candidate, then accuracy in
@@ -248,6 +258,10 @@ def quantize(onnx_path: str | Path, config: QuantizeConfig, out_path: str | Path
         fp32, timed, bench = _time(fp32, produced, config, progress)
         fp32, measured = _measure_accuracy(fp32, timed, config, eval_split, accuracy_required, progress)
         decision = decide(fp32, measured, config.budget_pt, config.min_speedup, accuracy_required)
+        alone = None
+        if decision.int8 and sum(1 for m in measured if m.path) > 1:  # one candidate was timed alone already
+            alone = _time_alone(fp32, next(m for m in measured if m.name == decision.shipped), config, progress)
+            decision = confirm(decision, alone, config.min_speedup)
         chosen = next((m for m in measured if m.name == decision.shipped), fp32)
         profile = None if decision.int8 else _profile(fp32, measured, config, progress)
         machine = bench.machine.to_dict()
@@ -282,6 +296,7 @@ def quantize(onnx_path: str | Path, config: QuantizeConfig, out_path: str | Path
         flags=tuple(flags),
         versions={"shrink": __version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__},
         seconds=time.perf_counter() - start,
+        confirmation=dataclasses.replace(alone, path=None) if alone else None,
     )
     write_json_atomic(record_path, result.to_dict())
     return result

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shrink.quantize import Measured, QuantRecipe, decide
-from shrink.quantize.decide import SQNR_MARGIN_DB, accuracy_order
+from shrink.quantize.decide import SQNR_MARGIN_DB, accuracy_order, confirm
 
 FP32 = Measured("fp32", accuracy=94.0, latency_ms=10.0)
 
@@ -104,3 +104,15 @@ def test_a_tied_recipe_needs_a_clear_fidelity_margin_to_beat_the_fastest():
     # accuracy_order agrees: the candidate decide() would ship is measured first.
     assert [c.name for c in accuracy_order([marginal, fastest], 1.05)] == ["fastest", "marginal"]
     assert [c.name for c in accuracy_order([marginal, fastest, clear], 1.05)] == ["clear", "fastest", "marginal"]
+
+
+def test_the_choice_ships_only_if_it_is_still_faster_timed_against_fp32_alone():
+    d = decide(FP32, [cand("a", 1.5, 93.9)], budget_pt=0.5, min_speedup=1.05)
+    kept = confirm(d, cand("a", 1.17, 93.9, ci=0.04), min_speedup=1.05)
+    assert kept.int8 and kept.shipped == "a" and "timed against fp32 alone: 1.17x" in kept.reason
+    dropped = confirm(d, cand("a", 1.02, 93.9, ci=0.04), min_speedup=1.05)
+    assert not dropped.int8 and dropped.shipped == "fp32"
+    assert "won the joint timing" in dropped.reason and "shipping fp32" in dropped.reason
+    assert dropped.verdicts == d.verdicts  # the search's verdicts stay on record
+    fp32_decision = decide(FP32, [cand("slow", 0.8, 94.0)], budget_pt=0.5, min_speedup=1.05)
+    assert confirm(fp32_decision, cand("slow", 3.0, 94.0), 1.05) is fp32_decision

@@ -70,6 +70,7 @@ def test_static_mode_ships_only_what_is_faster(model_copy, real_split):
     assert [c.name for c in result.candidates] == [QuantRecipe().name]
     cand = result.candidates[0]
     assert cand.speedup is not None and result.fp32.latency_ms > 0
+    assert result.confirmation is None  # a single candidate was already timed against fp32 alone
     meta = read_metadata(out)
     assert meta["input_layout"] == "NCHW"  # the export metadata is carried over
     assert result.machine["cpu_model"] and meta["quantization_measured_on"].startswith(result.machine["cpu_model"])
@@ -98,6 +99,10 @@ def test_auto_mode_searches_measures_and_records(model_copy, real_split):
     shipped = next((c for c in result.candidates if c.name == result.shipped), None)
     if result.int8:
         assert shipped.speedup_ci_low > 1.0 and result.fp32.accuracy - shipped.accuracy <= 0.5
+        # several candidates were timed together, so the choice was re-timed against fp32 alone
+        alone = result.confirmation
+        assert alone.name == result.shipped and alone.speedup_ci_low > 1.0
+        assert "timed against fp32 alone" in result.reason
     else:
         assert result.shipped == "fp32" and "shipping fp32" in result.reason
     record = json.loads(result_record(result))
