@@ -39,6 +39,7 @@ from shrink.export import ExportConfig, export  # noqa: E402
 from shrink.fileio import write_json_atomic, write_text_atomic  # noqa: E402
 from shrink.models import load_model  # noqa: E402
 from shrink.quantize import QuantizeConfig, QuantRecipe, quantize  # noqa: E402
+from shrink.quantize.config import DEFAULT_BUDGET_PT  # noqa: E402
 from shrink.quantize.measure import accuracy  # noqa: E402
 from shrink.quantize.ptq import preprocess, quantize_recipe  # noqa: E402
 
@@ -68,6 +69,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--search-seconds", type=float, default=5.0, help="measured seconds per candidate in auto mode")
     p.add_argument("--random-calibration-images", type=int, default=64,
                    help="calibration images for the random-weight models (random data: latency only)")
+    p.add_argument("--budget", type=float, default=DEFAULT_BUDGET_PT,
+                   help=f"auto mode's top-1 budget in points below fp32 (default {DEFAULT_BUDGET_PT:g}, as `shrink quantize`)")
     p.add_argument("--eval-limit", type=int, default=None, help="Fashion-MNIST test images (default: all 10000)")
     p.add_argument("--export-eval-limit", type=int, default=1000, help="images for the export's top-1 agreement check")
     p.add_argument("--data-dir", help="directory with the Fashion-MNIST IDX files")
@@ -114,6 +117,7 @@ def auto_int8(name: str, fp32: Path, case: Case, train, test, threads: int, args
         calibration_images=512 if case.real_data else args.random_calibration_images,
         force_random_calibration=not case.real_data,
         eval_limit=args.eval_limit,
+        budget_pt=args.budget,
     )
     return quantize(fp32, config, out, calibration_split=train, eval_split=test,
                     progress=lambda line: say(f"{name} auto t{threads}: {line}"))
@@ -180,7 +184,7 @@ def report(command: str, rows: list[str], accuracy_rows: list[str], decisions: l
         f"thread count (≥ {args.min_runs} runs and ≥ {args.bench_seconds:g} s each, after warmup); speedup = ratio "
         "of median latencies, with its 95% bootstrap interval. *naive int8*: static QDQ, u8 activations, s8 "
         "per-channel weights, MinMax calibration. *auto*: what `shrink quantize --auto` shipped after its own "
-        "search on this machine at this thread count (re-timed here). noisy: a CV above 10%. load: the 1-minute "
+        f"search on this machine at this thread count, with an accuracy budget of {args.budget:g} pt (re-timed here). noisy: a CV above 10%. load: the 1-minute "
         "load average around the timing (above the logical CPU count means other processes competed).",
         "",
         "| model | threads | fp32 p50 ms | naive int8 p50 ms | naive speedup [95% CI] | auto shipped | "
