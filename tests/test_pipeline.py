@@ -72,6 +72,7 @@ def tiny(tmp_path_factory):
     out = base / "run"
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(quantize_stage, "decide", ship_first_int8)
+        mp.setattr(quantize_stage, "confirm", lambda decision, alone, min_speedup: decision)  # keep it forced
         result = run(load_recipe(recipe), RunOptions(out=out, quiet=True))
     return SimpleNamespace(base=base, recipe=recipe, out=out, result=result)
 
