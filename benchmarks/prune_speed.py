@@ -20,7 +20,6 @@ from __future__ import annotations
 import importlib.metadata
 import argparse
 import os
-import platform
 import sys
 import time
 import warnings
@@ -32,6 +31,7 @@ import torch_pruning as tp
 import torchvision
 from torchvision.models.vision_transformer import Encoder
 
+from shrink.bench.machine import cpu_info
 from shrink.fileio import write_text_atomic
 from shrink.prune import PruneConfig, apply, plan
 
@@ -99,7 +99,7 @@ def time_shrink(name: str, verify: bool) -> tuple[Timer, float]:
 
 
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
+    cpu = cpu_info()["cpu_model"]
     return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, torch-pruning {importlib.metadata.version('torch-pruning')}, 1 torch thread"  # tp.__version__ says 1.6.0 in the 1.6.1 wheel
 
 

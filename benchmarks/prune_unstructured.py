@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -31,6 +30,7 @@ import onnxruntime as ort
 import torch
 import torchvision
 
+from shrink.bench.machine import cpu_info
 from shrink.fileio import write_text_atomic
 from shrink.prune import PruneConfig, apply, plan
 from shrink.prune.unstructured import magnitude_prune, zero_fraction
@@ -104,7 +104,7 @@ def main(argv=None) -> int:
                 rows.append((name, threads, med, base / med, sum(p.numel() for p in m.parameters()) / 1e6,
                              zero_fraction(m), paths[name].stat().st_size / 2**20, gz_mb(paths[name])))
     load = os.getloadavg()[0]
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
+    cpu = cpu_info()["cpu_model"]
     command = " ".join([".venv/bin/python", "benchmarks/prune_unstructured.py", *(argv if argv is not None else sys.argv[1:])])
     lines = [
         "## Unstructured vs structural pruning, onnxruntime CPU (development machine)", "",

@@ -18,12 +18,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from shrink.bench.machine import cpu_info
 from shrink.fileio import write_text_atomic
 
 REPO = Path(__file__).resolve().parents[1]
@@ -127,7 +127,7 @@ def load_average() -> float:
 
 
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
+    cpu = cpu_info()["cpu_model"]
     return f"{cpu}, {os.cpu_count()} cores, 1 torch thread per model"
 
 

@@ -180,13 +180,16 @@ def _torch_cuda_version() -> str | None:
     return getattr(getattr(torch, "version", None), "cuda", None) if torch else None
 
 
+def cpu_info() -> dict[str, Any]:
+    """CPU model, tracked flags and physical cores (parse_cpuinfo), where /proc/cpuinfo exists."""
+    if CPUINFO.is_file():
+        return parse_cpuinfo(CPUINFO.read_text(errors="replace"))
+    return {"cpu_model": platform.processor() or "unknown", "cpu_flags": (), "physical_cores": None}
+
+
 def capture_machine() -> MachineInfo:
     """Describe this machine without importing torch (versions come from package metadata)."""
-    cpu = parse_cpuinfo(CPUINFO.read_text(errors="replace")) if CPUINFO.is_file() else {
-        "cpu_model": platform.processor() or "unknown",
-        "cpu_flags": (),
-        "physical_cores": None,
-    }
+    cpu = cpu_info()
     torch_version, _ = _package_version("torch")
     _, ort_package = _package_version("onnxruntime-gpu", "onnxruntime")
     ort_version, ort_providers = _ort_version_and_providers()

@@ -127,8 +127,9 @@ def decide(fp32: Measured, candidates: Sequence[Measured], budget_pt: float, min
 def confirm(decision: Decision, alone: Measured, min_speedup: float) -> Decision:
     """The int8 decision after the chosen file is timed against fp32 alone. The search times every
     recipe in one interleaved run, which can flatter int8 (Fashion-MNIST ResNet-18 on the
-    development VM: 1.50x in the 8-way search, 1.17x re-timed 3-way; fp32 itself ran 22.5 vs
-    11.9 ms), so the choice ships only if it is still measurably faster on its own."""
+    development VM: 1.50x in the 8-way search, 1.17x re-timed 3-way; docs/measured/
+    local-int8-cpu-before-confirmation.md), so the choice ships only if it is still measurably
+    faster on its own."""
     if not decision.int8:
         return decision
     if is_fast(alone, min_speedup):

@@ -140,16 +140,6 @@ def _time(fp32: Measured, produced: list[Measured], config: QuantizeConfig, prog
     return fp32, timed, bench
 
 
-def _time_alone(fp32: Measured, chosen: Measured, config: QuantizeConfig, progress) -> Measured:
-    """The chosen int8 file timed against fp32 alone, in a run of its own (see decide.confirm)."""
-    _say(progress, f"timing {chosen.name} against fp32 alone")
-    bench = run_bench([OnnxCandidate(fp32.path, FP32), OnnxCandidate(chosen.path, chosen.name)],
-                      _bench_config(config), progress=progress)
-    c = next(c for c in bench.candidates if c.label == chosen.name)
-    return dataclasses.replace(chosen, latency_ms=c.latency.p50_ms, speedup=c.speedup.ratio,
-                               speedup_ci_low=c.speedup.ci_low, speedup_ci_high=c.speedup.ci_high)
-
-
 def _measure_accuracy(fp32: Measured, timed: list[Measured], config: QuantizeConfig, split,
                       accuracy_required: bool, progress) -> tuple[Measured, list[Measured]]:
     """Fidelity to fp32 (logits SQNR, top-1 agreement) of every fast candidate, then accuracy in
@@ -260,7 +250,8 @@ def quantize(onnx_path: str | Path, config: QuantizeConfig, out_path: str | Path
         decision = decide(fp32, measured, config.budget_pt, config.min_speedup, accuracy_required)
         alone = None
         if decision.int8 and sum(1 for m in measured if m.path) > 1:  # one candidate was timed alone already
-            alone = _time_alone(fp32, next(m for m in measured if m.name == decision.shipped), config, progress)
+            _say(progress, f"confirming {decision.shipped}: timed against fp32 alone")
+            _, (alone,), _ = _time(fp32, [next(m for m in measured if m.name == decision.shipped)], config, progress)
             decision = confirm(decision, alone, config.min_speedup)
         chosen = next((m for m in measured if m.name == decision.shipped), fp32)
         profile = None if decision.int8 else _profile(fp32, measured, config, progress)
