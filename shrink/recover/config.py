@@ -109,14 +109,20 @@ class DistillConfig:
 
 def default_finetune() -> TrainConfig:
     """Fine-tuning defaults for a pruned model that starts from trained weights (the recipe of
-    `shrink finetune` and benchmarks/recovery.py): 5 epochs; a peak lr of 0.02 (a fifth of training
-    from scratch), reached after a short warmup and annealed to zero by cosine, so the kept weights
-    are adjusted rather than erased; weight decay and label smoothing as in the reference models'
-    own training. The lr was chosen on a validation split held out of train (never the test set):
-    0.02 had the best mean accuracy over the three target rows of benchmarks/recovery.py among
-    0.01, 0.02, 0.05 and batch 64/128 variants (docs/recovery.md, "How the recipe was chosen")."""
-    return TrainConfig(epochs=5, lr=0.02, warmup_epochs=0.3, schedule="cosine", label_smoothing=0.1,
-                       weight_decay=5e-4)
+    `shrink finetune` and benchmarks/recovery.py): 5 epochs; a peak lr of 0.01 (a tenth of training
+    from scratch) at batch 128, reached after a short warmup and annealed to zero by cosine, so the
+    kept weights are adjusted rather than erased; weight decay and label smoothing as in the
+    reference models' own training; no crop/flip augmentation, because 5 epochs are too few for the
+    pruned model to profit from harder inputs (the dense model already learned the invariances).
+
+    Chosen on a validation split held out of train (never the test set), by the best mean accuracy
+    over the three target rows of benchmarks/recovery.py: turning augmentation off was worth +1.0
+    point on that mean (+1.8 on MobileNetV2 at 8.5x), more than any lr, batch, KD or weight-decay
+    variant; batch 128 at lr 0.01 was then the best of six no-augmentation variants, although
+    those six lie within the seed-to-seed noise of each other (docs/recovery.md, "How the recipe
+    was chosen")."""
+    return TrainConfig(epochs=5, batch_size=128, lr=0.01, warmup_epochs=0.3, schedule="cosine",
+                       label_smoothing=0.1, weight_decay=5e-4, augment=False)
 
 
 def default_distill() -> DistillConfig:

@@ -69,7 +69,7 @@ def recover_config(args: argparse.Namespace) -> RecoverConfig:
     train = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
         weight_decay=args.weight_decay, schedule=args.schedule, warmup_epochs=args.warmup_epochs,
-        label_smoothing=args.label_smoothing, grad_clip=args.grad_clip, augment=not args.no_augment,
+        label_smoothing=args.label_smoothing, grad_clip=args.grad_clip, augment=args.augment,
         seed=args.seed, device=args.device, early_stopping_patience=args.patience,
     )
     distill = None
@@ -157,7 +157,8 @@ def register_finetune(subparsers, add_command) -> None:
     p.add_argument("--warmup-epochs", type=float, default=d_train.warmup_epochs)
     p.add_argument("--label-smoothing", type=float, default=d_train.label_smoothing)
     p.add_argument("--grad-clip", type=float, default=None, help="max global gradient norm")
-    p.add_argument("--no-augment", action="store_true", help="no random crop/flip")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=d_train.augment,
+                   help="random crop/flip of the training images (default: off; 5 epochs are too few to profit)")
     p.add_argument("--no-bn-recal", action="store_true", help="skip BN recalibration before training")
     p.add_argument("--bn-images", type=int, default=d_recover.bn_recal_images, help="train images for BN recal (<= 2000)")
     p.add_argument("--distill", action="store_true", help="distill from the dense model (the plan's source, or --teacher)")

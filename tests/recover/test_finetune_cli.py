@@ -73,6 +73,15 @@ def test_other_settings_refuse_the_checkpoint_and_leave_it_intact(dirs, finished
     assert (out / "checkpoints" / "last.pt").read_bytes() == checkpoint
 
 
+@pytest.mark.parametrize("flags, augment", [([], False), (["--augment"], True), (["--no-augment"], False)])
+def test_augmentation_is_off_by_default_and_on_with_the_flag(dirs, tmp_path, flags, augment):
+    # Off by default: the recovery sweeps chose no augmentation for 5-epoch fine-tuning.
+    out = tmp_path / "ft"
+    base = [a for a in FAST if a != "--no-augment"]
+    assert main(["finetune", str(dirs["pruned"]), *base, *flags, "--out", str(out)]) == 0
+    assert json.loads((out / "recovery.json").read_text())["config"]["train"]["augment"] is augment
+
+
 @pytest.mark.parametrize("missing, match", [("plan.json", "no plan.json"), ("pruned.safetensors", "no weights")])
 def test_pruned_dir_without_plan_or_weights(dirs, tmp_path, capsys, missing, match):
     broken = tmp_path / "broken"
