@@ -65,7 +65,7 @@ recover:
     warmup_epochs: 0.1
     label_smoothing: 0.0
     weight_decay: 5.0e-5
-    augment: false       # no crop/flip: better on a held-out split in short recoveries (docs/recovery.md)
+    augment: false       # no crop/flip: better on a split held out of train (docs/benchmarks.md)
   distill:
     temperature: 4.0
     alpha: 0.9
