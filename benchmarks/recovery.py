@@ -53,7 +53,7 @@ from shrink.fileio import write_json_atomic, write_text_atomic  # noqa: E402
 from shrink.models import load_model  # noqa: E402
 from shrink.prune.config import IMPORTANCE_NAMES  # noqa: E402
 from shrink.recover import DistillConfig, RecoverConfig, TrainConfig, recalibrate_bn, recover  # noqa: E402
-from shrink.recover.config import default_distill, default_finetune  # noqa: E402
+from shrink.recover.config import OPTIMIZERS, default_distill, default_finetune  # noqa: E402
 
 RECIPE, KD_RECIPE = default_finetune(), default_distill()  # the defaults of `shrink finetune`
 
@@ -62,15 +62,23 @@ CRITERIA = ("l2", "l1", "taylor", "bn-scale", "lamp", "fpgm", "random")
 QUICK_CRITERIA = ("l2", "taylor", "random")  # the smoke test's: one of each code path (weights, gradients, seeded)
 DEFAULT_CRITERION = "l2"  # the baseline's; another criterion must beat it on validation by this much:
 SWITCH_MARGIN_PT = 2.0  # at high ratios every criterion is near chance after BN recal, and noise decides
+
+
 def _flag(text: str) -> bool:
     if text.lower() not in ("0", "1", "true", "false"):
         raise ValueError(f"expected 0/1/true/false, got {text!r}")
     return text.lower() in ("1", "true")
 
 
+def _optimizer(text: str) -> str:
+    if text not in OPTIMIZERS:
+        raise ValueError(f"expected one of {', '.join(OPTIMIZERS)}, got {text!r}")
+    return text
+
+
 VARIANT_KEYS = {"lr": float, "kd_lr": float, "warmup_epochs": float, "weight_decay": float,
                 "label_smoothing": float, "temperature": float, "alpha": float, "batch_size": int,
-                "iterative_steps": int, "epochs": int, "optimizer": str, "momentum": float, "augment": _flag,
+                "iterative_steps": int, "epochs": int, "optimizer": _optimizer, "momentum": float, "augment": _flag,
                 "feature_weight": float, "seed": int}
 # Stage outputs matched by attention transfer when feature_weight > 0 (same spatial size in the
 # pruned student and the dense teacher; MobileNetV2's are the last block of each resolution).
@@ -430,7 +438,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--label-smoothing", type=float, default=RECIPE.label_smoothing, help="of the label term")
     p.add_argument("--temperature", type=float, default=KD_RECIPE.temperature)
     p.add_argument("--alpha", type=float, default=KD_RECIPE.alpha)
-    p.add_argument("--optimizer", default=RECIPE.optimizer, choices=["sgd", "adamw"])
+    p.add_argument("--optimizer", default=RECIPE.optimizer, choices=OPTIMIZERS)
     p.add_argument("--momentum", type=float, default=RECIPE.momentum)
     p.add_argument("--augment", type=_flag, default=RECIPE.augment, help="crop+flip augmentation: 1 or 0")
     p.add_argument("--feature-weight", type=float, default=KD_RECIPE.feature_weight,

@@ -112,8 +112,8 @@ def default_finetune() -> TrainConfig:
     `shrink finetune` and benchmarks/recovery.py): 5 epochs; a peak lr of 0.01 (a tenth of training
     from scratch) at batch 128, reached after a short warmup and annealed to zero by cosine, so the
     kept weights are adjusted rather than erased; weight decay and label smoothing as in the
-    reference models' own training; no crop/flip augmentation, because 5 epochs are too few for the
-    pruned model to profit from harder inputs (the dense model already learned the invariances).
+    reference models' own training; no crop/flip augmentation (our reading: 5 epochs are too few
+    for the pruned model to profit from harder inputs, and the dense model learned the invariances).
 
     Chosen on a validation split held out of train (never the test set), by the best mean accuracy
     over the three target rows of benchmarks/recovery.py: turning augmentation off was worth +1.0
