@@ -80,8 +80,7 @@ def main(argv=None) -> int:
     lines += [f"| {'on' if a else 'off'} | " + " | ".join(f"{x:.2f}%" for x in accs) + f" | {statistics.mean(accs):.2f}% |"
               for a, accs in rows]
     text = "\n".join(lines) + "\n"
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(OUT, text)
+    write_text_atomic(OUT, text)  # creates out/ when missing
     print(text)
     return 0
 
