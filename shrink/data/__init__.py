@@ -5,7 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from shrink.data.calibration import CalibrationConfig, CalibrationReader, calibration_batches
-from shrink.data.splits import BatchOptions, DataInfo, ImageSplit, LoaderSplit, TensorSplit, train_val_split
+from shrink.data.splits import (
+    BatchOptions,
+    DataInfo,
+    ImageSplit,
+    LoaderSplit,
+    TensorSplit,
+    batch_indices,
+    train_val_split,
+)
 from shrink.errors import ShrinkError
 
 DATASETS = ("fmnist", "digits", "imagefolder:DIR", "synthetic[:CxHxW]")
@@ -53,6 +61,7 @@ __all__ = [
     "ImageSplit",
     "LoaderSplit",
     "TensorSplit",
+    "batch_indices",
     "calibration_batches",
     "load_data",
     "train_val_split",

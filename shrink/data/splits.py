@@ -1,7 +1,9 @@
 """In-memory and on-disk image splits that yield normalized (x, y) batches.
 
 Both kinds share one interface: `info`, `len()`, and `batches(...)`, which draws the index order
-from a sampler (a DistributedSampler under torchrun) so every process sees its own shard.
+from a sampler (a DistributedSampler under torchrun) so every process sees its own shard. Both
+batch exactly as `batch_indices(len(split), options)` says, so a caller can tell which images a
+batch holds (the training loop uses it to look up teacher logits computed once).
 """
 
 from __future__ import annotations
@@ -56,7 +58,9 @@ class ImageSplit(Protocol):
 
     def __len__(self) -> int: ...
 
-    def batches(self, options: BatchOptions) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+    def batches(self, options: BatchOptions) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(x, y) for the images of each `batch_indices(len(self), options)` entry, in that order."""
+        ...
 
 
 def make_sampler(dataset_len: int, options: BatchOptions):
@@ -75,6 +79,15 @@ def make_sampler(dataset_len: int, options: BatchOptions):
         gen = torch.Generator().manual_seed(options.seed * 100_003 + options.epoch)
         return RandomSampler(range(dataset_len), generator=gen)
     return SequentialSampler(range(dataset_len))
+
+
+def batch_indices(dataset_len: int, options: BatchOptions) -> list[torch.Tensor]:
+    """The dataset indices of every batch that `batches(options)` yields, in order."""
+    order = torch.tensor(list(iter(make_sampler(dataset_len, options))), dtype=torch.long)
+    chunks = list(torch.split(order, options.batch_size))
+    if options.drop_last and chunks and len(chunks[-1]) < options.batch_size:
+        chunks.pop()
+    return chunks
 
 
 def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -117,14 +130,10 @@ class TensorSplit:
         return TensorSplit(self.images.to(device), self.labels.to(device), self.info)
 
     def batches(self, options: BatchOptions) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        order = torch.tensor(list(iter(make_sampler(len(self), options))), dtype=torch.long)
         mean = torch.tensor(self.info.mean, device=options.device).view(1, -1, 1, 1)
         std = torch.tensor(self.info.std, device=options.device).view(1, -1, 1, 1)
         gen = torch.Generator().manual_seed(options.seed * 7919 + options.epoch)
-        for start in range(0, len(order), options.batch_size):
-            idx = order[start : start + options.batch_size]
-            if options.drop_last and len(idx) < options.batch_size:
-                break
+        for idx in batch_indices(len(self), options):
             idx = idx.to(self.images.device)
             x = self.images[idx].to(options.device, non_blocking=True).float().div_(255.0)
             if options.augment:
@@ -152,10 +161,8 @@ class LoaderSplit:
         dataset = self.train_dataset if options.augment else self.dataset
         loader = DataLoader(
             dataset,
-            batch_size=options.batch_size,
-            sampler=make_sampler(len(dataset), options),
+            batch_sampler=[idx.tolist() for idx in batch_indices(len(dataset), options)],
             num_workers=self.num_workers,
-            drop_last=options.drop_last,
             pin_memory=options.device.startswith("cuda"),
         )
         for x, y in loader:

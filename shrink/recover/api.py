@@ -10,6 +10,7 @@ out of train.
 from __future__ import annotations
 
 import copy
+import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -25,6 +26,7 @@ from shrink.recover.distill import DistillLoss
 from shrink.recover.distributed import distributed_session, resolve_device
 from shrink.recover.evaluation import sharded_accuracy
 from shrink.recover.loop import EpochStats, fit
+from shrink.recover.teacher_logits import compute_teacher_logits, why_not_cache
 
 
 @dataclass
@@ -40,6 +42,7 @@ class RecoverResult:
     best_epoch: int | None
     stopped_early: bool
     distilled: bool
+    teacher_cached: bool  # the teacher's logits were computed once, not on every batch
     seconds: float  # whole stage, evaluation included
     train_seconds: float
     world_size: int
@@ -88,9 +91,12 @@ def recover(
     checkpoint_dir: str | Path | None = None,
     run_id: str = "",
     progress: bool = True,
+    teacher_cache: bool = True,
 ) -> RecoverResult:
     """Recover the accuracy of a pruned `model`; see the module docstring. Under torchrun it joins
-    the process group itself; every process returns the same result, and only rank 0 writes."""
+    the process group itself; every process returns the same result, and only rank 0 writes.
+    `teacher_cache`: compute the teacher's logits once when that is exact and pays (no
+    augmentation, no feature distillation; see teacher_logits.py); False always runs it live."""
     config = config or RecoverConfig()
     if config.distill is not None and teacher is None:
         raise ShrinkError("distillation needs a teacher model (the dense model before pruning)")
@@ -116,14 +122,23 @@ def recover(
                                        batch_size=config.bn_recal_batch_size, device=device,
                                        seed=config.train.seed if config.train else 0)
             after_bn = accuracy()
-        fit_result = None
+        fit_result, cached = None, None
         if config.train is not None:
             criterion = None
             if config.distill is not None:
                 teacher_copy = copy.deepcopy(teacher).to(device)
                 check_classes(teacher_copy, train_split, device)
+                reason = why_not_cache(config.distill, config.train, len(train_split),
+                                       train_split.info.num_classes, ctx.world_size)
+                if teacher_cache and reason is None:
+                    _log(progress and ctx.is_main, f"teacher logits: one pass over {len(train_split):,} images "
+                                                   f"instead of one per epoch ({config.train.epochs})")
+                    cached = compute_teacher_logits(teacher_copy, train_split, device=device,
+                                                    bf16=config.train.bf16, progress=progress and ctx.is_main)
+                elif teacher_cache:
+                    _log(progress and ctx.is_main, f"teacher runs on every batch: {reason}")
                 criterion = DistillLoss(teacher_copy, config.distill, student=student,
-                                        label_smoothing=config.train.label_smoothing)
+                                        label_smoothing=config.train.label_smoothing, cached=cached)
             try:
                 fit_result = fit(student, train_split, config.train, val_split=val_split, criterion=criterion,
                                  checkpoint_dir=checkpoint_dir, run_id=run_id, progress=progress)
@@ -144,9 +159,15 @@ def recover(
         best_epoch=fit_result.best_epoch if fit_result else None,
         stopped_early=fit_result.stopped_early if fit_result else False,
         distilled=config.distill is not None and config.train is not None,
+        teacher_cached=cached is not None,
         seconds=seconds,
         train_seconds=fit_result.seconds if fit_result else 0.0,
         world_size=ctx.world_size,
         history=list(fit_result.history) if fit_result else [],
         config=config.to_dict(),
     )
+
+
+def _log(enabled: bool, message: str) -> None:
+    if enabled:
+        print(message, file=sys.stderr, flush=True)

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from shrink.errors import ShrinkError
 from shrink.recover.config import DistillConfig
+from shrink.recover.teacher_logits import TeacherLogits
 
 
 def kd_loss(
@@ -84,12 +85,17 @@ class _FeatureTap:
 
 
 class DistillLoss(nn.Module):
-    """criterion(student_logits, labels, inputs) for `fit()`: the teacher sees the same (augmented)
-    inputs, under no_grad and inside the loop's autocast, and always stays in eval mode."""
+    """criterion(student_logits, labels, inputs, indices) for `fit()`: the teacher sees the same
+    (augmented) inputs, under no_grad and inside the loop's autocast, and always stays in eval mode.
+    With `cached` teacher logits (see teacher_logits.py) the batch's dataset indices look them up
+    and the teacher does not run."""
 
     def __init__(self, teacher: nn.Module, config: DistillConfig, *, student: nn.Module | None = None,
-                 label_smoothing: float = 0.0) -> None:
+                 label_smoothing: float = 0.0, cached: TeacherLogits | None = None) -> None:
         super().__init__()
+        if cached is not None and config.feature_weight > 0:
+            raise ShrinkError("feature distillation needs the live teacher: do not pass cached logits")
+        self.cached = cached
         self.teacher = teacher.eval()
         for p in self.teacher.parameters():
             p.requires_grad_(False)
@@ -108,9 +114,15 @@ class DistillLoss(nn.Module):
         self.teacher.eval()
         return self
 
-    def forward(self, student_logits: torch.Tensor, labels: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            teacher_logits = self.teacher(inputs)
+    def forward(self, student_logits: torch.Tensor, labels: torch.Tensor, inputs: torch.Tensor,
+                indices: torch.Tensor | None = None) -> torch.Tensor:
+        if self.cached is not None:
+            if indices is None:
+                raise ShrinkError("cached teacher logits need the batch's dataset indices")
+            teacher_logits = self.cached.lookup(indices, labels)
+        else:
+            with torch.no_grad():
+                teacher_logits = self.teacher(inputs)
         loss = kd_loss(student_logits, teacher_logits, labels, temperature=self.config.temperature,
                        alpha=self.config.alpha, label_smoothing=self.label_smoothing)
         if self._student_tap is not None:

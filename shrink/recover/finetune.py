@@ -111,7 +111,7 @@ def run_finetune(args: argparse.Namespace) -> int:
         device = resolve_device(config.train.device, ctx)
         train, test = train.to(device), test.to(device)
         result = recover(loaded.model, teacher.model if teacher else None, train, config, eval_split=test,
-                         checkpoint_dir=out / "checkpoints", run_id=run_id)
+                         checkpoint_dir=out / "checkpoints", run_id=run_id, teacher_cache=not args.no_teacher_cache)
     if not ctx.is_main:
         return 0  # only rank 0 writes
     save_state_dict(result.model, out / WEIGHTS_FILE)
@@ -165,6 +165,9 @@ def register_finetune(subparsers, add_command) -> None:
     p.add_argument("--teacher", help="the dense teacher model (default: the model the plan was made from)")
     p.add_argument("--temperature", type=float, default=d_distill.temperature)
     p.add_argument("--alpha", type=float, default=d_distill.alpha, help="weight of the teacher term (1-alpha: labels)")
+    p.add_argument("--no-teacher-cache", action="store_true",
+                   help="run the teacher on every batch even when its logits could be computed once "
+                        "(they are by default without augmentation or feature layers: same targets, faster)")
     p.add_argument("--feature-layers", help="comma-separated module names for attention-transfer distillation")
     p.add_argument("--feature-weight", type=float, default=100.0, help="weight of the feature term (with --feature-layers)")
     p.add_argument("--val-fraction", type=float, default=0.0, help="hold out this much of train for validation")

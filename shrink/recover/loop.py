@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from shrink.data import BatchOptions
+from shrink.data import BatchOptions, batch_indices
 from shrink.errors import ShrinkError
 from shrink.recover.checkpoint import TrainingState, load_checkpoint, save_checkpoint
 from shrink.recover.config import TrainConfig
@@ -37,8 +37,8 @@ from shrink.recover.distributed import (
 from shrink.recover.evaluation import sharded_accuracy
 from shrink.recover.optim import make_optimizer, make_scheduler
 
-# (logits, labels, inputs) -> scalar loss; distillation plugs in here
-Criterion = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+# (logits, labels, inputs, dataset indices of the batch) -> scalar loss; distillation plugs in here
+Criterion = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 __all__ = ["Criterion", "EpochStats", "FitResult", "fit", "label_smoothing_ce", "resolve_device"]
 
@@ -73,7 +73,7 @@ class FitResult:
 
 
 def label_smoothing_ce(label_smoothing: float) -> Criterion:
-    def criterion(logits, labels, inputs):
+    def criterion(logits, labels, inputs, indices):
         return F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
 
     return criterion
@@ -195,12 +195,15 @@ def fit(
                                epoch=epoch, device=device, rank=ctx.rank, world_size=ctx.world_size)
         bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False,
                    disable=not (progress and ctx.is_main and sys.stderr.isatty()))
-        for i, (x, y) in enumerate(train_split.batches(options)):
+        # Indices let distillation look up cached teacher logits; strict: a split that yields another
+        # number of batches fails here, and the cache checks each batch's labels against its own.
+        batches = zip(train_split.batches(options), batch_indices(len(train_split), options), strict=True)
+        for i, ((x, y), indices) in enumerate(batches):
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with autocast:
                 logits = net(x)
-                loss = criterion(logits.float(), y, x)
+                loss = criterion(logits.float(), y, x, indices)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip is not None:

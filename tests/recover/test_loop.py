@@ -35,7 +35,7 @@ class _CrashAt:
     def __init__(self, n: int) -> None:
         self.calls, self.n = 0, n
 
-    def __call__(self, logits, labels, inputs):
+    def __call__(self, logits, labels, inputs, indices):
         self.calls += 1
         if self.calls == self.n:
             raise KeyboardInterrupt
