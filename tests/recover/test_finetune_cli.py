@@ -82,6 +82,17 @@ def test_augmentation_is_off_by_default_and_on_with_the_flag(dirs, tmp_path, fla
     assert json.loads((out / "recovery.json").read_text())["config"]["train"]["augment"] is augment
 
 
+@pytest.mark.parametrize("flags, cached", [([], True), (["--no-teacher-cache"], False), (["--augment"], False)])
+def test_distillation_caches_the_teacher_logits_unless_told_or_augmenting(dirs, tmp_path, capsys, flags, cached):
+    out = tmp_path / "kd"
+    base = [a for a in FAST if a != "--no-augment"]
+    assert main(["finetune", str(dirs["pruned"]), *base, "--epochs", "2", "--distill", *flags, "--out", str(out)]) == 0
+    assert json.loads((out / "recovery.json").read_text())["teacher_cached"] is cached
+    err = capsys.readouterr().err
+    assert ("teacher logits: one pass" in err) is cached
+    assert ("teacher runs on every batch: augmentation" in err) is ("--augment" in flags)
+
+
 @pytest.mark.parametrize("missing, match", [("plan.json", "no plan.json"), ("pruned.safetensors", "no weights")])
 def test_pruned_dir_without_plan_or_weights(dirs, tmp_path, capsys, missing, match):
     broken = tmp_path / "broken"
