@@ -10,7 +10,6 @@ out of train.
 from __future__ import annotations
 
 import copy
-import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -25,7 +24,7 @@ from shrink.recover.config import RecoverConfig
 from shrink.recover.distill import DistillLoss
 from shrink.recover.distributed import distributed_session, resolve_device
 from shrink.recover.evaluation import sharded_accuracy
-from shrink.recover.loop import EpochStats, fit
+from shrink.recover.loop import EpochStats, fit, log_progress
 from shrink.recover.teacher_logits import compute_teacher_logits, why_not_cache
 
 
@@ -128,15 +127,16 @@ def recover(
             if config.distill is not None:
                 teacher_copy = copy.deepcopy(teacher).to(device)
                 check_classes(teacher_copy, train_split, device)
+                log = log_progress if (progress and ctx.is_main) else (lambda message: None)
                 reason = why_not_cache(config.distill, config.train, len(train_split),
                                        train_split.info.num_classes, ctx.world_size)
                 if teacher_cache and reason is None:
-                    _log(progress and ctx.is_main, f"teacher logits: one pass over {len(train_split):,} images "
-                                                   f"instead of one per epoch ({config.train.epochs})")
+                    log(f"teacher logits: one pass over {len(train_split):,} images "
+                        f"instead of one per epoch ({config.train.epochs})")
                     cached = compute_teacher_logits(teacher_copy, train_split, device=device,
                                                     bf16=config.train.bf16, progress=progress and ctx.is_main)
                 elif teacher_cache:
-                    _log(progress and ctx.is_main, f"teacher runs on every batch: {reason}")
+                    log(f"teacher runs on every batch: {reason}")
                 criterion = DistillLoss(teacher_copy, config.distill, student=student,
                                         label_smoothing=config.train.label_smoothing, cached=cached)
             try:
@@ -166,8 +166,3 @@ def recover(
         history=list(fit_result.history) if fit_result else [],
         config=config.to_dict(),
     )
-
-
-def _log(enabled: bool, message: str) -> None:
-    if enabled:
-        print(message, file=sys.stderr, flush=True)

@@ -161,7 +161,7 @@ def fit(
     steps = _steps_per_epoch(len(train_split), batch_size, ctx.world_size)
     scheduler = make_scheduler(optimizer, config, steps)
     run_id = f"{run_id}:{config.fingerprint()}"
-    log = _log if (progress and ctx.is_main) else (lambda message: None)
+    log = log_progress if (progress and ctx.is_main) else (lambda message: None)
 
     start_epoch, history, best_state = 0, [], None
     if checkpoint_dir is not None:
@@ -248,5 +248,6 @@ def fit(
                      world_size=ctx.world_size)
 
 
-def _log(message: str) -> None:
+def log_progress(message: str) -> None:
+    """A progress line on stderr (stdout stays for results)."""
     print(message, file=sys.stderr, flush=True)
