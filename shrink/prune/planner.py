@@ -35,7 +35,7 @@ from shrink.prune.groups import CoupledGroup, discover_groups
 from shrink.prune.guards import GuardLimits, ResourceGuard
 from shrink.prune.importance import group_scores, make_importance, prepare_gradients
 from shrink.prune.plan import Counts, LayerWidth, LeftWhole, PlanGroup, PlanStep, PrunedLayer, PrunePlan
-from shrink.prune.selection import Keeps, Ranked, rank, removed_roots, select
+from shrink.prune.selection import Keeps, Ranked, one_step_moves, rank, removed_roots, select
 from shrink.prune.targets import solve
 
 MAX_REPAIR_ROUNDS = 4  # rounds of "leave failing groups whole, choose again"
@@ -245,7 +245,11 @@ def _solve_keeps(model, inputs, config, index, ranked, done, dense) -> tuple[Kee
         pruned = _replay(model, done, build_step(ranked, keeps, 0.0, index, done, config.attention))
         return count(pruned, inputs, owned=True).macs if config.target_kind == "macs" else count_params(pruned)
 
-    solution = solve(select_at, measure, target, config.max_layer_ratio, what=config.target_kind)
+    def step_moves(keeps: Keeps):
+        return one_step_moves(ranked, keeps, config.max_layer_ratio, config.round_to)
+
+    solution = solve(select_at, measure, target, config.max_layer_ratio, what=config.target_kind,
+                     step_moves=step_moves)
     if not solution.within_tolerance:
         warnings.warn(
             f"step {index}: reached {solution.value:,} {config.target_kind} for a target of {target:,.0f} "

@@ -132,6 +132,16 @@ def select(ranked: list[Ranked], scope: str, ratio: float, max_layer_ratio: floa
     return pick(ranked, ratio, max_layer_ratio, round_to)
 
 
+def one_step_moves(ranked: list[Ranked], keeps: Keeps, max_layer_ratio: float, round_to: int):
+    """(group, keeps with that group one rounding step narrower or wider) for every move that stays
+    within the group's max_layer_ratio floor and its current units."""
+    for r in ranked:
+        step, keep = _multiple(r, round_to), keeps[r.name]
+        for moved in (keep - step, keep + step):
+            if _floor_keep(r, max_layer_ratio, round_to) <= moved <= len(r.units):
+                yield r.name, {**keeps, r.name: moved}
+
+
 def removed_roots(ranked: Ranked, keep: int) -> list[int]:
     """The root channels of the least important units beyond `keep`, sorted."""
     drop = len(ranked.units) - keep

@@ -4,13 +4,16 @@ The pruned size is a step function of the ratio (widths move in round_to steps, 
 scope all groups of one width step together), so bisection alone can stall a few percent away.
 Between the last ratio above the target and the first one below it, groups are then moved one at a
 time to their narrower width (bisecting on how many are moved) until the size is within tolerance.
-Widths stay within one rounding step of the uniform (or global) choice.
+If that still misses (global scope: the two ratios can differ in one group only, whose rounding
+step is worth several percent of the model), any group may move one rounding step, greedily,
+whichever move lands closest, each group at most once. Widths stay within one rounding step of
+the uniform (or global) choice.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterable
 
 from shrink.errors import ShrinkValueError
 from shrink.prune.selection import Keeps
@@ -18,6 +21,10 @@ from shrink.prune.selection import Keeps
 TARGET_TOLERANCE = 0.01  # reach the target within 1%
 MAX_BISECTIONS = 24
 MAX_SINGLE_MOVES = 40  # single-group moves tried when the bisection lands between two rounding steps
+MAX_STEP_ROUNDS = 6  # greedy one-step moves of any group, after those
+
+# keeps -> (group name, keeps with that group one rounding step wider or narrower) for every allowed move
+StepMoves = Callable[[Keeps], Iterable[tuple[str, Keeps]]]
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,7 @@ def solve(
     target: float,
     max_ratio: float,
     what: str = "MACs",
+    step_moves: StepMoves | None = None,
 ) -> Solution:
     """Keeps whose measured size is closest to `target` (within 1% when the widths allow it)."""
     cache: dict[tuple, int] = {}
@@ -77,7 +85,28 @@ def solve(
             hi, hi_keeps = mid, keeps
     if best.within_tolerance:
         return best
-    return _closer(best, _move_groups(lo_keeps, hi_keeps, hi, size, target))
+    best = _closer(best, _move_groups(lo_keeps, hi_keeps, hi, size, target))
+    if best.within_tolerance or step_moves is None:
+        return best
+    return _step_any_group(best, step_moves, size)
+
+
+def _step_any_group(best: Solution, step_moves: StepMoves, size) -> Solution:
+    """Greedy: the one-step move of any not yet moved group that lands closest, while it helps."""
+    moved: set[str] = set()
+    for _ in range(MAX_STEP_ROUNDS):
+        if best.within_tolerance:
+            break
+        tries = [(name, Solution(keeps, best.ratio, size(keeps), best.target))
+                 for name, keeps in step_moves(best.keeps) if name not in moved]
+        if not tries:
+            break
+        name, closest = min(tries, key=lambda t: t[1].error)
+        if closest.error >= best.error:
+            break
+        best = closest
+        moved.add(name)
+    return best
 
 
 def _closer(a: Solution, b: Solution) -> Solution:
