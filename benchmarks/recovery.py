@@ -79,7 +79,7 @@ def _optimizer(text: str) -> str:
 VARIANT_KEYS = {"lr": float, "kd_lr": float, "warmup_epochs": float, "weight_decay": float,
                 "label_smoothing": float, "temperature": float, "alpha": float, "batch_size": int,
                 "iterative_steps": int, "epochs": int, "optimizer": _optimizer, "momentum": float, "augment": _flag,
-                "feature_weight": float, "seed": int}
+                "feature_weight": float, "seed": int, "ema_epochs": float}
 # Stage outputs matched by attention transfer when feature_weight > 0 (same spatial size in the
 # pruned student and the dense teacher; MobileNetV2's are the last block of each resolution).
 FEATURE_LAYERS = {"fmnist_resnet18": ("layer1", "layer2", "layer3", "layer4"),
@@ -135,7 +135,7 @@ def recipes(args, model: str) -> tuple[RecoverConfig, RecoverConfig]:
     train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
                         momentum=args.momentum, weight_decay=args.weight_decay, schedule="cosine",
                         warmup_epochs=args.warmup_epochs, label_smoothing=args.label_smoothing,
-                        augment=args.augment, seed=args.seed, device=args.device)
+                        augment=args.augment, seed=args.seed, device=args.device, ema_epochs=args.ema_epochs)
     ft = RecoverConfig(bn_recal=True, bn_recal_images=args.bn_images, train=train)
     features = FEATURE_LAYERS[model] if args.feature_weight > 0 else ()
     kd = RecoverConfig(bn_recal=True, bn_recal_images=args.bn_images, train=replace(train, lr=args.kd_lr or args.lr),
@@ -290,7 +290,8 @@ def run_methods(tag, row, args, chosen, pruned, dense, dense_macs, example, trai
 
 
 def _summary(r) -> dict:
-    return {"accuracy": r.accuracy_after, "accuracy_bn_recal": r.accuracy_bn_recal, "epochs": r.epochs_completed,
+    return {"accuracy": r.accuracy_after, "accuracy_last_weights": r.accuracy_last_weights,
+            "accuracy_bn_recal": r.accuracy_bn_recal, "epochs": r.epochs_completed,
             "train_seconds": r.train_seconds, "seconds": r.seconds,
             "final_train_loss": r.history[-1].train_loss if r.history else None}
 
@@ -356,6 +357,14 @@ def _fmt(acc: float | None, dense: float) -> str:
     return "n/a" if acc is None else f"{acc:.2f}% ({acc - dense:+.2f})"
 
 
+def _variant_cell(method: dict) -> str:
+    """Accuracy of one recovery; with weight averaging, the last live weights' beside it (same run)."""
+    acc, last = method.get("accuracy"), method.get("accuracy_last_weights")
+    if acc is None:
+        return "n/a"
+    return f"{acc:.2f}%" + (f" (last weights {last:.2f}%)" if last is not None else "")
+
+
 def markdown(results: list[dict], meta: dict) -> str:
     scored = "VALIDATION split held out of train (recipe selection; not test accuracy)" if meta["select_on_val"] else "test set"
     lines = [
@@ -395,9 +404,8 @@ def markdown(results: list[dict], meta: dict) -> str:
                   "", "| model | channels kept | variant | fine-tune | KD | KD, iterative |", "|---|---|---|---|---|---|"]
         for r in results:
             for name, m in r.get("variants", {}).items():
-                cells = [m.get(k, {}).get("accuracy") for k in ("finetune", "kd", "kd_iterative")]
-                lines.append(f"| {r['row']['label']} | {r['row']['kept']} | {name} | "
-                             + " | ".join("n/a" if c is None else f"{c:.2f}%" for c in cells) + " |")
+                cells = [_variant_cell(m.get(k, {})) for k in ("finetune", "kd", "kd_iterative")]
+                lines.append(f"| {r['row']['label']} | {r['row']['kept']} | {name} | " + " | ".join(cells) + " |")
     lines += ["", "Baseline of the issue (its own dense model, so compare the change columns):", "",
               "| model | channels kept | dense | 5 epochs fine-tune | 5 epochs KD |", "|---|---|---|---|---|"]
     for r in results:
@@ -409,6 +417,8 @@ def markdown(results: list[dict], meta: dict) -> str:
     recipe = meta["recipe"]
     optimizer = (f"SGD nesterov momentum {recipe['momentum']}" if recipe["optimizer"] == "sgd" else "AdamW")
     features = f", attention transfer x{recipe['feature_weight']:g} on stage outputs" if recipe["feature_weight"] else ""
+    if recipe.get("ema_epochs"):
+        features += f", weights averaged (EMA) over about the last {recipe['ema_epochs']:g} epoch(s)"
     lines += ["", f"Recipe: {optimizer}, cosine, warmup {recipe['warmup_epochs']} epochs, peak lr {recipe['lr']} "
               f"(KD {recipe['kd_lr'] or recipe['lr']}), wd {recipe['weight_decay']} (not on norms/biases), batch "
               f"{recipe['batch_size']}, label smoothing {recipe['label_smoothing']}, KD T={recipe['temperature']} "
@@ -450,6 +460,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--augment", type=_flag, default=RECIPE.augment, help="crop+flip augmentation: 1 or 0")
     p.add_argument("--feature-weight", type=float, default=KD_RECIPE.feature_weight,
                    help="attention-transfer weight on the stage outputs (FEATURE_LAYERS); 0: logits only")
+    p.add_argument("--ema-epochs", type=float, default=RECIPE.ema_epochs,
+                   help="end with the weights averaged (EMA) over about this many last epochs (default: off); "
+                        "the tables then also give the last weights' accuracy from the same run")
     p.add_argument("--bn-images", type=int, default=2000)
     p.add_argument("--iterative-steps", type=int, default=2, help="steps of the iterative KD row (<=1: skip it)")
     p.add_argument("--seed", type=int, default=0)
@@ -495,7 +508,7 @@ def main(argv=None) -> int:
     results = run_children(args.rows, argv, jobs, args.out)
     recipe = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "kd_lr", "warmup_epochs", "weight_decay",
                                             "label_smoothing", "temperature", "alpha", "bn_images", "iterative_steps",
-                                            "optimizer", "momentum", "augment", "feature_weight", "scope")}
+                                            "optimizer", "momentum", "augment", "feature_weight", "scope", "ema_epochs")}
     meta = {"command": shlex.join(["python", "benchmarks/recovery.py", *argv]), "machine": machine(),
             "seconds": time.perf_counter() - t0, "quick": args.quick, "criteria": args.criteria, "recipe": recipe,
             "variants": args.variant, "select_on_val": args.select_on_val}

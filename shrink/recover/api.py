@@ -34,6 +34,7 @@ class RecoverResult:
     accuracy_before: float | None  # percent top-1 on eval_split, as given
     accuracy_bn_recal: float | None  # after BN recalibration, before any training
     accuracy_after: float | None
+    accuracy_last_weights: float | None  # with ema_epochs: the last live weights (accuracy_after: their average)
     eval_split: str | None  # dataset name of eval_split
     bn_recal_images: int
     epochs_run: int
@@ -146,12 +147,18 @@ def recover(
                 if criterion is not None:
                     criterion.close()
         after = accuracy() if config.train is not None else after_bn
+        last = None
+        if fit_result is not None and fit_result.last_weights is not None and eval_split is not None:
+            live = copy.deepcopy(student)
+            live.load_state_dict(fit_result.last_weights)
+            last = sharded_accuracy(live, eval_split, device=device, ctx=ctx)
         seconds = time.perf_counter() - t_start
     return RecoverResult(
         model=student.cpu().eval(),
         accuracy_before=before,
         accuracy_bn_recal=after_bn,
         accuracy_after=after,
+        accuracy_last_weights=last,
         eval_split=eval_split.info.name if eval_split is not None else None,
         bn_recal_images=bn_images,
         epochs_run=fit_result.epochs_run if fit_result else 0,

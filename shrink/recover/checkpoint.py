@@ -24,6 +24,7 @@ class TrainingState:
     run_id: str  # fingerprint of config + model + data; a resume must match it
     history: list[dict]
     best_model: dict | None = None  # weights of the best validation epoch, kept for early stopping
+    average: dict | None = None  # WeightAverage.state_dict(), when the run averages its weights
 
 
 def save_checkpoint(directory: str | Path, state: TrainingState) -> Path:
@@ -36,6 +37,7 @@ def save_checkpoint(directory: str | Path, state: TrainingState) -> Path:
         "run_id": state.run_id,
         "history": json.dumps(state.history),
         "best_model": state.best_model if state.best_model is not None else {},
+        "average": state.average if state.average is not None else {},
     }
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
@@ -57,6 +59,7 @@ def load_checkpoint(directory: str | Path, run_id: str) -> TrainingState | None:
             run_id=str(payload["run_id"]),
             history=json.loads(payload["history"]),
             best_model=payload.get("best_model") or None,
+            average=payload.get("average") or None,
         )
     except Exception as exc:  # pickle, zip and key errors all mean the same to the user
         raise ShrinkError(f"checkpoint {path} is unreadable ({type(exc).__name__}); move it away to start afresh") from exc

@@ -40,6 +40,7 @@ class TrainConfig:
     channels_last: bool = True  # on CUDA only
     early_stopping_patience: int | None = None  # stop after this many epochs without a better val accuracy
     restore_best: bool = True  # with early stopping: end with the weights of the best val epoch
+    ema_epochs: float | None = None  # end with the weights averaged (EMA) over about this many last epochs
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -58,6 +59,8 @@ class TrainConfig:
             raise ShrinkValueError(f"grad_clip must be > 0, got {self.grad_clip}")
         if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
             raise ShrinkValueError(f"early_stopping_patience must be >= 1, got {self.early_stopping_patience}")
+        if self.ema_epochs is not None and not self.ema_epochs > 0:
+            raise ShrinkValueError(f"ema_epochs must be > 0, got {self.ema_epochs}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -70,7 +70,7 @@ def recover_config(args: argparse.Namespace) -> RecoverConfig:
         epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
         weight_decay=args.weight_decay, schedule=args.schedule, warmup_epochs=args.warmup_epochs,
         label_smoothing=args.label_smoothing, grad_clip=args.grad_clip, augment=args.augment,
-        seed=args.seed, device=args.device, early_stopping_patience=args.patience,
+        seed=args.seed, device=args.device, early_stopping_patience=args.patience, ema_epochs=args.ema_epochs,
     )
     distill = None
     if args.distill:
@@ -132,6 +132,8 @@ def run_finetune(args: argparse.Namespace) -> int:
     if result.accuracy_bn_recal is not None:
         steps.append(f"BN recal {result.accuracy_bn_recal:.2f}%")
     steps.append(f"{'distilled' if result.distilled else 'fine-tuned'} {result.accuracy_after:.2f}%")
+    if result.accuracy_last_weights is not None:
+        steps[-1] += f" (averaged; last weights {result.accuracy_last_weights:.2f}%)"
     print(f"{train.info.name} test top-1: " + " -> ".join(steps) +
           f"  ({result.epochs_completed} epochs, {result.seconds:.0f}s, {result.world_size} process(es))")
     print(f"wrote {out / WEIGHTS_FILE}, {out / PLAN_FILE} and {out / RESULT_FILE}")
@@ -159,6 +161,8 @@ def register_finetune(subparsers, add_command) -> None:
     p.add_argument("--grad-clip", type=float, default=None, help="max global gradient norm")
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=d_train.augment,
                    help="random crop/flip of the training images (default: off; 5 epochs are too few to profit)")
+    p.add_argument("--ema-epochs", type=float, default=d_train.ema_epochs,
+                   help="end with the weights averaged (EMA) over about this many last epochs (default: off)")
     p.add_argument("--no-bn-recal", action="store_true", help="skip BN recalibration before training")
     p.add_argument("--bn-images", type=int, default=d_recover.bn_recal_images, help="train images for BN recal (<= 2000)")
     p.add_argument("--distill", action="store_true", help="distill from the dense model (the plan's source, or --teacher)")

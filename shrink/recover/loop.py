@@ -36,6 +36,7 @@ from shrink.recover.distributed import (
 )
 from shrink.recover.evaluation import sharded_accuracy
 from shrink.recover.optim import make_optimizer, make_scheduler
+from shrink.recover.weight_average import WeightAverage, decay_for
 
 # (logits, labels, inputs, dataset indices of the batch) -> scalar loss; distillation plugs in here
 Criterion = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -63,13 +64,15 @@ class FitResult:
     best_epoch: int | None = None  # by validation accuracy, when there is a validation split
     stopped_early: bool = False
     world_size: int = 1
+    # with ema_epochs: the model ends with the averaged weights, and these are the last live ones
+    last_weights: dict[str, torch.Tensor] | None = field(default=None, repr=False)
 
     @property
     def epochs_completed(self) -> int:
         return len(self.history)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k != "last_weights"}
 
 
 def label_smoothing_ce(label_smoothing: float) -> Criterion:
@@ -162,6 +165,9 @@ def fit(
     scheduler = make_scheduler(optimizer, config, steps)
     run_id = f"{run_id}:{config.fingerprint()}"
     log = log_progress if (progress and ctx.is_main) else (lambda message: None)
+    # With an average, it is what validation scores, early stopping keeps and the model ends with.
+    average = WeightAverage(model, decay_for(config.ema_epochs, steps)) if config.ema_epochs else None
+    scored = average.model if average is not None else model
 
     start_epoch, history, best_state = 0, [], None
     if checkpoint_dir is not None:
@@ -172,6 +178,8 @@ def fit(
             scheduler.load_state_dict(state.scheduler)
             start_epoch, history = state.epoch, [EpochStats(**h) for h in state.history]
             best_state = state.best_model
+            if average is not None and state.average is not None:
+                average.load_state_dict(state.average)
             log(f"resuming after epoch {start_epoch}/{config.epochs} from {checkpoint_dir}")
 
     net = model
@@ -210,6 +218,8 @@ def fit(
                 nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
             scheduler.step()
+            if average is not None:
+                average.update(model)
             loss_sum += loss.detach() * len(y)
             correct += (logits.detach().argmax(1) == y).sum()
             seen += len(y)
@@ -219,13 +229,13 @@ def fit(
             bar.update(1)
         bar.close()
         loss_total, correct_total, seen_total = all_reduce_sum([loss_sum.item(), correct.item(), seen], device)
-        val_acc = sharded_accuracy(model, val_split, device=device, ctx=ctx) if val_split is not None else None
+        val_acc = sharded_accuracy(scored, val_split, device=device, ctx=ctx) if val_split is not None else None
         seconds = time.perf_counter() - t0
         stats = EpochStats(epoch + 1, loss_total / max(seen_total, 1), 100.0 * correct_total / max(seen_total, 1),
                            val_acc, optimizer.param_groups[0]["lr"], seconds, seen_total / seconds)
         history.append(stats)
         if config.early_stopping_patience is not None and _best_epoch(history) == stats.epoch:
-            best_state = _cpu_state(model)
+            best_state = _cpu_state(scored)
         eta = (time.perf_counter() - t_start) / (epoch + 1 - start_epoch) * (config.epochs - epoch - 1)
         val_text = f"  val {val_acc:.2f}%" if val_acc is not None else ""
         log(f"epoch {stats.epoch}/{config.epochs}  loss {stats.train_loss:.4f}  train {stats.train_accuracy:.2f}%"
@@ -233,11 +243,16 @@ def fit(
         if checkpoint_dir is not None and ctx.is_main:
             save_checkpoint(checkpoint_dir, TrainingState(
                 model=_cpu_state(model), optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                epoch=epoch + 1, run_id=run_id, history=[asdict(h) for h in history], best_model=best_state))
+                epoch=epoch + 1, run_id=run_id, history=[asdict(h) for h in history], best_model=best_state,
+                average=average.state_dict() if average is not None else None))
     stopped = _should_stop(history, config.early_stopping_patience) and len(history) < config.epochs
     if stopped:
         log(f"early stop: no better validation accuracy for {config.early_stopping_patience} epochs")
     best_epoch = _best_epoch(history)
+    last_weights = None
+    if average is not None:
+        last_weights = _cpu_state(model)
+        model.load_state_dict(average.model.state_dict())
     if config.early_stopping_patience is not None and config.restore_best and best_state is not None:
         model.load_state_dict(best_state)
         if best_epoch != len(history):
@@ -245,7 +260,7 @@ def fit(
     model.to(memory_format=torch.contiguous_format)
     return FitResult(epochs_run=len(history) - start_epoch, resumed_from_epoch=start_epoch, history=history,
                      seconds=time.perf_counter() - t_start, best_epoch=best_epoch, stopped_early=stopped,
-                     world_size=ctx.world_size)
+                     world_size=ctx.world_size, last_weights=last_weights)
 
 
 def log_progress(message: str) -> None:

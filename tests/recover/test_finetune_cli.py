@@ -92,6 +92,16 @@ def test_distillation_caches_the_teacher_logits_unless_told_or_augmenting(dirs, 
     assert ("teacher logits: one pass" in err) is cached
     assert ("teacher runs on every batch: augmentation" in err) is ("--augment" in flags)
 
+def test_weight_averaging_ships_the_average_and_reports_the_last_weights(dirs, tmp_path, capsys):
+    out = tmp_path / "ema"
+    assert main(["finetune", str(dirs["pruned"]), *FAST, "--ema-epochs", "0.5", "--out", str(out)]) == 0
+    assert "(averaged; last weights " in capsys.readouterr().out
+    result = json.loads((out / "recovery.json").read_text())
+    assert result["config"]["train"]["ema_epochs"] == 0.5 and result["accuracy_last_weights"] is not None
+    shipped = evaluate_torch(load_model(str(out)).model, digits("test")).accuracy
+    assert shipped == pytest.approx(result["accuracy_after"], abs=1e-6)  # the averaged weights are the ones written
+
+
 
 @pytest.mark.parametrize("missing, match", [("plan.json", "no plan.json"), ("pruned.safetensors", "no weights")])
 def test_pruned_dir_without_plan_or_weights(dirs, tmp_path, capsys, missing, match):
