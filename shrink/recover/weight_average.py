@@ -30,9 +30,10 @@ class WeightAverage:
         self.updates = 0
 
     def current_decay(self) -> float:
-        """The decay of the latest update: smaller early on, so the first weights (here: just
-        pruned) do not dominate the average for thousands of steps."""
-        return min(self.decay, (1 + self.updates) / (10 + self.updates))
+        """The decay of the latest update. Until the horizon is reached it is 1 - 1/(n + 1), which
+        makes the average the plain mean of the weights seen so far, so the first weights (here:
+        just pruned) weigh no more than any later ones; from then on it is the set decay."""
+        return min(self.decay, 1.0 - 1.0 / (self.updates + 1))
 
     @torch.no_grad()
     def update(self, live: nn.Module) -> None:

@@ -32,15 +32,26 @@ def test_update_matches_a_hand_computation_and_copies_integer_buffers():
     live[1].running_mean.fill_(2.0)
     live[1].num_batches_tracked.fill_(7)
     average.update(live)
-    # First update: the decay is min(0.99, 2/11), so the average moves 9/11 of the way.
-    d = 2 / 11
+    # First update: the decay is 1 - 1/2, so the average is the mean of the start and the new weights.
     got = average.model.state_dict()
     for name, value in live.state_dict().items():
         if value.is_floating_point():
-            torch.testing.assert_close(got[name], d * start[name] + (1 - d) * value)
+            torch.testing.assert_close(got[name], 0.5 * start[name] + 0.5 * value)
     assert got["1.num_batches_tracked"].item() == 7
-    average.updates = 10_000  # late in training the configured decay applies
+    average.updates = 10_000  # past the horizon (100 updates) the configured decay applies
     assert average.current_decay() == 0.99
+
+
+def test_before_the_horizon_the_average_is_the_plain_mean():
+    live = nn.Linear(4, 1, bias=False)
+    average = WeightAverage(live, decay=0.999)
+    seen = [live.weight.detach().clone()]
+    for _ in range(5):
+        with torch.no_grad():
+            live.weight.copy_(torch.randn(1, 4))
+        seen.append(live.weight.detach().clone())
+        average.update(live)
+    torch.testing.assert_close(average.model.weight, torch.stack(seen).mean(0))
     assert not any(p.requires_grad for p in average.model.parameters())
 
 
