@@ -66,6 +66,19 @@ def fast_train(**overrides):
     return TrainConfig(**{**base, **overrides})
 
 
+class CrashAt:
+    """A criterion that raises at its n-th call: a crash in the middle of an epoch."""
+
+    def __init__(self, n: int) -> None:
+        self.calls, self.n = 0, n
+
+    def __call__(self, logits, labels, inputs, indices):
+        self.calls += 1
+        if self.calls == self.n:
+            raise KeyboardInterrupt
+        return torch.nn.functional.cross_entropy(logits, labels)
+
+
 def narrow_copy(model: nn.Sequential, keep: int) -> nn.Sequential:
     """A physically narrower copy of tiny_net keeping the first `keep` channels of the first block:
     a stand-in for a pruned model whose BN statistics no longer fit."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from recover_fixtures import digits, fast_train, tiny_net
+from recover_fixtures import CrashAt, digits, fast_train, tiny_net
 
 from shrink.data import train_val_split
 from shrink.errors import ShrinkError
@@ -29,19 +29,6 @@ def _train(epochs, checkpoint_dir=None, run_id="r", seed=0, criterion=None, **ov
     return model, result
 
 
-class _CrashAt:
-    """A criterion that raises at its n-th call: a crash in the middle of an epoch."""
-
-    def __init__(self, n: int) -> None:
-        self.calls, self.n = 0, n
-
-    def __call__(self, logits, labels, inputs, indices):
-        self.calls += 1
-        if self.calls == self.n:
-            raise KeyboardInterrupt
-        return torch.nn.functional.cross_entropy(logits, labels)
-
-
 def test_same_seed_same_weights_other_seed_other_weights():
     a, _ = _train(1)
     b, _ = _train(1)
@@ -51,16 +38,16 @@ def test_same_seed_same_weights_other_seed_other_weights():
 
 
 def test_crash_mid_epoch_then_resume_gives_the_same_weights(tmp_path):
-    straight, _ = _train(3, criterion=_CrashAt(10**9))
+    straight, _ = _train(3, criterion=CrashAt(10**9))
     steps_per_epoch = SMALL // 32
     with pytest.raises(KeyboardInterrupt):  # in epoch 2, half-way
-        _train(3, checkpoint_dir=tmp_path, criterion=_CrashAt(steps_per_epoch + steps_per_epoch // 2))
+        _train(3, checkpoint_dir=tmp_path, criterion=CrashAt(steps_per_epoch + steps_per_epoch // 2))
     assert torch.load(tmp_path / CHECKPOINT_NAME, weights_only=True)["epoch"] == 1
-    resumed, result = _train(3, checkpoint_dir=tmp_path, criterion=_CrashAt(10**9))
+    resumed, result = _train(3, checkpoint_dir=tmp_path, criterion=CrashAt(10**9))
     assert result.resumed_from_epoch == 1 and result.epochs_run == 2 and len(result.history) == 3
     assert torch.equal(_params(resumed), _params(straight))
     # Rerunning a finished run does no more work and keeps its weights.
-    again, result = _train(3, checkpoint_dir=tmp_path, criterion=_CrashAt(10**9))
+    again, result = _train(3, checkpoint_dir=tmp_path, criterion=CrashAt(10**9))
     assert result.epochs_run == 0 and torch.equal(_params(again), _params(straight))
 
 

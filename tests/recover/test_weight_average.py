@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn as nn
-from recover_fixtures import digits, fast_train, tiny_net
+from recover_fixtures import CrashAt, digits, fast_train, tiny_net
 
 from shrink.data import train_val_split
 from shrink.errors import ShrinkValueError
@@ -91,23 +91,12 @@ def test_validation_scores_the_average():
     assert result.history[-1].val_accuracy == pytest.approx(sharded_accuracy(model, val, device="cpu"))
 
 
-class _CrashAt:
-    def __init__(self, n: int) -> None:
-        self.calls, self.n = 0, n
-
-    def __call__(self, logits, labels, inputs, indices):
-        self.calls += 1
-        if self.calls == self.n:
-            raise KeyboardInterrupt
-        return torch.nn.functional.cross_entropy(logits, labels)
-
-
 def test_resume_restores_the_average(tmp_path):
     def train(checkpoint_dir=None, crash_at=10**9):
         torch.manual_seed(0)
         model = tiny_net(8)
         fit(model, digits("train", SMALL), fast_train(epochs=3, ema_epochs=1.0), checkpoint_dir=checkpoint_dir,
-            run_id="r", progress=False, criterion=_CrashAt(crash_at))
+            run_id="r", progress=False, criterion=CrashAt(crash_at))
         return model
 
     straight = train()
