@@ -54,6 +54,7 @@ from shrink.models import load_model  # noqa: E402
 from shrink.prune.config import IMPORTANCE_NAMES  # noqa: E402
 from shrink.recover import DistillConfig, RecoverConfig, TrainConfig, recalibrate_bn, recover  # noqa: E402
 from shrink.recover.config import OPTIMIZERS, default_distill, default_finetune  # noqa: E402
+from shrink.recover.reconstruct import reconstruct  # noqa: E402
 
 RECIPE, KD_RECIPE = default_finetune(), default_distill()  # the defaults of `shrink finetune`
 
@@ -79,7 +80,7 @@ def _optimizer(text: str) -> str:
 VARIANT_KEYS = {"lr": float, "kd_lr": float, "warmup_epochs": float, "weight_decay": float,
                 "label_smoothing": float, "temperature": float, "alpha": float, "batch_size": int,
                 "iterative_steps": int, "epochs": int, "optimizer": _optimizer, "momentum": float, "augment": _flag,
-                "feature_weight": float, "seed": int, "ema_epochs": float}
+                "feature_weight": float, "seed": int, "ema_epochs": float, "reconstruct_images": int}
 # Stage outputs matched by attention transfer when feature_weight > 0 (same spatial size in the
 # pruned student and the dense teacher; MobileNetV2's are the last block of each resolution).
 FEATURE_LAYERS = {"fmnist_resnet18": ("layer1", "layer2", "layer3", "layer4"),
@@ -136,9 +137,11 @@ def recipes(args, model: str) -> tuple[RecoverConfig, RecoverConfig]:
                         momentum=args.momentum, weight_decay=args.weight_decay, schedule="cosine",
                         warmup_epochs=args.warmup_epochs, label_smoothing=args.label_smoothing,
                         augment=args.augment, seed=args.seed, device=args.device, ema_epochs=args.ema_epochs)
-    ft = RecoverConfig(bn_recal=True, bn_recal_images=args.bn_images, train=train)
+    ft = RecoverConfig(bn_recal=True, bn_recal_images=args.bn_images, train=train,
+                       reconstruct_images=args.reconstruct_images)
     features = FEATURE_LAYERS[model] if args.feature_weight > 0 else ()
     kd = RecoverConfig(bn_recal=True, bn_recal_images=args.bn_images, train=replace(train, lr=args.kd_lr or args.lr),
+                       reconstruct_images=args.reconstruct_images,
                        distill=DistillConfig(temperature=args.temperature, alpha=args.alpha,
                                              feature_layers=features, feature_weight=args.feature_weight))
     return ft, kd
@@ -159,10 +162,12 @@ def parse_variant(text: str) -> dict:
     return out
 
 
-def choose_criterion(criteria: dict) -> str:
-    best = max(criteria, key=lambda k: criteria[k]["bn_recal_val"])
+def choose_criterion(criteria: dict, key: str = "bn_recal_val") -> str:
+    """By the validation accuracy of the label-free start the recovery will use: BN recalibration,
+    or layer-wise reconstruction with --reconstruct-images (key "reconstructed_val")."""
+    best = max(criteria, key=lambda k: criteria[k][key])
     if DEFAULT_CRITERION in criteria and (
-        criteria[best]["bn_recal_val"] - criteria[DEFAULT_CRITERION]["bn_recal_val"] < SWITCH_MARGIN_PT
+        criteria[best][key] - criteria[DEFAULT_CRITERION][key] < SWITCH_MARGIN_PT
     ):
         return DEFAULT_CRITERION
     return best
@@ -222,7 +227,7 @@ def run_row(index: int, args) -> dict:
                                                                 seed=args.seed)), TAYLOR_BATCHES))
     log(tag, f"dense {dense_acc:.2f}%  {dense_macs / 1e6:.1f} MMACs  device {device}")
 
-    criteria, pruned_by = {}, {}
+    criteria, pruned_by, plans = {}, {}, {}
     for importance in args.criteria:
         t0 = time.perf_counter()
         with warnings.catch_warnings():
@@ -237,14 +242,25 @@ def run_row(index: int, args) -> dict:
                                 "no_recovery": none_acc, "bn_recal": accuracy(recal, test, device),
                                 "bn_recal_val": accuracy(recal, select_val, device),
                                 "plan_seconds": time.perf_counter() - t0}
-        pruned_by[importance] = pruned.cpu()
+        if args.reconstruct_images:
+            refit = copy.deepcopy(pruned)
+            done = reconstruct(refit.to(device), copy.deepcopy(dense).to(device), p.removed_outputs(), select_train,
+                               max_images=args.reconstruct_images, device=device, seed=args.seed)
+            criteria[importance].update(reconstructed=accuracy(refit, test, device),
+                                        reconstructed_val=accuracy(refit, select_val, device),
+                                        reconstruct_seconds=done.seconds)
+        pruned_by[importance], plans[importance] = pruned.cpu(), p
         c = criteria[importance]
         log(tag, f"{importance:7} {c['mac_reduction']:.2f}x  no recovery {none_acc:.2f}%  "
-                 f"BN recal {c['bn_recal']:.2f}% (val {c['bn_recal_val']:.2f}%)")
-    chosen = args.importance if args.importance != "auto" else choose_criterion(criteria)
+                 f"BN recal {c['bn_recal']:.2f}% (val {c['bn_recal_val']:.2f}%)"
+                 + (f"  reconstructed {c['reconstructed']:.2f}% (val {c['reconstructed_val']:.2f}%, "
+                    f"{c['reconstruct_seconds']:.0f}s)" if args.reconstruct_images else ""))
+    chosen = args.importance if args.importance != "auto" else choose_criterion(
+        criteria, "reconstructed_val" if args.reconstruct_images else "bn_recal_val")
     if chosen not in pruned_by:
         raise SystemExit(f"--importance {chosen} is not among --criteria {args.criteria}")
-    log(tag, f"recovering the {chosen} plan" + (" (chosen on BN-recal validation accuracy)"
+    start = "reconstructed" if args.reconstruct_images else "BN-recal"
+    log(tag, f"recovering the {chosen} plan" + (f" (chosen on {start} validation accuracy)"
                                                 if args.importance == "auto" else ""))
     # Recipe selection never sees the test set: train without the validation images, score on them.
     fit_train, fit_eval = (select_train, select_val) if args.select_on_val else (train, test)
@@ -252,25 +268,28 @@ def run_row(index: int, args) -> dict:
     for name in args.variant:
         vargs = argparse.Namespace(**{**vars(args), **parse_variant(name)})
         variants[name or "default"] = run_methods(tag if not name else f"{tag} | {name}", row, vargs, chosen,
-                                                  pruned_by[chosen], dense, dense_macs, example, fit_train,
-                                                  fit_eval, taylor_batches)
+                                                  pruned_by[chosen], plans[chosen], dense, dense_macs, example,
+                                                  fit_train, fit_eval, taylor_batches)
     return {"row": asdict(row), "dense_accuracy": dense_acc, "dense_macs": dense_macs, "criteria": criteria,
             "chosen": chosen, "variants": variants, "scored_on": "validation" if args.select_on_val else "test",
             "seconds": time.perf_counter() - t_row}
 
 
-def run_methods(tag, row, args, chosen, pruned, dense, dense_macs, example, train, evaluate, taylor_batches) -> dict:
+def run_methods(tag, row, args, chosen, pruned, pruned_plan, dense, dense_macs, example, train, evaluate,
+                taylor_batches) -> dict:
     """Fine-tune, distill and (on aggressive rows) iteratively distill one pruned model."""
     ft_config, kd_config = recipes(args, row.model)
     methods = {}
     if "finetune" in args.methods:
         log(tag, f"fine-tune {args.epochs} epochs")
-        r = recover(pruned, None, train, ft_config, eval_split=evaluate, progress=args.verbose)
+        r = recover(pruned, None, train, ft_config, eval_split=evaluate, progress=args.verbose,
+                    plan=pruned_plan, dense=dense)
         methods["finetune"] = _summary(r)
         log(tag, f"fine-tune -> {r.accuracy_after:.2f}%  ({r.train_seconds:.0f}s)")
     if "kd" in args.methods:
         log(tag, f"distill {args.epochs} epochs (T={args.temperature}, alpha={args.alpha})")
-        r = recover(pruned, dense, train, kd_config, eval_split=evaluate, progress=args.verbose)
+        r = recover(pruned, dense, train, kd_config, eval_split=evaluate, progress=args.verbose,
+                    plan=pruned_plan, dense=dense)
         methods["kd"] = _summary(r)
         log(tag, f"distill -> {r.accuracy_after:.2f}%  ({r.train_seconds:.0f}s)")
     if row.iterative and args.iterative_steps > 1 and "kd" in args.methods:
@@ -291,8 +310,8 @@ def run_methods(tag, row, args, chosen, pruned, dense, dense_macs, example, trai
 
 def _summary(r) -> dict:
     return {"accuracy": r.accuracy_after, "accuracy_last_weights": r.accuracy_last_weights,
-            "accuracy_bn_recal": r.accuracy_bn_recal, "epochs": r.epochs_completed,
-            "train_seconds": r.train_seconds, "seconds": r.seconds,
+            "accuracy_bn_recal": r.accuracy_bn_recal, "accuracy_reconstructed": r.accuracy_reconstructed,
+            "epochs": r.epochs_completed, "train_seconds": r.train_seconds, "seconds": r.seconds,
             "final_train_loss": r.history[-1].train_loss if r.history else None}
 
 
@@ -367,6 +386,7 @@ def _variant_cell(method: dict) -> str:
 
 def markdown(results: list[dict], meta: dict) -> str:
     scored = "VALIDATION split held out of train (recipe selection; not test accuracy)" if meta["select_on_val"] else "test set"
+    refit = bool(meta["recipe"].get("reconstruct_images"))
     lines = [
         "# Accuracy recovery after pruning (Fashion-MNIST, 5-epoch budget)",
         "",
@@ -377,12 +397,14 @@ def markdown(results: list[dict], meta: dict) -> str:
         f"torch-pruning {meta['machine']['torch_pruning']}, {meta['machine']['cpu_count']} CPUs; "
         f"wall time {meta['seconds']:.0f} s{' (QUICK: tiny subsets, numbers meaningless)' if meta['quick'] else ''}",
         "",
-        "Change vs dense in points. The criterion used for fine-tuning/KD (marked *) is chosen on BN-recal accuracy on "
+        "Change vs dense in points. The criterion used for fine-tuning/KD (marked *) is chosen on "
+        f"{'reconstructed' if refit else 'BN-recal'} accuracy on "
         f"a validation split held out of train: l2 unless another beats it by >= {SWITCH_MARGIN_PT:g} points.",
         "",
         "| model | channels kept | MAC reduction | dense | no recovery | BN recal only: " + " / ".join(meta["criteria"])
+        + (" | reconstructed only: " + " / ".join(meta["criteria"]) if refit else "")
         + " | fine-tune | KD | KD, iterative | target | met |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if refit else ""),
     ]
     for r in results:
         row = r["row"]
@@ -390,7 +412,11 @@ def markdown(results: list[dict], meta: dict) -> str:
             lines.append(f"| {row['label']} | {row['kept']} | error | | | | | | | | {r['error'].splitlines()[0][:80]} |")
             continue
         dense, chosen, crit = r["dense_accuracy"], r["chosen"], r["criteria"]
-        bn = " / ".join(f"{crit[c]['bn_recal']:.1f}%{'*' if c == chosen else ''}" for c in meta["criteria"] if c in crit)
+        bn = " / ".join(f"{crit[c]['bn_recal']:.1f}%{'*' if c == chosen and not refit else ''}"
+                        for c in meta["criteria"] if c in crit)
+        if refit:
+            bn += " | " + " / ".join(f"{crit[c]['reconstructed']:.1f}%{'*' if c == chosen else ''}"
+                                     for c in meta["criteria"] if c in crit)
         no_rec = " / ".join(f"{crit[c]['no_recovery']:.1f}%" for c in meta["criteria"] if c in crit)
         m = next(iter(r["variants"].values()))
         ft, kd, it = (m.get(k, {}).get("accuracy") for k in ("finetune", "kd", "kd_iterative"))
@@ -422,7 +448,10 @@ def markdown(results: list[dict], meta: dict) -> str:
     lines += ["", f"Recipe: {optimizer}, cosine, warmup {recipe['warmup_epochs']} epochs, peak lr {recipe['lr']} "
               f"(KD {recipe['kd_lr'] or recipe['lr']}), wd {recipe['weight_decay']} (not on norms/biases), batch "
               f"{recipe['batch_size']}, label smoothing {recipe['label_smoothing']}, KD T={recipe['temperature']} "
-              f"alpha={recipe['alpha']}{features}, BN recal on {recipe['bn_images']} train images before training, "
+              f"alpha={recipe['alpha']}{features}, "
+              + (f"layer-wise reconstruction on {recipe['reconstruct_images']} train images (no BN recal) before "
+                 "training, " if refit else f"BN recal on {recipe['bn_images']} train images before training, ")
+              + f"
               f"{'crop+flip augmentation' if recipe['augment'] else 'no augmentation'}, bf16 autocast + channels_last "
               f"on GPU; round_to 8, classifier kept, {recipe['scope']} scope"
               f"{' (each row at its MAC reduction, widths chosen across groups)' if recipe['scope'] == 'global' else ''}.", ""]
@@ -464,6 +493,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="end with the weights averaged (EMA) over about this many last epochs (default: off); "
                         "the tables then also give the last weights' accuracy from the same run")
     p.add_argument("--bn-images", type=int, default=2000)
+    p.add_argument("--reconstruct-images", type=int, default=0,
+                   help="> 0: start every recovery with layer-wise reconstruction on this many train images "
+                        "(instead of BN recal), measure it for every criterion, and choose the criterion on it"),
     p.add_argument("--iterative-steps", type=int, default=2, help="steps of the iterative KD row (<=1: skip it)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--variant", action="append", default=None, metavar="KEY=VAL,...",
@@ -508,7 +540,8 @@ def main(argv=None) -> int:
     results = run_children(args.rows, argv, jobs, args.out)
     recipe = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "kd_lr", "warmup_epochs", "weight_decay",
                                             "label_smoothing", "temperature", "alpha", "bn_images", "iterative_steps",
-                                            "optimizer", "momentum", "augment", "feature_weight", "scope", "ema_epochs")}
+                                            "optimizer", "momentum", "augment", "feature_weight", "scope", "ema_epochs",
+                                            "reconstruct_images")}
     meta = {"command": shlex.join(["python", "benchmarks/recovery.py", *argv]), "machine": machine(),
             "seconds": time.perf_counter() - t0, "quick": args.quick, "criteria": args.criteria, "recipe": recipe,
             "variants": args.variant, "select_on_val": args.select_on_val}

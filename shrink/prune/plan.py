@@ -150,6 +150,17 @@ class PrunePlan:
     def changed_layers(self) -> list[LayerWidth]:
         return [w for w in self.layers if w.before != w.after]
 
+    def removed_outputs(self) -> dict[str, frozenset[int]]:
+        """Layer -> the output channels the plan removes from it over all steps, in the dense
+        model's numbering (what layer-wise reconstruction needs to match a pruned layer with the
+        dense one's outputs). Bare parameters are left out."""
+        removed: dict[str, set[int]] = {}
+        for group in self.groups:
+            for layer in group.layers:
+                if layer.axis == "out" and layer.dim is None:
+                    removed.setdefault(layer.name, set()).update(layer.removed)
+        return {name: frozenset(channels) for name, channels in removed.items()}
+
     def dense_widths(self) -> dict[str, tuple[int, int]]:
         return {w.name: w.before for w in self.layers}
 

@@ -1,7 +1,8 @@
 """The recovery stage: `recover(pruned_model, teacher, train_split, config) -> RecoverResult`.
 
 It never changes the model it is given: it works on a copy, which the result carries. Steps, each
-optional: BN recalibration (no labels) -> fine-tuning, or distillation from `teacher`. Accuracy is
+optional: BN recalibration or layer-wise reconstruction (no labels) -> fine-tuning, or distillation
+from `teacher`. Accuracy is
 measured on `eval_split` (usually the test set) before, after BN recalibration and at the end, for
 the report only; every choice made during training (early stopping) uses a validation split held
 out of train.
@@ -25,6 +26,7 @@ from shrink.recover.distill import DistillLoss
 from shrink.recover.distributed import distributed_session, resolve_device
 from shrink.recover.evaluation import sharded_accuracy
 from shrink.recover.loop import EpochStats, fit, log_progress
+from shrink.recover.reconstruct import reconstruct
 from shrink.recover.teacher_logits import compute_teacher_logits, why_not_cache
 
 
@@ -48,6 +50,8 @@ class RecoverResult:
     world_size: int
     history: list[EpochStats] = field(default_factory=list)
     config: dict = field(default_factory=dict)
+    accuracy_reconstructed: float | None = None  # after layer-wise reconstruction, before any training
+    reconstruction: dict | None = None  # ReconstructResult.to_dict(): images, per-layer errors, time
 
     def to_dict(self) -> dict:
         """JSON-ready: every field but the model (asdict would deep-copy the model's tensors)."""
@@ -92,14 +96,21 @@ def recover(
     run_id: str = "",
     progress: bool = True,
     teacher_cache: bool = True,
+    plan=None,
+    dense: nn.Module | None = None,
 ) -> RecoverResult:
     """Recover the accuracy of a pruned `model`; see the module docstring. Under torchrun it joins
     the process group itself; every process returns the same result, and only rank 0 writes.
     `teacher_cache`: compute the teacher's logits once when that is exact and pays (no
-    augmentation, no feature distillation; see teacher_logits.py); False always runs it live."""
+    augmentation, no feature distillation; see teacher_logits.py); False always runs it live.
+    `plan` (a PrunePlan) and `dense` (the model it was made from): what layer-wise reconstruction
+    (config.reconstruct_images > 0) fits the pruned layers to."""
     config = config or RecoverConfig()
     if config.distill is not None and teacher is None:
         raise ShrinkError("distillation needs a teacher model (the dense model before pruning)")
+    if config.reconstruct_images and (plan is None or dense is None):
+        raise ShrinkError("reconstruction needs the prune plan and the dense model it was made from "
+                          "(recover(..., plan=, dense=))")
     train_device = config.train.device if config.train is not None else "auto"
     with distributed_session(train_device) as ctx:
         device = resolve_device(train_device, ctx)
@@ -115,12 +126,18 @@ def recover(
 
         before = accuracy()
         bn_images = 0
-        after_bn = None
-        if config.bn_recal:
+        after_bn = after_reconstruction = reconstruction = None
+        seed = config.train.seed if config.train else 0
+        if config.reconstruct_images:
+            # Every process fits on the same images, so the weights agree without a sync.
+            reconstruction = reconstruct(student, copy.deepcopy(dense).to(device), plan.removed_outputs(),
+                                         train_split, max_images=config.reconstruct_images, device=device,
+                                         seed=seed).to_dict()
+            after_reconstruction = accuracy()
+        elif config.bn_recal:
             # Every process recalibrates on the same images, so the statistics agree without a sync.
             bn_images = recalibrate_bn(student, train_split, max_images=config.bn_recal_images,
-                                       batch_size=config.bn_recal_batch_size, device=device,
-                                       seed=config.train.seed if config.train else 0)
+                                       batch_size=config.bn_recal_batch_size, device=device, seed=seed)
             after_bn = accuracy()
         fit_result, cached = None, None
         if config.train is not None:
@@ -146,7 +163,7 @@ def recover(
             finally:
                 if criterion is not None:
                     criterion.close()
-        after = accuracy() if config.train is not None else after_bn
+        after = accuracy() if config.train is not None else (after_reconstruction if reconstruction else after_bn)
         last = None
         if fit_result is not None and fit_result.last_weights is not None and eval_split is not None:
             live = copy.deepcopy(student)
@@ -172,4 +189,6 @@ def recover(
         world_size=ctx.world_size,
         history=list(fit_result.history) if fit_result else [],
         config=config.to_dict(),
+        accuracy_reconstructed=after_reconstruction,
+        reconstruction=reconstruction,
     )

@@ -12,6 +12,7 @@ from shrink.errors import ShrinkValueError
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("onecycle", "cosine")
 MAX_BN_RECAL_IMAGES = 2000  # the issue's budget: BN recalibration sees at most this many train images
+MAX_RECONSTRUCT_IMAGES = 2000  # the same budget for layer-wise reconstruction, also label-free
 
 
 def _check_keys(cls, d: dict[str, Any], what: str) -> None:
@@ -137,7 +138,10 @@ def default_distill() -> DistillConfig:
 
 @dataclass(frozen=True)
 class RecoverConfig:
-    """One recovery: optional BN recalibration, then optional fine-tuning or distillation."""
+    """One recovery: optional BN recalibration or layer-wise reconstruction (both label-free), then
+    optional fine-tuning or distillation. With reconstruct_images > 0 the pruned layers are re-fitted
+    to the dense model's outputs (shrink.recover.reconstruct) and BN recalibration is skipped: the
+    re-fitted layers match the dense model's statistics again, which recalibration would replace."""
 
     bn_recal: bool = True
     bn_recal_images: int = MAX_BN_RECAL_IMAGES
@@ -145,8 +149,12 @@ class RecoverConfig:
     train: TrainConfig | None = field(default_factory=default_finetune)  # None: BN recalibration only
     distill: DistillConfig | None = None  # None: fine-tune on labels only (needs no teacher)
     val_fraction: float = 0.0  # held out of train (never test) for early stopping
+    reconstruct_images: int = 0  # > 0: layer-wise reconstruction on this many train images (needs the plan)
 
     def __post_init__(self) -> None:
+        if not 0 <= self.reconstruct_images <= MAX_RECONSTRUCT_IMAGES or self.reconstruct_images == 1:
+            raise ShrinkValueError(f"reconstruct_images must be 0 (off) or in [2, {MAX_RECONSTRUCT_IMAGES}], "
+                                   f"got {self.reconstruct_images}")
         if not 1 <= self.bn_recal_images <= MAX_BN_RECAL_IMAGES:
             raise ShrinkValueError(f"bn_recal_images must be in [1, {MAX_BN_RECAL_IMAGES}], got {self.bn_recal_images}")
         if self.bn_recal_batch_size < 1:
@@ -166,6 +174,7 @@ class RecoverConfig:
             "train": self.train.to_dict() if self.train else None,
             "distill": self.distill.to_dict() if self.distill else None,
             "val_fraction": self.val_fraction,
+            "reconstruct_images": self.reconstruct_images,
         }
 
     @classmethod

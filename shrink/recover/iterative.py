@@ -78,7 +78,7 @@ def prune_and_recover(
             config = replace(config, train=replace(config.train, epochs=epochs[i]))
         step_dir = Path(checkpoint_dir) / f"step{i + 1}" if checkpoint_dir is not None else None
         result = recover(pruned, teacher, train_split, config, eval_split=eval_split, checkpoint_dir=step_dir,
-                         run_id=f"iterative:{plan.digest()}", progress=progress)
+                         run_id=f"iterative:{plan.digest()}", progress=progress, plan=plan, dense=model)
         results.append(result)
         return result.model
 

@@ -172,7 +172,8 @@ def recover_step(ctx: StepContext, done: Done) -> Step:
         else:
             # The training loop draws its own progress bar; the eval split gets ours.
             recovered = recover(model, dense.model, ctx.inputs.train, config,
-                                eval_split=ctx.eval_split("pruned, PyTorch"), progress=not ctx.reporter.quiet)
+                                eval_split=ctx.eval_split("pruned, PyTorch"), progress=not ctx.reporter.quiet,
+                                plan=plan, dense=dense.model)
             model = recovered.model
             result = {"recovered": True, **recovered.to_dict()}
         save_pruned(ctx.paths.root, model, plan, dense.spec, card=dense.card, source=dense.source,
@@ -188,6 +189,8 @@ def recover_step(ctx: StepContext, done: Done) -> Step:
         steps = [f"pruned {_pct(r['accuracy_before'])}"]
         if r.get("accuracy_bn_recal") is not None:
             steps.append(f"BN recalibrated {_pct(r['accuracy_bn_recal'])}")
+        if r.get("accuracy_reconstructed") is not None:
+            steps.append(f"reconstructed {_pct(r['accuracy_reconstructed'])}")
         if r["epochs_run"]:
             how = "distilled" if r["distilled"] else "fine-tuned"
             steps.append(f"{how} {_pct(r['accuracy_after'])} ({r['epochs_run']} epoch(s), {r['train_images']} images)")
@@ -200,7 +203,10 @@ def recover_step(ctx: StepContext, done: Done) -> Step:
 
 
 def _recovery_what(config) -> str:
-    parts = ["BN recalibration"] if config.bn_recal else []
+    if config.reconstruct_images:
+        parts = [f"layer-wise reconstruction ({config.reconstruct_images} images)"]
+    else:
+        parts = ["BN recalibration"] if config.bn_recal else []
     if config.train is not None:
         parts.append(f"{'distillation' if config.distill else 'fine-tuning'} for {config.train.epochs} epoch(s)")
     return " + ".join(parts) or "nothing to do"

@@ -102,6 +102,30 @@ def test_weight_averaging_ships_the_average_and_reports_the_last_weights(dirs, t
     assert shipped == pytest.approx(result["accuracy_after"], abs=1e-6)  # the averaged weights are the ones written
 
 
+def test_reconstruct_refits_before_training_instead_of_recalibrating(dirs, tmp_path, capsys):
+    out = tmp_path / "refit"
+    assert main(["finetune", str(dirs["pruned"]), *FAST, "--distill", "--reconstruct", "--reconstruct-images", "200",
+                 "--out", str(out)]) == 0
+    assert "reconstructed " in capsys.readouterr().out
+    result = json.loads((out / "recovery.json").read_text())
+    assert result["config"]["reconstruct_images"] == 200 and result["accuracy_bn_recal"] is None
+    assert result["reconstruction"]["images"] == 200 and result["reconstruction"]["layers"]
+    assert result["accuracy_reconstructed"] > result["accuracy_before"]
+
+
+def test_reconstruct_without_the_dense_weights_is_a_clear_error(dirs, tmp_path, capsys):
+    moved = tmp_path / "moved"
+    shutil.copytree(dirs["pruned"], moved)
+    plan = json.loads((moved / "plan.json").read_text())
+    plan["source"] = "fmnist_resnet18"  # a registry name: no trained weights to fit to
+    (moved / "plan.json").write_text(json.dumps(plan))
+    args = ["finetune", str(moved), *FAST, "--reconstruct", "--teacher", str(dirs["dense"]), "--distill"]
+    assert main([*args, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "--reconstruct needs the dense weights" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
 
 @pytest.mark.parametrize("missing, match", [("plan.json", "no plan.json"), ("pruned.safetensors", "no weights")])
 def test_pruned_dir_without_plan_or_weights(dirs, tmp_path, capsys, missing, match):

@@ -1,0 +1,149 @@
+"""Layer-wise reconstruction: exact where the removed channels are redundant, better than BN
+recalibration on a narrowed model, and wired into recover() and `shrink finetune --reconstruct`."""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import warnings
+
+import pytest
+import torch
+import torch.nn as nn
+from recover_fixtures import digits, narrow_copy, trained_tiny
+
+from shrink.errors import ShrinkError
+from shrink.evaluate import evaluate_torch
+from shrink.recover import RecoverConfig, recalibrate_bn, recover
+from shrink.recover.reconstruct import reconstruct
+
+
+def _redundant_net() -> nn.Sequential:
+    """1x1 conv -> depthwise 3x3 -> 1x1 conv -> linear head, where hidden channel 3 is 2x channel 1
+    (same input weights, same depthwise kernel): removing it loses nothing a re-fit cannot restore."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 1, bias=False), nn.Conv2d(4, 4, 3, padding=1, groups=4, bias=False),
+                        nn.Conv2d(4, 2, 1), nn.Flatten(), nn.Linear(2 * 8 * 8, 10))
+    with torch.no_grad():
+        net[0].weight[3] = 2 * net[0].weight[1]
+        net[1].weight[3] = net[1].weight[1]
+    return net.eval()
+
+
+def _without_channel_3(net: nn.Sequential) -> nn.Sequential:
+    kept = [0, 1, 2]
+    small = copy.deepcopy(net)
+    small[0] = nn.Conv2d(1, 3, 1, bias=False)
+    small[1] = nn.Conv2d(3, 3, 3, padding=1, groups=3, bias=False)
+    small[2] = nn.Conv2d(3, 2, 1)
+    with torch.no_grad():
+        small[0].weight.copy_(net[0].weight[kept])
+        small[1].weight.copy_(net[1].weight[kept])
+        small[2].weight.copy_(net[2].weight[:, kept])
+        small[2].bias.copy_(net[2].bias)
+    return small.eval()
+
+
+def test_redundant_channel_is_folded_back_exactly():
+    dense = _redundant_net()
+    pruned = _without_channel_3(dense)
+    removed = {"0": frozenset({3}), "1": frozenset({3})}
+    x = next(iter(digits("test").batches(_options())))[0]
+    assert not torch.allclose(pruned(x), dense(x), atol=1e-3)  # pruning changed the output...
+
+    result = reconstruct(pruned, dense, removed, digits("train"), max_images=200, ridge=1e-9)
+
+    assert torch.allclose(pruned(x), dense(x), atol=1e-5)  # ...and the re-fit restores it
+    fits = {f.name: f for f in result.layers}
+    assert list(fits) == ["0", "1", "2", "4"]  # forward order, every conv and linear layer
+    assert fits["2"].error_before > 0.01 and fits["2"].error_after < 1e-6
+    # the kept depthwise channels see exactly the dense inputs: nothing to change there
+    assert fits["1"].error_before < 1e-9
+    assert torch.allclose(pruned[1].weight, dense[1].weight[[0, 1, 2]], atol=1e-4)
+    assert result.images == 200 and result.skipped == ()
+
+
+def test_beats_bn_recalibration_on_a_narrowed_model():
+    dense = trained_tiny(width=16)
+    test, train = digits("test"), digits("train")
+    recalibrated = narrow_copy(dense, keep=4)
+    recalibrate_bn(recalibrated, train, max_images=500)
+    refitted = narrow_copy(dense, keep=4)
+
+    result = reconstruct(refitted, dense, {"0": frozenset(range(4, 16))}, train, max_images=500)
+
+    assert all(f.error_after <= f.error_before + 1e-9 for f in result.layers)
+    assert {f.name: f for f in result.layers}["3"].error_after < 0.5 * {f.name: f for f in result.layers}["3"].error_before
+    assert evaluate_torch(refitted, test).accuracy > evaluate_torch(recalibrated, test).accuracy + 5
+
+
+def test_dense_outputs_rerun_per_layer_when_too_big_to_keep_give_the_same_fit(monkeypatch):
+    module = importlib.import_module("shrink.recover.reconstruct")  # the package attribute is the function
+
+    dense = trained_tiny(width=16)
+    cached, rerun = narrow_copy(dense, keep=4), narrow_copy(dense, keep=4)
+    removed = {"0": frozenset(range(4, 16))}
+    reconstruct(cached, dense, removed, digits("train"), max_images=300, batch_size=64)
+    monkeypatch.setattr(module, "TARGET_CACHE_BYTES", 0)
+    reconstruct(rerun, dense, removed, digits("train"), max_images=300, batch_size=64)
+    for (name, a), (_, b) in zip(cached.state_dict().items(), rerun.state_dict().items()):
+        assert torch.allclose(a, b, atol=1e-6), name
+
+
+def test_plan_of_another_model_is_refused():
+    dense = trained_tiny(width=16)
+    with pytest.raises(ShrinkError, match="does not belong to this model"):
+        reconstruct(narrow_copy(dense, keep=4), dense, {"0": frozenset(range(8, 16))}, digits("train"), max_images=50)
+
+
+def test_recover_reconstructs_instead_of_recalibrating():
+    dense = trained_tiny(width=16)
+    config = RecoverConfig(train=None, reconstruct_images=300)
+    with pytest.raises(ShrinkError, match="needs the prune plan"):
+        recover(narrow_copy(dense, keep=4), None, digits("train"), config)
+    plan = _FakePlan({"0": frozenset(range(4, 16))})
+
+    result = recover(narrow_copy(dense, keep=4), None, digits("train"), config, eval_split=digits("test"),
+                     plan=plan, dense=dense, progress=False)
+
+    assert result.accuracy_bn_recal is None and result.bn_recal_images == 0
+    assert result.accuracy_reconstructed == result.accuracy_after > result.accuracy_before + 5
+    assert result.reconstruction["images"] == 300 and len(result.reconstruction["layers"]) == 3
+
+
+class _FakePlan:
+    """What recover() reads from a PrunePlan for reconstruction (the real one is tested below)."""
+
+    def __init__(self, removed):
+        self.removed = removed
+
+    def removed_outputs(self):
+        return self.removed
+
+
+def test_reference_resnet18_at_16x_is_far_above_chance_without_labels(fmnist_dir):
+    """The real path: the shipped ResNet-18, pruned by the real planner to 15.8x fewer MACs."""
+    from shrink.data import load_data
+    from shrink.models import load_model
+    from shrink.prune import PruneConfig, apply, plan
+
+    dense = load_model("models/fmnist_resnet18.safetensors").model.eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        p = plan(dense, torch.randn(2, 1, 28, 28), PruneConfig(importance="l2", ratio=0.75, round_to=8))
+    train = load_data("fmnist", "train", data_dir=fmnist_dir)
+    test = load_data("fmnist", "test", data_dir=fmnist_dir).subset(torch.arange(1000))
+    recalibrated, refitted = apply(dense, p), apply(dense, p)
+    recalibrate_bn(recalibrated, train, max_images=256)
+
+    result = reconstruct(refitted, dense, p.removed_outputs(), train, max_images=256)
+
+    assert len(result.layers) == 21 and not result.skipped  # 20 convs and the head
+    bn_only, refit = evaluate_torch(recalibrated, test).accuracy, evaluate_torch(refitted, test).accuracy
+    assert bn_only < 30 and refit > 75, (bn_only, refit)
+
+
+def _options():
+    from shrink.data import BatchOptions
+
+    return BatchOptions(batch_size=64)
