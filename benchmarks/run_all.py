@@ -27,6 +27,8 @@ LOCAL = {
     "local-prune-unstructured": (["benchmarks/prune_unstructured.py"], "out/prune_unstructured.md"),
     # the default recipe's recovery with crop/flip on and off, scored on a split held out of train
     "local-recovery-demo-augment": (["benchmarks/recovery_demo_augment.py"], "out/recovery_demo_augment.md"),
+    # the same recovery from BN recalibration or from layer-wise reconstruction (and the lr after it)
+    "local-recovery-demo-start": (["benchmarks/recovery_demo_start.py"], "out/recovery_demo_start.md"),
     # distillation with the teacher's logits computed once vs on every batch
     "local-kd-teacher-cache": (["benchmarks/kd_teacher_cache.py"], "out/kd_teacher_cache.md"),
     "local-bench-cpu": (["benchmarks/bench_cpu.py", "--out", "runs/bench_cpu"], "runs/bench_cpu/bench_cpu.md"),

@@ -55,12 +55,13 @@ prune:
   importance: l2
   round_to: 8            # AVX2 SIMD width
 recover:
-  bn_recal: true
+  reconstruct_images: 512  # re-fit each pruned layer to the dense model's outputs (no labels)
+  bn_recal: false        # reconstruction replaces it; for BN recalibration: reconstruct_images 0, this true
   bn_recal_images: 1000
-  train:                 # one short epoch of distillation (null: BN recalibration only)
+  train:                 # one short epoch of distillation (null: the label-free step only)
     epochs: 1
     batch_size: 64
-    lr: 0.02
+    lr: 0.005            # after reconstruction; 0.02 after BN recal (docs/benchmarks.md, demo start)
     schedule: cosine
     warmup_epochs: 0.1
     label_smoothing: 0.0

@@ -147,7 +147,10 @@ def _latency_source(lat: dict[str, Any], providers: list[str]) -> str:
 def _recovery_source(recovery: dict[str, Any], data: dict[str, Any]) -> str:
     train = recovery["config"].get("train") or {}
     how = "distillation from the dense model" if recovery["distilled"] else "fine-tuning on labels"
-    text = f"**Recovery**: BN recalibration on {recovery['bn_recal_images']} training images"
+    refit = (recovery["config"] or {}).get("reconstruct_images")
+    text = (f"**Recovery**: layer-wise reconstruction (each pruned layer re-fitted to the dense model's outputs, "
+            f"no labels) on {refit} training images" if refit
+            else f"**Recovery**: BN recalibration on {recovery['bn_recal_images']} training images")
     if recovery["epochs_run"]:
         text += (f", then {how} for {recovery['epochs_run']} epoch(s) on {recovery['train_images']} of the "
                  f"{data['train_images_available']} training images (batch {train.get('batch_size')}, lr "
@@ -164,6 +167,8 @@ def accuracy_steps(summary: dict[str, Any]) -> list[Block]:
              ("pruned, before any recovery (PyTorch)", rec["accuracy_before"])]
     if rec.get("accuracy_bn_recal") is not None:
         steps.append(("after BN recalibration (PyTorch)", rec["accuracy_bn_recal"]))
+    if rec.get("accuracy_reconstructed") is not None:
+        steps.append(("after layer-wise reconstruction (PyTorch)", rec["accuracy_reconstructed"]))
     if rec.get("epochs_run"):
         steps.append((f"after {'distillation' if rec['distilled'] else 'fine-tuning'} (PyTorch)", rec["accuracy_after"]))
     steps += [(f"{c['name']}, `{c['file']}` (onnxruntime)", c["accuracy_onnx"]) for c in summary["candidates"] if c["file"]]

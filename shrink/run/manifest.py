@@ -94,8 +94,8 @@ def _pruning(prune: dict[str, Any]) -> dict[str, Any]:
 
 
 def _recovery(recover: dict[str, Any]) -> dict[str, Any]:
-    keys = ("recovered", "accuracy_before", "accuracy_bn_recal", "accuracy_after", "bn_recal_images", "epochs_run",
-            "distilled", "train_images", "train_seconds", "config")
+    keys = ("recovered", "accuracy_before", "accuracy_bn_recal", "accuracy_reconstructed", "accuracy_after",
+            "bn_recal_images", "epochs_run", "distilled", "train_images", "train_seconds", "config")
     return {k: recover.get(k) for k in keys}
 
 
