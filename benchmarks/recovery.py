@@ -9,6 +9,9 @@ For each row (model x how far it is pruned), starting from the shipped dense mod
 3. recover that pruned model with 5 epochs of fine-tuning (labels only) and, separately, 5 epochs
    of knowledge distillation from the dense model; both start with BN recalibration;
 4. on the aggressive rows, also prune -> distill in 2 steps within the same 5 epochs.
+With --reconstruct-images N, layer-wise reconstruction on N train images (no labels) replaces BN
+recalibration in steps 1-3: it is measured for every criterion, chooses the criterion, and starts
+every recovery.
 
 Rows run concurrently, one process each (small pruned models leave an H100 mostly idle). The
 parent prints every child's progress, then writes recovery.json and recovery.md into --out.
@@ -390,7 +393,7 @@ def markdown(results: list[dict], meta: dict) -> str:
     lines = [
         "# Accuracy recovery after pruning (Fashion-MNIST, 5-epoch budget)",
         "",
-        f"Accuracy of the recovered models on the {scored}; dense, no-recovery and BN-recal columns on the test set.",
+        f"Accuracy of the recovered models on the {scored}; dense, no-recovery, BN-recal{' and reconstructed' if refit else ''} columns on the test set.",
         "",
         f"Command: `{meta['command']}`  ",
         f"Machine: {meta['machine'].get('gpu', 'CPU')}, torch {meta['machine']['torch']}, "
@@ -451,8 +454,7 @@ def markdown(results: list[dict], meta: dict) -> str:
               f"alpha={recipe['alpha']}{features}, "
               + (f"layer-wise reconstruction on {recipe['reconstruct_images']} train images (no BN recal) before "
                  "training, " if refit else f"BN recal on {recipe['bn_images']} train images before training, ")
-              + f"
-              f"{'crop+flip augmentation' if recipe['augment'] else 'no augmentation'}, bf16 autocast + channels_last "
+              + f"{'crop+flip augmentation' if recipe['augment'] else 'no augmentation'}, bf16 autocast + channels_last "
               f"on GPU; round_to 8, classifier kept, {recipe['scope']} scope"
               f"{' (each row at its MAC reduction, widths chosen across groups)' if recipe['scope'] == 'global' else ''}.", ""]
     return "\n".join(lines)

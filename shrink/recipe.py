@@ -37,7 +37,8 @@ PRUNE_TARGETS = ("ratio", "target_macs", "target_params")
 
 DEFAULT_RECIPE_YAML = """\
 # The default recipe of `shrink run` (and `make demo`): the shipped Fashion-MNIST ResNet-18
-# reference, 50% of its channels removed, briefly distilled from the dense model, exported to ONNX,
+# reference, 50% of its channels removed, its layers re-fitted to the dense model's outputs (least
+# squares, no labels), then briefly distilled from the dense model, exported to ONNX,
 # quantized to int8 where that is measured faster, and benchmarked on the CPU.
 # The work is bounded so that it finishes in minutes on 2 CPU cores: accuracy is measured on a
 # fixed random subset of the test set, and distillation sees a few thousand training images for
