@@ -2,9 +2,8 @@
 
 It never changes the model it is given: it works on a copy, which the result carries. Steps, each
 optional: BN recalibration or layer-wise reconstruction (no labels) -> fine-tuning, or distillation
-from `teacher`. Accuracy is
-measured on `eval_split` (usually the test set) before, after BN recalibration and at the end, for
-the report only; every choice made during training (early stopping) uses a validation split held
+from `teacher`. Accuracy is measured on `eval_split` (usually the test set) before, after the
+label-free step and at the end, for the report only; every choice made during training (early stopping) uses a validation split held
 out of train.
 """
 

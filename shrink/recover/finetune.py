@@ -21,7 +21,7 @@ from shrink.recover.config import DistillConfig, RecoverConfig, TrainConfig, def
 
 EXAMPLE = "shrink finetune runs/r18-p50 --data fmnist --epochs 5 --distill --out runs/r18-p50-kd"
 PLAN_FILE, WEIGHTS_FILE, RESULT_FILE = "plan.json", "pruned.safetensors", "recovery.json"
-RECONSTRUCT_IMAGES = 512  # --reconstruct's default: 89.4% right after pruning ResNet-18 at 15.8x (docs/recovery.md)
+RECONSTRUCT_IMAGES = 512  # --reconstruct's default, as in the default recipe (docs/recovery.md)
 
 
 def check_pruned_dir(directory: Path) -> dict:

@@ -22,6 +22,11 @@ def test_bn_only_config_round_trips():
     assert RecoverConfig.from_dict(config.to_dict()) == config
 
 
+def test_reconstruction_config_round_trips():
+    config = RecoverConfig(reconstruct_images=512)
+    assert RecoverConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+
+
 @pytest.mark.parametrize(
     "make, match",
     [
@@ -32,6 +37,8 @@ def test_bn_only_config_round_trips():
         (lambda: DistillConfig(alpha=1.5), "alpha"),
         (lambda: DistillConfig(feature_weight=1.0), "needs feature_layers"),
         (lambda: RecoverConfig(bn_recal_images=5000), "bn_recal_images"),
+        (lambda: RecoverConfig(reconstruct_images=2001), "reconstruct_images"),
+        (lambda: RecoverConfig(reconstruct_images=1), "reconstruct_images"),
         (lambda: RecoverConfig(train=None, distill=DistillConfig()), "needs training"),
         (lambda: RecoverConfig(train=TrainConfig(early_stopping_patience=2)), "validation split"),
         (lambda: RecoverConfig.from_dict({"epochs": 3}), "unknown recovery options"),
