@@ -75,22 +75,23 @@ def reconstruct(
     `removed_outputs` maps a layer name to the output channels pruning removed from it, in the
     dense model's numbering (`PrunePlan.removed_outputs()`); a layer it does not name kept all its
     outputs. `ridge` is relative to the mean input energy: larger stays closer to the pruned
-    weights. Every process of a torchrun job computes the same result from the same images."""
+    weights. Both models are moved to `device` and left in the train/eval mode they came in.
+    Every process of a torchrun job computes the same result from the same images."""
     t0 = time.perf_counter()
     model_was_training, dense_was_training = model.training, dense.training
     model.to(device).eval()
     dense.to(device).eval()
-    images = _images(split, max_images, seed, device)
-    layers, dense_layers = dict(model.named_modules()), dict(dense.named_modules())
-    todo, skipped = [], []
-    for name, calls in _execution_order(model, images[:2]):
-        layer, reference = layers[name], dense_layers.get(name)
-        why = _why_not(layer, reference, calls)
-        if why is not None:
-            skipped.append((name, why))
-        else:
-            todo.append((name, layer, reference, _kept(name, layer, reference, removed_outputs).to(device)))
     try:
+        images = _images(split, max_images, seed, device)
+        layers, dense_layers = dict(model.named_modules()), dict(dense.named_modules())
+        todo, skipped = [], []
+        for name, calls in _execution_order(model, images[:2]):
+            layer, reference = layers[name], dense_layers.get(name)
+            why = _why_not(layer, reference, calls)
+            if why is not None:
+                skipped.append((name, why))
+            else:
+                todo.append((name, layer, reference, _kept(name, layer, reference, removed_outputs).to(device)))
         targets = _dense_targets(dense, todo, images, batch_size)
         fits = []
         for name, layer, reference, kept in todo:
