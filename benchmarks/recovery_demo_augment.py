@@ -90,15 +90,21 @@ def main(argv=None) -> int:
         f"pruned ResNet-18 (ratio {recipe.prune.ratio}, {recipe.prune.importance}), scored on {VAL_IMAGES} images "
         f"held out of train, never the test set. {cpu_info()['cpu_model']}, {os.cpu_count()} cores, "
         f"{args.threads} torch threads, load average {os.getloadavg()[0]:.1f}.", "",
-        "| crop+flip augmentation | " + " | ".join(f"seed {s}" for s in args.seeds) + " | mean |",
-        "|---|" + "---|" * (len(args.seeds) + 1),
     ]
-    lines += [f"| {'on' if a else 'off'} | " + " | ".join(f"{x:.2f}%" for x in accs) + f" | {statistics.mean(accs):.2f}% |"
-              for a, accs in rows]
-    text = "\n".join(lines) + "\n"
-    write_text_atomic(OUT, text)  # creates out/ when missing
-    print(text)
+    write_fragment(OUT, lines, "crop+flip augmentation", args.seeds, [("on" if a else "off", accs) for a, accs in rows])
     return 0
+
+
+def write_fragment(out: Path, lines: list[str], first_column: str, seeds: list[int], rows) -> None:
+    """`lines`, then a table of `rows` ((label, accuracy per seed)) with each row's mean, written
+    atomically to `out` (out/ is created when missing) and printed."""
+    lines = [*lines, f"| {first_column} | " + " | ".join(f"seed {s}" for s in seeds) + " | mean |",
+             "|---|" + "---|" * (len(seeds) + 1)]
+    lines += [f"| {label} | " + " | ".join(f"{x:.2f}%" for x in accs) + f" | {statistics.mean(accs):.2f}% |"
+              for label, accs in rows]
+    text = "\n".join(lines) + "\n"
+    write_text_atomic(out, text)
+    print(text)
 
 
 if __name__ == "__main__":

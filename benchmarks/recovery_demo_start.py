@@ -12,7 +12,6 @@ a split held out of train (never the test set): the default is chosen without lo
 from __future__ import annotations
 
 import os
-import statistics
 import sys
 import time
 from dataclasses import replace
@@ -20,10 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling script's set-up
 
-from recovery_demo_augment import BN_RECAL_LR, REPO, VAL_IMAGES, demo_setup, parse_args  # noqa: E402
+from recovery_demo_augment import BN_RECAL_LR, REPO, VAL_IMAGES, demo_setup, parse_args, write_fragment  # noqa: E402
 
 from shrink.bench.machine import cpu_info  # noqa: E402
-from shrink.fileio import write_text_atomic  # noqa: E402
 from shrink.recover import recover  # noqa: E402
 
 OUT = REPO / "out" / "recovery_demo_start.md"
@@ -73,14 +71,8 @@ def main(argv=None) -> int:
         f"held out of train, never the test set. The seed moves the training order (and nothing of the "
         f"no-training row). {cpu_info()['cpu_model']}, {os.cpu_count()} cores, {args.threads} torch threads, "
         f"load average {os.getloadavg()[0]:.1f}.", "",
-        "| recovery | " + " | ".join(f"seed {s}" for s in args.seeds) + " | mean |",
-        "|---|" + "---|" * (len(args.seeds) + 1),
     ]
-    lines += [f"| {label} | " + " | ".join(f"{x:.2f}%" for x in accs) + f" | {statistics.mean(accs):.2f}% |"
-              for label, accs in rows]
-    text = "\n".join(lines) + "\n"
-    write_text_atomic(OUT, text)  # creates out/ when missing
-    print(text)
+    write_fragment(OUT, lines, "recovery", args.seeds, rows)
     return 0
 
 

@@ -113,12 +113,18 @@ def test_reconstruct_refits_before_training_instead_of_recalibrating(dirs, tmp_p
     assert result["accuracy_reconstructed"] > result["accuracy_before"]
 
 
-def test_reconstruct_without_the_dense_weights_is_a_clear_error(dirs, tmp_path, capsys):
+def _source_without_weights(dirs, tmp_path):
+    """A copy of the pruned dir whose plan names a registry model: no trained weights behind it."""
     moved = tmp_path / "moved"
     shutil.copytree(dirs["pruned"], moved)
     plan = json.loads((moved / "plan.json").read_text())
-    plan["source"] = "fmnist_resnet18"  # a registry name: no trained weights to fit to
+    plan["source"] = "fmnist_resnet18"
     (moved / "plan.json").write_text(json.dumps(plan))
+    return moved
+
+
+def test_reconstruct_without_the_dense_weights_is_a_clear_error(dirs, tmp_path, capsys):
+    moved = _source_without_weights(dirs, tmp_path)
     args = ["finetune", str(moved), *FAST, "--reconstruct", "--teacher", str(dirs["dense"]), "--distill"]
     assert main([*args, "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
@@ -156,11 +162,7 @@ def test_output_may_not_be_the_input(dirs, capsys):
 
 
 def test_teacher_that_is_missing_is_a_clear_error(dirs, tmp_path, capsys):
-    moved = tmp_path / "moved"
-    shutil.copytree(dirs["pruned"], moved)
-    plan = json.loads((moved / "plan.json").read_text())
-    plan["source"] = "fmnist_resnet18"  # a registry name: no trained weights to distill from
-    (moved / "plan.json").write_text(json.dumps(plan))
+    moved = _source_without_weights(dirs, tmp_path)
     assert main(["finetune", str(moved), *FAST, "--distill", "--out", str(tmp_path / "out")]) == 2
     assert "give --teacher" in capsys.readouterr().err
 
