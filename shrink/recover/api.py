@@ -129,9 +129,10 @@ def recover(
         seed = config.train.seed if config.train else 0
         if config.reconstruct_images:
             # Every process fits on the same images, so the weights agree without a sync.
+            report = log_progress if (progress and ctx.is_main) else None
             reconstruction = reconstruct(student, copy.deepcopy(dense).to(device), plan.removed_outputs(),
                                          train_split, max_images=config.reconstruct_images, device=device,
-                                         seed=seed).to_dict()
+                                         seed=seed, progress=report).to_dict()
             after_reconstruction = accuracy()
         elif config.bn_recal:
             # Every process recalibrates on the same images, so the statistics agree without a sync.

@@ -15,6 +15,7 @@ al.'s channel pruning (2017), applied to the channels our planner chose.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
@@ -29,6 +30,7 @@ MAX_FEATURES = 8192  # a layer whose regression has more inputs than this is lef
 # The dense model's outputs for every fitted layer are computed in one pass and kept when they fit
 # in this much memory; otherwise each layer reruns the dense model (same result, several times slower).
 TARGET_CACHE_BYTES = 1 << 30
+PROGRESS_LINES = 10  # about this many progress lines per reconstruction, whatever the depth
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ def reconstruct(
     batch_size: int = 128,
     device: str = "cpu",
     seed: int = 0,
+    progress: Callable[[str], None] | None = None,
 ) -> ReconstructResult:
     """Re-fit every conv/linear layer of the pruned `model` in place (see the module docstring).
 
@@ -76,6 +79,7 @@ def reconstruct(
     dense model's numbering (`PrunePlan.removed_outputs()`); a layer it does not name kept all its
     outputs. `ridge` is relative to the mean input energy: larger stays closer to the pruned
     weights. Both models are moved to `device` and left in the train/eval mode they came in.
+    `progress`, when given, receives about PROGRESS_LINES one-line reports (layers done, time).
     Every process of a torchrun job computes the same result from the same images."""
     t0 = time.perf_counter()
     model_was_training, dense_was_training = model.training, dense.training
@@ -93,14 +97,21 @@ def reconstruct(
             else:
                 todo.append((name, layer, reference, _kept(name, layer, reference, removed_outputs).to(device)))
         targets = _dense_targets(dense, todo, images, batch_size)
+        report = progress or (lambda message: None)
+        report(f"reconstruct: {len(todo)} layers on {len(images)} images"
+               + ("" if targets is not None else " (dense outputs too big to keep: rerun per layer)"))
+        every = max(1, len(todo) // PROGRESS_LINES)
         fits = []
-        for name, layer, reference, kept in todo:
+        for done, (name, layer, reference, kept) in enumerate(todo, start=1):
             def target(start: int, x: torch.Tensor, reference=reference, kept=kept, name=name) -> torch.Tensor:
                 if targets is not None:
                     return targets[name][start // batch_size]
                 return _select(reference, _capture(dense, reference, x, "out"), kept)
 
             fits.append(_refit(name, model, layer, target, images, batch_size, ridge))
+            if done % every == 0 or done == len(todo):
+                report(f"reconstruct: {done}/{len(todo)} layers ({name}: error {fits[-1].error_before:.3f} -> "
+                       f"{fits[-1].error_after:.3f}), {time.perf_counter() - t0:.0f}s")
     finally:
         model.train(model_was_training)
         dense.train(dense_was_training)

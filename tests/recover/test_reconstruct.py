@@ -90,6 +90,22 @@ def test_dense_outputs_rerun_per_layer_when_too_big_to_keep_give_the_same_fit(mo
         assert torch.allclose(a, b, atol=1e-6), name
 
 
+def test_progress_reports_every_layer_count_and_ends_with_all_done(monkeypatch):
+    module = importlib.import_module("shrink.recover.reconstruct")
+    monkeypatch.setattr(module, "PROGRESS_LINES", 2)
+    dense = _redundant_net()
+    lines: list[str] = []
+
+    result = reconstruct(_without_channel_3(dense), dense, {"0": frozenset({3}), "1": frozenset({3})},
+                         digits("train"), max_images=50, progress=lines.append)
+
+    assert len(result.layers) == 4
+    assert lines[0] == "reconstruct: 4 layers on 50 images"
+    # every 4 // 2 = 2 layers, then the last: "2/4" and "4/4", each naming the layer and its error
+    assert [line.split()[1] for line in lines[1:]] == ["2/4", "4/4"]
+    assert "(4: error " in lines[-1]
+
+
 def test_plan_of_another_model_is_refused():
     dense = trained_tiny(width=16)
     with pytest.raises(ShrinkError, match="does not belong to this model"):
