@@ -106,6 +106,21 @@ def test_progress_reports_every_layer_count_and_ends_with_all_done(monkeypatch):
     assert "(4: error " in lines[-1]
 
 
+def test_linear_refit_that_grows_its_weights_past_the_limit_is_not_kept(monkeypatch):
+    module = importlib.import_module("shrink.recover.reconstruct")
+    dense = _redundant_net()
+    pruned = _without_channel_3(dense)
+    head = pruned[4].weight.clone()
+    monkeypatch.setattr(module, "LINEAR_GROWTH_LIMIT", 0.5)  # any fit of this head grows it more than that
+
+    result = reconstruct(pruned, dense, {"0": frozenset({3}), "1": frozenset({3})}, digits("train"),
+                         max_images=100, ridge=1e-9)
+
+    assert [f.name for f in result.layers] == ["0", "1", "2"]  # the convs still re-fit
+    assert [name for name, _ in result.skipped] == ["4"] and "grow its weights" in result.skipped[0][1]
+    assert torch.equal(pruned[4].weight, head)
+
+
 def test_plan_of_another_model_is_refused():
     dense = trained_tiny(width=16)
     with pytest.raises(ShrinkError, match="does not belong to this model"):
