@@ -106,19 +106,51 @@ def test_progress_reports_every_layer_count_and_ends_with_all_done(monkeypatch):
     assert "(4: error " in lines[-1]
 
 
-def test_linear_refit_that_grows_its_weights_past_the_limit_is_not_kept(monkeypatch):
+def _head_net() -> nn.Sequential:
+    """conv -> ReLU -> global pool -> linear head: pruning conv channels removes inputs of the head,
+    whose re-fit has to make up for them from the channels left (no normalisation after it)."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 6, 5), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 10)).eval()
+
+
+def _head_net_without(net: nn.Sequential, removed: list[int]) -> nn.Sequential:
+    kept = [c for c in range(6) if c not in removed]
+    small = copy.deepcopy(net)
+    small[0], small[4] = nn.Conv2d(1, len(kept), 5), nn.Linear(len(kept), 10)
+    with torch.no_grad():
+        small[0].weight.copy_(net[0].weight[kept])
+        small[0].bias.copy_(net[0].bias[kept])
+        small[4].weight.copy_(net[4].weight[:, kept])
+        small[4].bias.copy_(net[4].bias)
+    return small.eval()
+
+
+def _growth(after: nn.Linear, before: torch.Tensor) -> float:
+    return float(torch.cat([after.weight.detach().flatten(), after.bias.detach()]).norm() / before.norm())
+
+
+def test_linear_refit_that_would_grow_past_the_limit_is_held_at_the_limit(monkeypatch):
     module = importlib.import_module("shrink.recover.reconstruct")
-    dense = _redundant_net()
-    pruned = _without_channel_3(dense)
-    head = pruned[4].weight.clone()
-    monkeypatch.setattr(module, "LINEAR_GROWTH_LIMIT", 0.5)  # any fit of this head grows it more than that
+    dense = _head_net()
+    removed = {"0": frozenset({1, 3, 5})}
+    free = _head_net_without(dense, [1, 3, 5])
+    prior = torch.cat([free[4].weight.flatten(), free[4].bias]).detach()
+    reconstruct(free, dense, removed, digits("train"), max_images=200, ridge=1e-9)
+    plain_growth = _growth(free[4], prior)
+    assert plain_growth > 1.05  # precondition: the unbounded re-fit of this head grows it
 
-    result = reconstruct(pruned, dense, {"0": frozenset({3}), "1": frozenset({3})}, digits("train"),
-                         max_images=100, ridge=1e-9)
+    limit = (1 + plain_growth) / 2
+    monkeypatch.setattr(module, "LINEAR_GROWTH_LIMIT", limit)
+    held = _head_net_without(dense, [1, 3, 5])
+    result = reconstruct(held, dense, removed, digits("train"), max_images=200, ridge=1e-9)
 
-    assert [f.name for f in result.layers] == ["0", "1", "2"]  # the convs still re-fit
-    assert [name for name, _ in result.skipped] == ["4"] and "grow its weights" in result.skipped[0][1]
-    assert torch.equal(pruned[4].weight, head)
+    head = {f.name: f for f in result.layers}["4"]
+    assert "re-fit bounded" in head.bounded and result.skipped == ()
+    change = float((torch.cat([held[4].weight.detach().flatten(), held[4].bias.detach()]) - prior).norm() / prior.norm())
+    # the smallest ridge that keeps the change within (limit - 1): at that bound, not far inside it
+    assert (limit - 1) * 0.99 <= change <= (limit - 1) * 1.0001
+    assert _growth(held[4], prior) <= limit
+    assert head.error_after < head.error_before  # still a re-fit, not the pruned head left alone
 
 
 def test_plan_of_another_model_is_refused():
