@@ -312,7 +312,9 @@ def _bounded_fit(gram, cross, prior, unit, ridge) -> tuple[torch.Tensor, float]:
         return w, float((w - prior).norm()) <= budget
 
     low, high = ridge, ridge * 10
-    while not change(high)[1]:
+    for _ in range(40):  # a decade at a time; bounded, since a zero prior leaves no budget at all
+        if change(high)[1]:
+            break
         low, high = high, high * 10
     for _ in range(30):  # ratio high/low from 10 to 10^(2^-30): far finer than matters
         middle = (low * high) ** 0.5
