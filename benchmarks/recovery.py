@@ -253,13 +253,15 @@ def run_row(index: int, args) -> dict:
                                max_images=args.reconstruct_images, device=device, seed=args.seed)
             criteria[importance].update(reconstructed=accuracy(refit, test, device),
                                         reconstructed_val=accuracy(refit, select_val, device),
-                                        reconstruct_seconds=done.seconds)
+                                        reconstruct_seconds=done.seconds,
+                                        reconstruct_bounded={f.name: f.bounded for f in done.layers if f.bounded})
         pruned_by[importance], plans[importance] = pruned.cpu(), p
         c = criteria[importance]
         log(tag, f"{importance:7} {c['mac_reduction']:.2f}x  no recovery {none_acc:.2f}%  "
                  f"BN recal {c['bn_recal']:.2f}% (val {c['bn_recal_val']:.2f}%)"
                  + (f"  reconstructed {c['reconstructed']:.2f}% (val {c['reconstructed_val']:.2f}%, "
-                    f"{c['reconstruct_seconds']:.0f}s)" if args.reconstruct_images else ""))
+                    f"{c['reconstruct_seconds']:.0f}s)" if args.reconstruct_images else "")
+                 + "".join(f"; {name}: {how}" for name, how in c.get("reconstruct_bounded", {}).items()))
     chosen = args.importance if args.importance != "auto" else choose_criterion(
         criteria, "reconstructed_val" if args.reconstruct_images else "bn_recal_val")
     if chosen not in pruned_by:

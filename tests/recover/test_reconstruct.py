@@ -125,8 +125,8 @@ def _head_net_without(net: nn.Sequential, removed: list[int]) -> nn.Sequential:
     return small.eval()
 
 
-def _growth(after: nn.Linear, before: torch.Tensor) -> float:
-    return float(torch.cat([after.weight.detach().flatten(), after.bias.detach()]).norm() / before.norm())
+def _flat(layer: nn.Linear) -> torch.Tensor:
+    return torch.cat([layer.weight.detach().flatten(), layer.bias.detach()])
 
 
 def test_linear_refit_that_would_grow_past_the_limit_is_held_at_the_limit(monkeypatch):
@@ -134,9 +134,9 @@ def test_linear_refit_that_would_grow_past_the_limit_is_held_at_the_limit(monkey
     dense = _head_net()
     removed = {"0": frozenset({1, 3, 5})}
     free = _head_net_without(dense, [1, 3, 5])
-    prior = torch.cat([free[4].weight.flatten(), free[4].bias]).detach()
+    prior = _flat(free[4])
     reconstruct(free, dense, removed, digits("train"), max_images=200, ridge=1e-9)
-    plain_growth = _growth(free[4], prior)
+    plain_growth = float(_flat(free[4]).norm() / prior.norm())
     assert plain_growth > 1.05  # precondition: the unbounded re-fit of this head grows it
 
     limit = (1 + plain_growth) / 2
@@ -146,10 +146,10 @@ def test_linear_refit_that_would_grow_past_the_limit_is_held_at_the_limit(monkey
 
     head = {f.name: f for f in result.layers}["4"]
     assert "re-fit bounded" in head.bounded and result.skipped == ()
-    change = float((torch.cat([held[4].weight.detach().flatten(), held[4].bias.detach()]) - prior).norm() / prior.norm())
+    change = float((_flat(held[4]) - prior).norm() / prior.norm())
     # the smallest ridge that keeps the change within (limit - 1): at that bound, not far inside it
     assert (limit - 1) * 0.99 <= change <= (limit - 1) * 1.0001
-    assert _growth(held[4], prior) <= limit
+    assert float(_flat(held[4]).norm() / prior.norm()) <= limit
     assert head.error_after < head.error_before  # still a re-fit, not the pruned head left alone
 
 
