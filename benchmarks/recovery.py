@@ -310,9 +310,10 @@ def run_methods(tag, row, args, chosen, pruned, pruned_plan, dense, dense_macs, 
             it = prune_and_recover(dense.cpu(), example, prune_config(row, chosen, dense_macs, args.scope, args.iterative_steps),
                                    kd_config, train, teacher=dense, eval_split=evaluate,
                                    batches=taylor_batches if chosen == "taylor" else None, progress=args.verbose)
+        per_step = [_summary(s) for s in it.steps]
         methods["kd_iterative"] = {"accuracy": it.accuracy_after, "seconds": it.seconds,
                                    "mac_reduction": it.plan.mac_reduction, "steps": args.iterative_steps,
-                                   "per_step": [_summary(s) for s in it.steps]}
+                                   "epochs": sum(s["epochs"] for s in per_step), "per_step": per_step}
         log(tag, f"iterative distill -> {it.accuracy_after:.2f}% at {it.plan.mac_reduction:.2f}x")
     return methods
 
@@ -434,7 +435,8 @@ def markdown(results: list[dict], meta: dict) -> str:
         no_rec = " / ".join(f"{crit[c]['no_recovery']:.1f}%" for c in meta["criteria"] if c in crit)
         m = next(iter(r["variants"].values()))
         ft, kd, it = (m.get(k, {}).get("accuracy") for k in ("finetune", "kd", "kd_iterative"))
-        # A recipe given more epochs than the budget (--variant epochs=20) can reach a target without meeting it.
+        # A recipe given more epochs than the budget (--epochs or --variant epochs=N) can reach a target without
+        # meeting it; results written before iterative runs recorded their epochs count as 0.
         over = max((m[k].get("epochs") or 0 for k in ("finetune", "kd", "kd_iterative") if k in m), default=0)
         best = max((a for a in (ft, kd, it) if a is not None), default=None)
         # A recovered model is compared to the dense one on its own split; older results had no val figure.
