@@ -487,7 +487,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--data-dir", help="Fashion-MNIST IDX directory (default: the usual search path)")
     p.add_argument("--out", type=Path, default=Path("runs/recovery"))
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    p.add_argument("--quick", action="store_true", help="tiny CPU smoke setting: subsets, 1 epoch, small batches")
+    p.add_argument("--quick", action="store_true", help="tiny CPU smoke setting: subsets, 2 epochs, small batches")
     p.add_argument("--rows", type=int, nargs="+", default=None,
                    help="row indices 0-3 (default: all; with --quick: 1 and 3, which cover every code path)")
     p.add_argument("--jobs", type=int, default=None, help="rows run at once (default: all on GPU, 1 on CPU)")
@@ -558,7 +558,9 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     on_gpu = args.device.startswith("cuda") or (args.device == "auto" and torch.cuda.is_available())
     jobs = args.jobs or (len(args.rows) if on_gpu else 1)
-    print(f"recovery benchmark: rows {args.rows}, {jobs} at a time, {args.epochs} epochs, "
+    # --variant epochs=N overrides the base recipe's epochs, so name every count that will run.
+    epochs = sorted({parse_variant(v).get("epochs", args.epochs) for v in args.variant})
+    print(f"recovery benchmark: rows {args.rows}, {jobs} at a time, {'/'.join(map(str, epochs))} epochs, "
           f"device {'cuda' if on_gpu else 'cpu'}{', QUICK' if args.quick else ''}", flush=True)
     t0 = time.perf_counter()
     results = run_children(args.rows, argv, jobs, args.out)
