@@ -7,12 +7,15 @@ only lists those modules, parses, and turns a ShrinkError into one line on stder
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import signal
 import sys
-from typing import Callable, Sequence
+import threading
+from typing import Callable, Iterator, Sequence
 
 from shrink import __version__
-from shrink.errors import ShrinkError
+from shrink.errors import ShrinkError, Terminated
 
 # Order here is the order in `shrink --help`.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -62,6 +65,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _raise_terminated(signum: int, frame) -> None:
+    raise Terminated(signum)
+
+
+@contextlib.contextmanager
+def sigterm_unwinds() -> Iterator[None]:
+    """While a command runs, SIGTERM unwinds it like Ctrl-C does (cleanup runs); the previous
+    handler comes back afterwards, so calling main() from Python leaves no trace."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _os_error_line(exc: OSError) -> str:
+    where = f": {exc.filename}" if exc.filename else ""
+    return f"{exc.strerror or exc}{where}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -69,15 +95,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        result = args.func(args)
-    except ShrinkError as exc:
+        with sigterm_unwinds():
+            result = args.func(args)
+    except (ShrinkError, OSError, MemoryError) as exc:
         if args.debug:
             raise
-        print(f"shrink {args.command}: error: {exc}", file=sys.stderr)
+        # OSError and MemoryError are the environment's (disk, permissions, memory): one line too.
+        line = str(exc) if isinstance(exc, ShrinkError) else (
+            _os_error_line(exc) if isinstance(exc, OSError) else "out of memory (MemoryError)")
+        print(f"shrink {args.command}: error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"shrink {args.command}: interrupted", file=sys.stderr)
+        print(f"shrink {args.command}: interrupted; temporary files removed", file=sys.stderr)
         return 130
+    except Terminated as exc:
+        print(f"shrink {args.command}: {exc}; temporary files removed", file=sys.stderr)
+        return 128 + exc.signum
     return int(result or 0)
 
 

@@ -11,7 +11,8 @@ import numpy as np
 import torch
 
 from shrink.data import BatchOptions, load_data
-from shrink.errors import ShrinkError
+from shrink.errors import ShrinkError, ShrinkValueError
+from shrink.models.code import MODEL_CODE_HELP
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,23 @@ def _check_classes(num_outputs: int, split) -> None:
         )
 
 
+def check_limit(limit: int | None) -> None:
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ShrinkValueError(f"the image limit must be a positive integer (or none: every image), got {limit!r}")
+
+
+def _limited(batches, limit: int | None):
+    """The batches, the last one cut so that exactly `limit` images are seen (all without a limit)."""
+    seen = 0
+    for x, y in batches:
+        if limit is not None:
+            if seen >= limit:
+                return
+            x, y = x[: limit - seen], y[: limit - seen]
+        seen += len(y)
+        yield x, y
+
+
 def _check_input(shape: tuple, split) -> None:
     if tuple(shape) != tuple(split.info.input_shape):
         raise ShrinkError(f"the model expects inputs {tuple(shape)} but {split.info.name} gives {split.info.input_shape}")
@@ -44,13 +62,12 @@ def _check_input(shape: tuple, split) -> None:
 @torch.no_grad()
 def evaluate_torch(model: torch.nn.Module, split, *, batch_size: int = 256, device: str = "cpu",
                    limit: int | None = None, source: str = "model", split_name: str = "test") -> EvalResult:
+    check_limit(limit)
     was_training = model.training
     model.eval().to(device)
     correct = total = 0
     try:
-        for x, y in split.batches(BatchOptions(batch_size=batch_size, device=device)):
-            if limit is not None and total >= limit:
-                break
+        for x, y in _limited(split.batches(BatchOptions(batch_size=batch_size, device=device)), limit):
             logits = model(x)
             if total == 0:
                 _check_classes(logits.shape[1], split)
@@ -71,14 +88,13 @@ def evaluate_onnx(path_or_session, split, *, provider: str = "cpu", batch_size: 
                   limit: int | None = None, split_name: str = "test") -> EvalResult:
     from shrink.ort_session import create_session
 
+    check_limit(limit)
     session = create_session(path_or_session, provider) if isinstance(path_or_session, (str, Path)) else path_or_session
     source = str(path_or_session) if isinstance(path_or_session, (str, Path)) else "session"
     input_meta = session.get_inputs()[0]
     _check_input(tuple(input_meta.shape[1:]), split)
     correct = total = 0
-    for x, y in split.batches(BatchOptions(batch_size=batch_size)):
-        if limit is not None and total >= limit:
-            break
+    for x, y in _limited(split.batches(BatchOptions(batch_size=batch_size)), limit):
         logits = onnx_logits(session, x.numpy().astype(np.float32))
         if total == 0:
             _check_classes(logits.shape[1], split)
@@ -95,8 +111,9 @@ def default_device() -> str:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from shrink.models import load_model
+    from shrink.models import load_model, user_model_code
 
+    check_limit(args.limit)  # before any data is read
     target = Path(args.model)
     if target.suffix == ".onnx":
         if not target.is_file():
@@ -105,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
         result = evaluate_onnx(target, split, provider=args.provider, batch_size=args.batch_size,
                                limit=args.limit, split_name=args.split)
     else:
-        loaded = load_model(args.model, weights=args.weights)
+        loaded = load_model(args.model, weights=args.weights, code=user_model_code(args.model, args.model_code))
         split = load_data(args.data, args.split, data_dir=args.data_dir, synthetic_shape=loaded.input_shape,
                           num_classes=loaded.spec.num_classes)
         _check_input(loaded.input_shape, split)
@@ -128,11 +145,12 @@ def register(subparsers) -> None:
                     example="shrink eval models/fmnist_resnet18.safetensors --data fmnist", func=run)
     p.add_argument("model", help="ONNX file, weights file with card, pruned dir, or registry name (+ --weights)")
     p.add_argument("--weights", help="weights for a registry name (.safetensors, or .pt loaded weights_only)")
+    p.add_argument("--model-code", metavar="FILE", help=MODEL_CODE_HELP)
     p.add_argument("--data", default="fmnist", help="fmnist | digits | imagefolder:DIR | synthetic:CxHxW")
     p.add_argument("--data-dir", help="directory with the dataset files (Fashion-MNIST IDX .gz)")
     p.add_argument("--split", default="test", help="dataset split (default: test)")
     p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--limit", type=int, help="stop after about this many images")
+    p.add_argument("--limit", type=int, help="evaluate only the first this many images (default: all)")
     p.add_argument("--device", help="torch device for PyTorch models (default: cuda if available)")
     p.add_argument("--provider", default="cpu", help="onnxruntime provider for ONNX files: cpu | cuda | tensorrt")
     p.add_argument("--json", action="store_true", help="print one JSON record")

@@ -16,13 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shrink.fileio import write_text_atomic
+from shrink.dirlock import directory_lock
+from shrink.fileio import check_writable, sweep_stale_temporaries, write_text_atomic
 from shrink.recipe import Recipe
-from shrink.run.inputs import RunInputs, load_inputs
+from shrink.run.inputs import RunInputs, load_inputs, model_identity
 from shrink.run.progress import Reporter, ReporterHandler
 from shrink.run.rundir import (
     RunPaths,
     StepRecord,
+    check_inputs_outside,
     check_out_dir,
     hash_outputs,
     now_utc,
@@ -45,6 +47,7 @@ class RunOptions:
     quiet: bool = False
     dense_dir: Path | None = None  # where the dense baseline lives; a sweep shares one
     last_stage: str = "report"  # stop after this stage
+    inputs: tuple[Path, ...] = ()  # files read to make the recipe (the recipe file): never written over
 
     def __post_init__(self) -> None:
         if self.last_stage not in STAGES:
@@ -95,8 +98,20 @@ def run(recipe: Recipe, options: RunOptions = RunOptions(), *, inputs: RunInputs
     start = time.perf_counter()
     paths = run_paths(recipe, options)
     recipe_yaml = recipe.to_yaml()
-    mode = check_out_dir(paths.root, recipe_yaml, options.force)  # before any work
+    check_writable(paths.root, directory=True)  # before the lock creates the directory
     reporter = Reporter(options.quiet)
+    # One run per directory: a second one is refused with the first one's PID.
+    with directory_lock(paths.root, "run", on_stale=reporter.line):
+        return _run_locked(recipe, options, paths, recipe_yaml, reporter, inputs, start)
+
+
+def _run_locked(recipe: Recipe, options: RunOptions, paths: RunPaths, recipe_yaml: str, reporter: Reporter,
+                inputs: RunInputs | None, start: float) -> RunResult:
+    mode = check_out_dir(paths.root, recipe_yaml, options.force)  # before any work
+    read = [*options.inputs, *model_identity(recipe.model)["files"]]  # the recipe file, weights, card, code
+    for directory in {paths.root, paths.dense}:
+        check_inputs_outside(directory, read, recipe_yaml)
+        sweep_stale_temporaries(directory)  # what a killed run left behind
     reporter.line(f"shrink run: recipe {recipe.name} -> {paths.root}" + {
         "new": "", "rerun": " (rerun: unchanged stages are reused)", "replace": " (--force: replacing another run)"}[mode])
     if inputs is None:

@@ -96,6 +96,7 @@ class ModelSection:
 
     source: str = "models/fmnist_resnet18.safetensors"
     weights: str | None = None
+    code: str | None = None  # the Python file a card's file.py:factory architecture needs (shrink.models.code)
     num_classes: int | None = None  # registry names only: architecture overrides
     in_chans: int | None = None
     input_size: tuple[int, int] | None = None
@@ -106,6 +107,8 @@ class ModelSection:
             raise ShrinkValueError(f"model.source must be a model name or path, got {self.source!r}")
         if self.weights is not None and not isinstance(self.weights, str):
             raise ShrinkValueError(f"model.weights must be a path, got {self.weights!r}")
+        if self.code is not None and not isinstance(self.code, str):
+            raise ShrinkValueError(f"model.code must be the path of a Python file, got {self.code!r}")
         if self.input_size is not None:
             object.__setattr__(self, "input_size", tuple(self.input_size))
 
@@ -383,7 +386,14 @@ def load_recipe(path: str | Path | None = None, overrides: Sequence[str] = ()) -
         if not path.is_file():
             raise ShrinkError(f"recipe file not found: {path}")
         origin = str(path)
-        layer = _read_yaml(path.read_text(encoding="utf-8"), origin)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ShrinkError(f"recipe {path} is not a text file (not UTF-8 at byte {exc.start}); give a YAML "
+                              "recipe") from exc
+        except OSError as exc:
+            raise ShrinkError(f"cannot read recipe {path}: {exc.strerror or exc}") from exc
+        layer = _read_yaml(text, origin)
         check_keys(layer, Recipe, origin)
         layer.setdefault("name", path.stem)  # a file's own run never lands in the default's run dir
         resolved = merge(resolved, layer)

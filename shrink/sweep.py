@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from shrink.dirlock import directory_lock
 from shrink.errors import ShrinkError, ShrinkValueError
 from shrink.fileio import write_json_atomic
 from shrink.pipeline import DEFAULT_RUNS_DIR, RunOptions, RunResult, run
 from shrink.recipe import Recipe
-from shrink.run.inputs import load_inputs
+from shrink.run.inputs import load_inputs, model_identity
 from shrink.run.progress import Reporter
-from shrink.run.rundir import check_out_dir
+from shrink.run.rundir import check_inputs_outside, check_out_dir
 
 PRECISIONS = ("fp32", "int8")
 DENSE = "dense fp32"
@@ -33,6 +34,7 @@ class SweepOptions:
     out: Path | None = None  # default: runs/<recipe name>-sweep
     force: bool = False
     quiet: bool = False
+    inputs: tuple[Path, ...] = ()  # files read to make the recipe (the recipe file): never written over
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ratios", tuple(sorted(set(float(r) for r in self.ratios))))
@@ -125,12 +127,20 @@ def sweep(recipe: Recipe, options: SweepOptions) -> SweepResult:
     recipes = {r: point_recipe(recipe, r, options.precisions) for r in options.ratios}
     _check_dirs(root, recipes, options.force)
     reporter = Reporter(options.quiet)
+    with directory_lock(root, "sweep", on_stale=reporter.line):  # one sweep per directory
+        check_inputs_outside(root, [*options.inputs, *model_identity(recipe.model)["files"]], "")
+        return _sweep_locked(recipe, options, root, recipes, reporter, start)
+
+
+def _sweep_locked(recipe: Recipe, options: SweepOptions, root: Path, recipes: dict[float, Recipe],
+                  reporter: Reporter, start: float) -> SweepResult:
     inputs = load_inputs(recipe)
     runs = {}
     for i, (ratio, point) in enumerate(recipes.items(), start=1):
         reporter.line(f"== sweep point {i}/{len(recipes)}: ratio {ratio:.2f}")
         runs[ratio] = run(point, RunOptions(out=point_dir(root, ratio), force=options.force, quiet=options.quiet,
-                                            dense_dir=root / "dense", last_stage="verify"), inputs=inputs)
+                                            dense_dir=root / "dense", last_stage="verify", inputs=options.inputs),
+                          inputs=inputs)
     reporter.line(f"== timing {DENSE} and every point interleaved")
     points, bench = _measure(root, runs, options.precisions, recipe, reporter)
     points = mark_frontier(points)

@@ -44,7 +44,7 @@ def test_eval_reference_on_a_subset(capsys):
     import json
 
     result = json.loads(capsys.readouterr().out)
-    assert result["total"] == 512 and result["accuracy"] > 90.0 and not result["synthetic"]
+    assert result["total"] == 500 and result["accuracy"] > 90.0 and not result["synthetic"]
 
 
 @pytest.mark.slow
@@ -131,7 +131,11 @@ def test_train_digits_end_to_end(tmp_path, capsys):
     assert card.training_command.startswith(f"shrink train {model} --data digits --epochs 4")
     assert card.test_accuracy > 40.0  # ten classes: chance is 10%
     capsys.readouterr()
-    assert main(["eval", str(out / "model.safetensors"), "--data", "digits", "--json"]) == 0
+    # The card names net.py: it runs only when the user hands the file over.
+    assert main(["eval", str(out / "model.safetensors"), "--data", "digits", "--json"]) == 2
+    _one_error_line(capsys, r"names the Python code .*net.py:tiny.*--model-code .*net.py")
+    assert main(["eval", str(out / "model.safetensors"), "--data", "digits", "--json",
+                 "--model-code", str(tmp_path / "net.py")]) == 0
     import json
 
     assert json.loads(capsys.readouterr().out)["accuracy"] == pytest.approx(card.test_accuracy, abs=0.01)

@@ -146,12 +146,13 @@ def test_the_shipped_files_run(tiny):
     import onnxruntime as ort
 
     from shrink.data import BatchOptions, load_data
-    from shrink.models import load_model
+    from shrink.models import ModelCode, load_model
 
     x, _ = next(iter(load_data("digits", "test").batches(BatchOptions(batch_size=4))))
     session = ort.InferenceSession(str(tiny.out / "model.int8.onnx"), providers=["CPUExecutionProvider"])
     assert session.run(None, {"input": x.numpy().astype(np.float32)})[0].shape == (4, 10)
-    pruned = load_model(str(tiny.out))  # plan.json + pruned.safetensors: a loadable pruned model
+    # plan.json + pruned.safetensors: a loadable pruned model, given the model code it names
+    pruned = load_model(str(tiny.out), code=ModelCode.read(tiny.base / "tiny_model.py"))
     assert pruned.model(x).shape == (4, 10)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 from shrink.bench.config import BenchConfig, Candidate, OnnxCandidate, unique_labels
-from shrink.bench.engines import Engine, EngineInfo, check_onnx_file, check_runtime, create_engine
+from shrink.bench.engines import Engine, EngineInfo, check_input_memory, check_onnx_file, check_runtime, create_engine
 from shrink.bench.machine import MachineInfo, capture_machine, physical_cores
 from shrink.bench.memory import MemoryUsage, measure_memory
 from shrink.bench.profile import ProfileReport, profile_candidate, profile_diff, profile_notes
@@ -24,6 +24,7 @@ from shrink.bench.results import SCHEMA, SYNTHETIC_INPUTS, BenchResult, Candidat
 from shrink.bench.runner import Progress, TimingRun, TimingSettings, measure_interleaved
 from shrink.bench.stats import NOISY_CV_THRESHOLD, speedup, summarize
 from shrink.errors import ShrinkError, ShrinkValueError
+from shrink.sysinfo import available_mb
 
 
 def _say(progress: Progress | None, line: str) -> None:
@@ -38,6 +39,7 @@ def _timing_settings(config: BenchConfig) -> TimingSettings:
         min_runs=config.min_runs,
         min_seconds=config.min_seconds,
         block_runs=config.block_runs,
+        max_seconds=config.max_seconds,
     )
 
 
@@ -131,8 +133,14 @@ def _notes(
     machine: MachineInfo,
     results: list[CandidateResult],
     load: tuple[float | None, float | None],
+    timing: TimingRun,
 ) -> list[str]:
     notes = []
+    if timing.capped:
+        notes.append(
+            f"timing was stopped by the {config.max_seconds:g} s cap (max_seconds) after {timing.rounds} rounds, "
+            f"before every candidate had {config.min_runs} runs and {config.min_seconds:g} s measured"
+        )
     busiest = max((x for x in load if x is not None), default=None)
     if busiest is not None and busiest > machine.logical_cpus:
         notes.append(
@@ -166,9 +174,11 @@ def run_bench(
     candidates = tuple(candidates)
     if not candidates:
         raise ShrinkValueError("bench needs at least one candidate")
+    available = available_mb()
     for candidate in candidates:
         if isinstance(candidate, OnnxCandidate):
             check_onnx_file(candidate.path)
+            check_input_memory(candidate.path, config.batch, available)
     check_runtime(candidates, config)
     labels = unique_labels(candidates)
     threads = config.threads or physical_cores()
@@ -211,7 +221,9 @@ def run_bench(
         load_average_1m=load,
         rounds=timing.rounds,
         schedule=timing.schedule,
+        block_runs=timing.block_runs,
+        capped=timing.capped,
         candidates=tuple(results),
         profile=profile,
-        notes=tuple(_notes(config, threads, machine, results, load)),
+        notes=tuple(_notes(config, threads, machine, results, load, timing)),
     )

@@ -10,10 +10,12 @@ import sys
 from shrink.bench.api import run_bench
 from shrink.bench.compare import compare_results, format_comparison
 from shrink.bench.config import BenchConfig, OnnxCandidate, TorchCandidate
-from shrink.bench.output import format_markdown, write_outputs
+from shrink.bench.output import check_output_dir, format_markdown, write_outputs
 from shrink.bench.results import load_result
 from shrink.cli import add_command
 from shrink.errors import ShrinkValueError
+from shrink.models.code import MODEL_CODE_HELP
+from shrink.onnx_files import onnx_files
 
 BENCH_EXAMPLE = (
     "shrink bench runs/dense/model.onnx runs/pruned/model.onnx --threads 1 --min-seconds 10 --profile --out runs/bench"
@@ -41,6 +43,7 @@ def _register_bench(subparsers: argparse._SubParsersAction) -> None:
         "--torch", action="append", default=[], metavar="SPEC[=WEIGHTS]",
         help="also time a PyTorch model from the registry (e.g. tv:resnet18=weights.safetensors); repeatable",
     )  # fmt: skip
+    parser.add_argument("--model-code", metavar="FILE", help="--torch models: " + MODEL_CODE_HELP)
     parser.add_argument("--provider", default=defaults.provider, help="cpu, cuda or tensorrt (default: cpu)")
     parser.add_argument("--threads", type=int, default=None, help="intra-op threads (default: physical cores)")
     parser.add_argument("--batch", type=int, default=defaults.batch, help="batch size for a dynamic batch axis")
@@ -48,7 +51,11 @@ def _register_bench(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--warmup-seconds", type=float, default=defaults.warmup_seconds, help="and at least this long")
     parser.add_argument("--min-runs", type=int, default=defaults.min_runs, help="measure at least this many runs")
     parser.add_argument("--min-seconds", type=float, default=defaults.min_seconds, help="and at least this long")
-    parser.add_argument("--block-runs", type=int, default=defaults.block_runs, help="runs per round-robin block")
+    parser.add_argument("--block-runs", type=int, default=defaults.block_runs,
+                        help="runs per round-robin block of the slowest candidate (faster ones: blocks as long)")
+    parser.add_argument("--max-seconds", type=float, default=defaults.max_seconds,
+                        help=f"wall-clock cap on the measured rounds, all candidates together (default "
+                             f"{defaults.max_seconds:g}); the result says when it stopped the timing")
     parser.add_argument("--graph-opt", default=defaults.graph_optimization, help="disable, basic, extended or all")
     parser.add_argument("--cuda-graphs", action="store_true", help="CUDA graphs (ORT CUDA EP and PyTorch on CUDA)")
     parser.add_argument("--dtype", default=defaults.torch_dtype, help="PyTorch candidates: fp32, fp16 or bf16")
@@ -87,6 +94,7 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         min_runs=args.min_runs,
         min_seconds=args.min_seconds,
         block_runs=args.block_runs,
+        max_seconds=args.max_seconds,
         graph_optimization=args.graph_opt,
         cuda_graphs=args.cuda_graphs,
         torch_dtype=args.dtype,
@@ -104,15 +112,28 @@ def candidates_from_args(args: argparse.Namespace) -> list:
     candidates: list = [OnnxCandidate(path) for path in args.onnx]
     for item in args.torch:
         spec, _, weights = item.partition("=")
-        candidates.append(TorchCandidate(spec=spec, weights=weights or None))
+        candidates.append(TorchCandidate(spec=spec, weights=weights or None, model_code=args.model_code))
     if not candidates:
         raise ShrinkValueError("give at least one ONNX file or --torch MODEL to benchmark")
     return candidates
 
 
+def input_files(candidates: list) -> tuple[str, ...]:
+    """Every file the candidates are read from: ONNX files (and their external data), weights, code."""
+    files: list[str] = []
+    for candidate in candidates:
+        if isinstance(candidate, OnnxCandidate):
+            files += [str(p) for p in onnx_files(candidate.path)]
+        else:
+            files += [f for f in (candidate.weights, candidate.model_code, candidate.spec) if f]
+    return tuple(files)
+
+
 def _bench(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     candidates = candidates_from_args(args)
+    if args.out:  # before the timing: a bad --out must not cost minutes
+        check_output_dir(args.out, input_files(candidates))
     progress = None if args.quiet else (lambda line: print(f"bench: {line}", file=sys.stderr, flush=True))
     result = run_bench(candidates, config, progress=progress).to_dict()
     if args.out:

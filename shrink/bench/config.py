@@ -20,6 +20,9 @@ TORCH_DTYPES = ("fp32", "fp16", "bf16")
 # What the issue asks of every warmup; smaller values are allowed (tests) but noted in the result.
 RECOMMENDED_WARMUP_RUNS = 10
 RECOMMENDED_WARMUP_SECONDS = 1.0
+# The measured rounds stop here even if min_runs / min_seconds are not reached (the result says so):
+# a fast model next to a slow one, or a tiny one, must not run for minutes.
+DEFAULT_MAX_SECONDS = 120.0
 
 
 def _positive_int(name: str, value: Any) -> None:
@@ -48,7 +51,8 @@ class BenchConfig:
     warmup_seconds: float = RECOMMENDED_WARMUP_SECONDS
     min_runs: int = 50
     min_seconds: float = 5.0
-    block_runs: int = 10  # runs per candidate per round-robin block
+    block_runs: int = 10  # runs per round-robin block of the slowest candidate (faster ones: as long)
+    max_seconds: float | None = DEFAULT_MAX_SECONDS  # wall-clock cap on the measured rounds; None: no cap
     graph_optimization: str = "all"
     cuda_graphs: bool = False  # ORT CUDA EP and PyTorch on CUDA
     torch_dtype: str = "fp32"
@@ -70,6 +74,8 @@ class BenchConfig:
             _positive_int(name, getattr(self, name))
         _non_negative_number("warmup_seconds", self.warmup_seconds)
         _non_negative_number("min_seconds", self.min_seconds)
+        if self.max_seconds is not None:
+            _non_negative_number("max_seconds", self.max_seconds)
         _one_of("graph_optimization", self.graph_optimization, GRAPH_OPTIMIZATION_LEVELS)
         _one_of("torch_dtype", self.torch_dtype, TORCH_DTYPES)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
@@ -136,6 +142,7 @@ class TorchCandidate:
     module: Any = field(default=None, compare=False, repr=False)
     input_shape: tuple[int, ...] | None = None
     name: str | None = None
+    model_code: str | None = None  # the Python file the user trusts for a file.py:factory model (shrink.models.code)
 
     def __post_init__(self) -> None:
         if (self.spec is None) == (self.module is None):

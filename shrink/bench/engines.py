@@ -74,6 +74,42 @@ def check_onnx_file(path: str | os.PathLike) -> None:
         raise ShrinkError(f"{path} is not an ONNX model (no graph nodes found)")
 
 
+# Synthetic inputs may take at most this share of the memory available when the bench starts.
+INPUT_MEMORY_SHARE = 0.5
+
+
+def input_bytes(path: str | os.PathLike, batch: int) -> int:
+    """Bytes of the synthetic inputs an ONNX file needs at `batch` (dynamic axes other than the
+    batch count as 1: resolve_input_shape refuses them later with its own line)."""
+    import onnx
+    from onnx.helper import tensor_dtype_to_np_dtype
+
+    model = onnx.load(str(path), load_external_data=False)
+    initializers = {t.name for t in model.graph.initializer}
+    total = 0
+    for value in model.graph.input:
+        if value.name in initializers:
+            continue
+        tensor = value.type.tensor_type
+        count = 1
+        for axis, dim in enumerate(tensor.shape.dim):
+            count *= dim.dim_value if dim.HasField("dim_value") and dim.dim_value > 0 else (batch if axis == 0 else 1)
+        try:
+            itemsize = np.dtype(tensor_dtype_to_np_dtype(tensor.elem_type)).itemsize
+        except (KeyError, TypeError, ValueError):
+            itemsize = 4
+        total += count * itemsize
+    return total
+
+
+def check_input_memory(path: str | os.PathLike, batch: int, available_mb: float | None) -> None:
+    """Refuse, before any work, a batch whose inputs alone would not fit in memory."""
+    needed = input_bytes(path, batch)
+    if available_mb is not None and needed > INPUT_MEMORY_SHARE * available_mb * 2**20:
+        raise ShrinkError(f"batch {batch} needs {needed / 2**30:.1f} GiB for the inputs of {Path(path).name} alone, "
+                          f"more than half of the {available_mb / 1024:.1f} GiB of memory available; use a smaller --batch")
+
+
 def check_runtime(candidates: list[Candidate] | tuple[Candidate, ...], config: BenchConfig) -> None:
     """Refuse, before any work, a provider or device this install cannot run (no silent fallback)."""
     if any(isinstance(c, OnnxCandidate) for c in candidates):
@@ -363,10 +399,12 @@ def load_torch_candidate(candidate: TorchCandidate) -> tuple[Any, tuple[int, ...
     if candidate.module is not None:
         return candidate.module, tuple(candidate.input_shape)
     try:
-        from shrink.models import load_model  # imported late: the registry is optional here
+        from shrink.models import load_model, user_model_code  # imported late: the registry is optional here
     except ImportError as exc:
         raise ShrinkError(f"cannot load torch model {candidate.spec!r}: shrink.models is not available ({exc})") from exc
-    loaded = load_model(candidate.spec, weights=candidate.weights)
+    # The spec is what the user typed (`--torch SPEC`), so the code it names, or --model-code, may run.
+    loaded = load_model(candidate.spec, weights=candidate.weights,
+                        code=user_model_code(candidate.spec, candidate.model_code))
     shape = tuple(candidate.input_shape or loaded.input_shape)
     return loaded.model, shape
 

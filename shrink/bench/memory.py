@@ -55,7 +55,8 @@ def candidate_to_dict(candidate: Candidate) -> dict[str, Any] | None:
         return {"kind": "onnx", "path": str(candidate.path)}
     if isinstance(candidate, TorchCandidate) and candidate.spec is not None:
         shape = list(candidate.input_shape) if candidate.input_shape else None
-        return {"kind": "torch", "spec": candidate.spec, "weights": candidate.weights, "input_shape": shape}
+        return {"kind": "torch", "spec": candidate.spec, "weights": candidate.weights, "input_shape": shape,
+                "model_code": candidate.model_code}
     return None
 
 
@@ -63,7 +64,8 @@ def candidate_from_dict(data: dict[str, Any]) -> Candidate:
     if data["kind"] == "onnx":
         return OnnxCandidate(data["path"])
     shape = tuple(data["input_shape"]) if data.get("input_shape") else None
-    return TorchCandidate(spec=data["spec"], weights=data.get("weights"), input_shape=shape)
+    return TorchCandidate(spec=data["spec"], weights=data.get("weights"), input_shape=shape,
+                          model_code=data.get("model_code"))
 
 
 def measure_memory(candidate: Candidate, config: BenchConfig, threads: int) -> MemoryUsage:

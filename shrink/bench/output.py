@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from shrink.bench.machine import format_machine
-from shrink.fileio import atomic_path, write_json_atomic, write_text_atomic
+from shrink.fileio import atomic_path, check_not_inputs, check_writable, write_json_atomic, write_text_atomic
 
 OUTPUT_NAMES = {"json": "bench.json", "csv": "bench.csv", "markdown": "bench.md", "plot": "latency.png"}
 CSV_COLUMNS = (
@@ -123,13 +123,22 @@ def _load_text(load) -> str:
     return " / ".join(_fmt(x) for x in load) if load else "-"
 
 
+def _blocks_text(result: Mapping[str, Any]) -> str:
+    blocks = result.get("block_runs") or [result["config"]["block_runs"]]
+    return "/".join(str(b) for b in blocks)
+
+
+def _capped_text(result: Mapping[str, Any]) -> str:
+    return f", stopped by the {result['config']['max_seconds']:g} s cap" if result.get("capped") else ""
+
+
 def format_markdown(result: Mapping[str, Any]) -> str:
     config = result["config"]
     parts = [
         f"## shrink bench: provider {config['provider']}, {result['threads']} threads, batch {result['batch']}",
         "",
         f"Measured {result['created_utc']}. Candidates ran interleaved in one process, in round-robin blocks "
-        f"of {config['block_runs']} runs ({result['rounds']} rounds), after a warmup of at least "
+        f"of {_blocks_text(result)} runs ({result['rounds']} rounds{_capped_text(result)}), after a warmup of at least "
         f"{config['warmup_runs']} runs and {config['warmup_seconds']:g} s each; at least {config['min_runs']} "
         f"runs and {config['min_seconds']:g} s measured per candidate. Speedup is the ratio of medians against "
         "the first candidate. Intervals are 95% bootstrap intervals. Memory is measured in a fresh process per "
@@ -172,6 +181,14 @@ def plot_latency(result: Mapping[str, Any], dest: str | Path) -> Path:
     with atomic_path(dest) as tmp:
         figure.savefig(tmp, format="png", dpi=110)
     return Path(dest)
+
+
+def check_output_dir(out_dir: str | Path, inputs: tuple[str | Path, ...] = ()) -> None:
+    """Refuse, before any timing, an output directory that is a file or cannot be written, or whose
+    files would overwrite an input."""
+    out_dir = Path(out_dir)
+    check_writable(out_dir, directory=True)
+    check_not_inputs([out_dir / name for name in OUTPUT_NAMES.values()], inputs)
 
 
 def write_outputs(result: Mapping[str, Any], out_dir: str | Path) -> dict[str, Path]:

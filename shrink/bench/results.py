@@ -54,9 +54,16 @@ class BenchResult:
     candidates: tuple[CandidateResult, ...]
     profile: ProfileReport | None
     notes: tuple[str, ...]
+    block_runs: tuple[int, ...] = ()  # runs per block, per candidate (blocks last about as long)
+    capped: bool = False  # the max_seconds cap stopped the timing early
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+# What bench-compare and the renderers read from a saved result.
+REQUIRED_KEYS = {"machine": dict, "config": dict, "candidates": list, "threads": int, "batch": int}
+REQUIRED_CANDIDATE_KEYS = {"label": str, "samples_ms": list, "latency": dict}
 
 
 def load_result(path: str | Path) -> dict[str, Any]:
@@ -64,4 +71,16 @@ def load_result(path: str | Path) -> dict[str, Any]:
     data = read_json(path, "bench result")
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         raise ShrinkError(f"{path} is not a shrink bench result (expected schema {SCHEMA!r})")
+    missing = [key for key, kind in REQUIRED_KEYS.items() if not isinstance(data.get(key), kind)]
+    for i, cand in enumerate(data.get("candidates") or []):
+        if not isinstance(cand, dict):
+            missing.append(f"candidates[{i}]")
+            continue
+        missing += [f"candidates[{i}].{key}" for key, kind in REQUIRED_CANDIDATE_KEYS.items()
+                    if not isinstance(cand.get(key), kind)]
+        if isinstance(cand.get("latency"), dict) and not isinstance(cand["latency"].get("p50_ms"), (int, float)):
+            missing.append(f"candidates[{i}].latency.p50_ms")
+    if missing:
+        raise ShrinkError(f"{path} is an incomplete bench result (edited or truncated?): missing or malformed "
+                          f"{', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''}")
     return data

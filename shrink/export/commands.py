@@ -7,12 +7,13 @@ import json
 import logging
 
 from shrink.export.config import EXPORTERS, ONNX_OPSET, ExportConfig
+from shrink.models.code import MODEL_CODE_HELP
 
 
 def run(args: argparse.Namespace) -> int:
     from shrink.data import load_data
     from shrink.export.stage import export
-    from shrink.models import load_model
+    from shrink.models import load_model, user_model_code
 
     logging.basicConfig(level=logging.WARNING, format="shrink export: %(message)s")
     config = ExportConfig(
@@ -23,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
         provider=args.provider,
         eval_limit=args.eval_limit,
     )
-    loaded = load_model(args.model, weights=args.weights)
+    loaded = load_model(args.model, weights=args.weights, code=user_model_code(args.model, args.model_code))
     split = load_data(args.data, args.split, data_dir=args.data_dir) if args.data else None
     result = export(loaded, config, args.out, eval_split=split)
     if args.json:
@@ -61,6 +62,7 @@ def register(subparsers) -> None:
     p.add_argument("model", help="weights file with card, pruned run dir, or registry name (+ --weights)")
     p.add_argument("--out", required=True, help="the ONNX file to write")
     p.add_argument("--weights", help="weights for a registry name")
+    p.add_argument("--model-code", metavar="FILE", help=MODEL_CODE_HELP)
     p.add_argument("--data", help="eval data for the top-1 agreement check: fmnist | digits | imagefolder:DIR")
     p.add_argument("--data-dir", help="directory with the dataset files")
     p.add_argument("--split", default="test", help="split used for the agreement check (default: test)")

@@ -44,6 +44,20 @@ EXPORTERS = ("auto", "dynamo", "torchscript")
 PRECISIONS = ("fp32", "fp16")
 
 
+def max_opset() -> int:
+    """The newest default-domain opset the installed onnx defines: it cannot check a newer graph.
+    (The exporter's own limit is checked on its output: the graph must carry the opset asked for.)"""
+    import onnx
+
+    return int(onnx.defs.onnx_opset_version())
+
+
+def _onnx_version() -> str:
+    import onnx
+
+    return onnx.__version__
+
+
 @dataclass(frozen=True)
 class ExportConfig:
     """How to export and verify. `exporter="auto"` tries dynamo, then falls back to TorchScript and
@@ -64,8 +78,10 @@ class ExportConfig:
             raise ShrinkValueError(f"exporter must be one of {', '.join(EXPORTERS)}; got {self.exporter!r}")
         if self.precision not in PRECISIONS:
             raise ShrinkValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
-        if isinstance(self.opset, bool) or not isinstance(self.opset, int) or self.opset < MIN_OPSET:
-            raise ShrinkValueError(f"opset must be an integer >= {MIN_OPSET}, got {self.opset!r}")
+        newest = max_opset()
+        if isinstance(self.opset, bool) or not isinstance(self.opset, int) or not MIN_OPSET <= self.opset <= newest:
+            raise ShrinkValueError(f"opset must be an integer from {MIN_OPSET} to {newest} (the newest this onnx "
+                                   f"{_onnx_version()} knows), got {self.opset!r}")
         if self.eval_limit is not None and (isinstance(self.eval_limit, bool) or self.eval_limit < 1):
             raise ShrinkValueError(f"eval_limit must be >= 1 (or None for the whole split), got {self.eval_limit!r}")
         if self.eval_batch_size < 1:

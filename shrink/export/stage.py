@@ -17,13 +17,13 @@ import torch
 
 from shrink.errors import ShrinkError
 from shrink.export.checks import check_onnx_file, check_signature
-from shrink.export.config import INPUT_NAME, OUTPUT_NAME, TRACE_BATCH, ExportConfig
+from shrink.export.config import INPUT_NAME, ONNX_OPSET, OUTPUT_NAME, TRACE_BATCH, ExportConfig
 from shrink.export.exporters import Fp16Wrapper, torch_to_onnx
 from shrink.export.metadata import ModelProvenance, export_metadata, provenance_for, set_metadata
 from shrink.export.parity import check_parity, parity_inputs
 from shrink.export.result import ExportResult, ParityReport
 from shrink.export.slim import slim
-from shrink.export.writing import save_model, staged_output
+from shrink.export.writing import check_onnx_destination, save_model, staged_output
 from shrink.fileio import sha256_file
 from shrink.ort_session import create_session
 
@@ -60,6 +60,11 @@ def _verify(path: Path, reference: torch.nn.Module, provenance: ModelProvenance,
     return checks, parity, tuple(dims)
 
 
+def graph_opset(proto: onnx.ModelProto) -> int | None:
+    """The default-domain opset a graph declares."""
+    return next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+
+
 def _num_outputs(model: torch.nn.Module, example: torch.Tensor) -> int | None:
     with torch.no_grad():
         out = model(example)
@@ -74,6 +79,7 @@ def export(loaded, config: ExportConfig, out_path: str | Path, *, eval_split=Non
     The given model is not modified (fp16 export works on a copy)."""
     start = time.perf_counter()
     out_path = Path(out_path)
+    check_onnx_destination(out_path, loaded.files)  # before any work: never over an input, nor a stray .data
     if eval_split is not None and tuple(eval_split.info.input_shape) != tuple(loaded.input_shape):
         raise ShrinkError(f"the model expects inputs {tuple(loaded.input_shape)} but {eval_split.info.name} "
                           f"gives {tuple(eval_split.info.input_shape)}")
@@ -86,11 +92,15 @@ def export(loaded, config: ExportConfig, out_path: str | Path, *, eval_split=Non
     exported = torch_to_onnx(to_export, example, exporter=config.exporter, opset=config.opset,
                              dynamic_batch=config.dynamic_batch)
     proto = exported.proto
+    written = graph_opset(proto)
+    if written != config.opset:  # metadata and stdout must name the opset the file really has
+        raise ShrinkError(f"the {exported.exporter} exporter wrote opset {written}, not the requested {config.opset}; "
+                          f"choose an opset it supports (the default is {ONNX_OPSET})")
     set_metadata(proto, export_metadata(provenance, precision=config.precision, exporter=exported.exporter,
                                         opset=config.opset, dynamic_batch=config.dynamic_batch))
     split = eval_split if eval_split is not None and not eval_split.info.synthetic else None
     slim_counts = None
-    with staged_output(out_path) as staged:
+    with staged_output(out_path, forbid=loaded.files) as staged:
         external = save_model(proto, staged)
         checks, parity, dims = _verify(staged, reference, provenance, num_outputs, config, split)
         if config.slim:

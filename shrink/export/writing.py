@@ -19,31 +19,50 @@ import onnx
 
 from shrink.errors import ShrinkError
 from shrink.export.config import EXTERNAL_DATA_THRESHOLD_BYTES
+from shrink.fileio import check_not_inputs, check_writable, temp_prefix
 
 
 def external_data_name(dest: str | os.PathLike) -> str:
     return Path(dest).name + ".data"
 
 
-def check_not_input(dest: Path, inputs: tuple[str | os.PathLike, ...]) -> None:
-    for src in inputs:
-        src_path = Path(src)
-        same = src_path.resolve() == dest.resolve() or (
-            src_path.exists() and dest.exists() and os.path.samefile(src_path, dest)
-        )
-        if same:
-            raise ShrinkError(f"output path {dest} is the input file; choose another output path")
+def _uses_data_file(dest: Path) -> bool:
+    """Whether the ONNX file at `dest` keeps its tensors in `<dest name>.data` (an earlier export)."""
+    if not dest.is_file():
+        return False
+    try:
+        proto = onnx.load(str(dest), load_external_data=False)
+    except Exception:  # not a readable ONNX file: it does not own the data file
+        return False
+    name = external_data_name(dest)
+    return any(entry.key == "location" and entry.value == name
+               for tensor in proto.graph.initializer for entry in tensor.external_data)
+
+
+def check_onnx_destination(dest: str | os.PathLike, inputs: tuple[str | os.PathLike, ...] = ()) -> None:
+    """Refuse, before any work, an ONNX output that would overwrite an input (the file or its
+    external data), cannot be written, or would replace a `<name>.data` file that no earlier
+    export at `dest` wrote (it is the user's, not ours to replace or delete)."""
+    dest = Path(dest)
+    data = dest.parent / external_data_name(dest)
+    check_not_inputs([dest, data], inputs)
+    check_writable(dest)
+    if data.exists() and not _uses_data_file(dest):
+        raise ShrinkError(f"{data} exists, but no ONNX file at {dest} uses it: it is not ours to replace or "
+                          "delete; move it, or choose another output path")
 
 
 @contextlib.contextmanager
 def staged_output(dest: str | os.PathLike, *, forbid: tuple[str | os.PathLike, ...] = ()) -> Iterator[Path]:
     """Yield `STAGING/<dest name>`; on success move it (and its external data) onto `dest`."""
     dest = Path(dest)
-    check_not_input(dest, forbid)
-    if dest.is_dir():
-        raise ShrinkError(f"output path {dest} is a directory")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".staging", dir=dest.parent))
+    check_onnx_destination(dest, forbid)
+    old_data = dest.parent / external_data_name(dest)  # checked above: it belongs to the file at dest
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=temp_prefix(dest.name), suffix=".staging", dir=dest.parent))
+    except OSError as exc:
+        raise ShrinkError(f"could not write {dest}: {exc.strerror or exc}") from exc
     try:
         staged = stage / dest.name
         yield staged
@@ -51,9 +70,9 @@ def staged_output(dest: str | os.PathLike, *, forbid: tuple[str | os.PathLike, .
             raise ShrinkError(f"internal error: nothing was written for {dest}")
         data = stage / external_data_name(dest)
         if data.is_file():
-            os.replace(data, dest.parent / data.name)
-        else:  # a stale data file from an earlier, larger export would now be orphaned
-            (dest.parent / data.name).unlink(missing_ok=True)
+            os.replace(data, old_data)
+        else:  # the old file's data would now be orphaned
+            old_data.unlink(missing_ok=True)
         os.replace(staged, dest)
     except OSError as exc:
         raise ShrinkError(f"could not write {dest}: {exc.strerror or exc}") from exc

@@ -1,6 +1,7 @@
 """Model registry, reference architectures and safe weight loading."""
 
 from shrink.models.card import ModelCard, card_path_for, read_card, write_card
+from shrink.models.code import ModelCode, user_model_code
 from shrink.models.loading import LoadedModel, load_model
 from shrink.models.registry import ModelRegistry, create_model, default_spec, list_models
 from shrink.models.spec import ModelSpec
@@ -9,6 +10,7 @@ from shrink.models.weights import apply_state_dict, load_state_dict, save_state_
 __all__ = [
     "LoadedModel",
     "ModelCard",
+    "ModelCode",
     "ModelRegistry",
     "ModelSpec",
     "apply_state_dict",
@@ -20,5 +22,6 @@ __all__ = [
     "load_state_dict",
     "read_card",
     "save_state_dict",
+    "user_model_code",
     "write_card",
 ]

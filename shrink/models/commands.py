@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import argparse
 
+from shrink.errors import ShrinkError
 from shrink.models.registry import list_models
 
 
 def run(args: argparse.Namespace) -> int:
     names = list_models(args.pattern)
+    if not names:
+        raise ShrinkError(f"no model matches {args.pattern!r} (`shrink models` lists them all)")
     for name in names:
         print(name)
-    if not names:
-        print(f"no model matches {args.pattern!r}")
-        return 1
     return 0
 
 

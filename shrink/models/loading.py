@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch.nn as nn
@@ -10,6 +10,7 @@ import torch.nn as nn
 from shrink.errors import ShrinkError
 from shrink.fileio import sha256_file
 from shrink.models.card import ModelCard, card_path_for, read_card
+from shrink.models.code import ModelCode, code_for_record, is_code_name
 from shrink.models.registry import create_model, default_spec
 from shrink.models.spec import ModelSpec
 from shrink.models.weights import apply_state_dict, load_state_dict
@@ -23,31 +24,37 @@ class LoadedModel:
     spec: ModelSpec
     source: str  # what the user named
     card: ModelCard | None = None  # preprocessing, labels and provenance, when known
+    code: ModelCode | None = None  # the user's model code that built it (file.py:factory models)
+    files: tuple[Path, ...] = ()  # every file read to load it: no output may overwrite one
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
         return self.spec.input_shape
 
 
-def load_model(name_or_path: str, weights: str | None = None, **spec_overrides) -> LoadedModel:
+def load_model(name_or_path: str, weights: str | None = None, *, code: ModelCode | None = None,
+               **spec_overrides) -> LoadedModel:
     """Resolve `name_or_path`:
 
     - a directory with plan.json: a pruned model (architecture rebuilt, plan replayed, weights loaded)
     - a weights file (.safetensors/.pt) or its .json card: the architecture comes from the card
     - a registry name (with optional `weights`): see `shrink models`
+
+    `code` is the model code the user trusts (shrink.models.code.user_model_code); a model that
+    needs code is refused without it, whatever a plan or card says.
     """
     path = Path(name_or_path)
     if path.is_dir():
         if (path / "plan.json").is_file():
             from shrink.prune.saving import load_pruned  # the prune stage owns its format
 
-            return load_pruned(path)
+            return load_pruned(path, code=code)
         for candidate in ("model.json", "pruned.json"):
             if (path / candidate).is_file():
-                return _from_card(path / candidate, name_or_path)
+                return _from_card(path / candidate, name_or_path, code)
         raise ShrinkError(f"{path} is a directory without plan.json or model.json: not a model directory")
     if path.suffix == ".json":
-        return _from_card(path, name_or_path)
+        return _from_card(path, name_or_path, code)
     if path.suffix in WEIGHT_SUFFIXES:
         if weights is not None:
             raise ShrinkError("give either a weights file as MODEL or a name with --weights, not both")
@@ -59,23 +66,30 @@ def load_model(name_or_path: str, weights: str | None = None, **spec_overrides) 
                 f"no model card {card.name} next to {path}; name the architecture instead: "
                 f"NAME --weights {path} (see `shrink models`)"
             )
-        return _from_card(card, name_or_path)
+        return _from_card(card, name_or_path, code)
     if path.suffix == ".onnx":
         raise ShrinkError(f"{path} is an ONNX file; this command needs a PyTorch model")
     spec = default_spec(name_or_path, **spec_overrides)
-    model = create_model(spec)
+    if is_code_name(spec.name) and code is not None:
+        spec = replace(spec, code_sha256=code.sha256)  # recorded, so a plan or card can ask for the same file
+    model = create_model(spec, code=code)
+    files = [code.path] if code is not None else []
     if weights is not None:
         apply_state_dict(model, load_state_dict(weights), source=str(weights))
-    return LoadedModel(model=model.eval(), spec=spec, source=name_or_path)
+        files.append(Path(weights))
+    return LoadedModel(model=model.eval(), spec=spec, source=name_or_path, code=code, files=tuple(files))
 
 
-def _from_card(card_path: Path, source: str) -> LoadedModel:
+def _from_card(card_path: Path, source: str, code: ModelCode | None) -> LoadedModel:
     card = read_card(card_path)
     weights = card_path.parent / card.weights
     if not weights.is_file():
         raise ShrinkError(f"weights file {weights} named by card {card_path} not found")
     if card.sha256 and sha256_file(weights) != card.sha256:
         raise ShrinkError(f"{weights} does not match the sha256 on its card {card_path} (corrupt or replaced?)")
-    model = create_model(card.architecture)
+    spec = card.architecture
+    code = code_for_record(f"model card {card_path}", spec.name, spec.code_sha256, code)
+    model = create_model(spec, code=code)
     apply_state_dict(model, load_state_dict(weights), source=str(weights))
-    return LoadedModel(model=model.eval(), spec=card.architecture, source=source, card=card)
+    files = (card_path, weights) + ((code.path,) if code is not None else ())
+    return LoadedModel(model=model.eval(), spec=spec, source=source, card=card, code=code, files=files)

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-import importlib.util
+import types
 from dataclasses import replace
-from pathlib import Path
 from typing import Callable
 
 import torch.nn as nn
 
 from shrink.errors import ShrinkError
+from shrink.models.code import ModelCode, is_code_name, split_code_name, untrusted_code_message
 from shrink.models.spec import ModelSpec
 from shrink.models.stems import adapt_stem
 
@@ -84,16 +84,20 @@ def _timm_build(spec: ModelSpec, timm_name: str) -> nn.Module:
     return adapt_stem(model, in_chans=spec.in_chans, cifar_stem=spec.cifar_stem)
 
 
-def _file_build(spec: ModelSpec) -> nn.Module:
-    path_str, _, factory_name = spec.name.rpartition(":")
-    path = Path(path_str)
-    if not path.is_file():
-        raise ShrinkError(f"model file not found: {path}")
-    module_spec = importlib.util.spec_from_file_location(f"shrink_user_model_{path.stem}", path)
-    if module_spec is None or module_spec.loader is None:
-        raise ShrinkError(f"cannot import {path}")
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)  # the user's own code, named explicitly by the user
+def _file_build(spec: ModelSpec, code: ModelCode | None) -> nn.Module:
+    """Run the user's model code, and only the bytes the user handed over (see shrink.models.code)."""
+    path, factory_name = split_code_name(spec.name)
+    if code is None:
+        raise ShrinkError(untrusted_code_message(f"model {spec.name!r}", spec.name, spec.code_sha256))
+    if spec.code_sha256 and spec.code_sha256 != code.sha256:
+        raise ShrinkError(f"{code.path} (sha256 {code.sha256[:12]}...) is not the code {spec.name} was built with "
+                          f"(sha256 {spec.code_sha256[:12]}...); pass that same file as --model-code")
+    module = types.ModuleType(f"shrink_user_model_{code.path.stem}")
+    module.__file__ = str(code.path)
+    try:
+        exec(compile(code.source, str(code.path), "exec"), module.__dict__)  # the user's own code, on their word
+    except SyntaxError as exc:
+        raise ShrinkError(f"model code {code.path} is not valid Python: line {exc.lineno}: {exc.msg}") from exc
     factory = getattr(module, factory_name, None)
     if not callable(factory):
         public = [n for n in dir(module) if callable(getattr(module, n)) and not n.startswith("_")]
@@ -123,20 +127,21 @@ def builtin_registry() -> ModelRegistry:
 def default_spec(name: str, **overrides) -> ModelSpec:
     """The spec for `name`, with the caller's overrides (num_classes, in_chans, ...)."""
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    if name.startswith(("tv:", "timm:")) or name.endswith(".py") or ".py:" in name:
+    if name.startswith(("tv:", "timm:")) or name.endswith(".py") or is_code_name(name):
         return ModelSpec(name=name, **overrides)
     return replace(builtin_registry().default_spec(name), **overrides)
 
 
-def create_model(name: str | ModelSpec, **overrides) -> nn.Module:
-    """Build a model (random init) from a name or a ModelSpec."""
+def create_model(name: str | ModelSpec, *, code: ModelCode | None = None, **overrides) -> nn.Module:
+    """Build a model (random init) from a name or a ModelSpec. A `file.py:factory` model runs
+    `code`, the file the user handed over (shrink.models.code); without it, it is refused."""
     spec = name if isinstance(name, ModelSpec) else default_spec(name, **overrides)
     if spec.name.startswith("tv:"):
         return _torchvision_build(spec, spec.name[3:])
     if spec.name.startswith("timm:"):
         return _timm_build(spec, spec.name[5:])
-    if ".py:" in spec.name:
-        return _file_build(spec)
+    if is_code_name(spec.name):
+        return _file_build(spec, code)
     return builtin_registry().build(spec)
 
 

@@ -17,6 +17,7 @@ class ModelSpec:
     in_chans: int = 3
     cifar_stem: bool = False
     input_size: tuple[int, int] = (224, 224)
+    code_sha256: str | None = None  # a `file.py:factory` model: the sha256 of the file that built it
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -29,6 +30,8 @@ class ModelSpec:
         if len(size) != 2 or min(size) < 1:
             raise ShrinkValueError(f"input_size must be (H, W) with positive sides, got {self.input_size}")
         object.__setattr__(self, "input_size", size)
+        if self.code_sha256 is not None and not (isinstance(self.code_sha256, str) and len(self.code_sha256) == 64):
+            raise ShrinkValueError(f"code_sha256 must be a sha256 hex digest, got {self.code_sha256!r}")
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -38,6 +41,8 @@ class ModelSpec:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["input_size"] = list(self.input_size)
+        if d["code_sha256"] is None:  # only code-built models have one; other specs stay as they were
+            del d["code_sha256"]
         return d
 
     @classmethod

@@ -28,6 +28,9 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if path.suffix == ".safetensors":
         try:
             return load_file(str(path), device="cpu")
+        except (RuntimeError, MemoryError) as exc:  # mmap of a file larger than memory
+            raise ShrinkError(f"{path} ({path.stat().st_size / 2**30:.1f} GiB) does not fit in memory: "
+                              f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
         except (SafetensorError, OSError, ValueError) as exc:
             raise ShrinkError(f"{path} is not a readable safetensors file (truncated or corrupt?): {exc}") from exc
     try:
@@ -86,5 +89,8 @@ def save_state_dict(
             v = v.to(dtype)
         out[k] = v.contiguous().clone()  # clone: safetensors refuses shared storage
     with atomic_path(path) as tmp:
-        save_file(out, str(tmp), metadata=metadata)
+        try:
+            save_file(out, str(tmp), metadata=metadata)
+        except SafetensorError as exc:  # a full disk, among others: safetensors' own error type
+            raise ShrinkError(f"could not write {path}: {exc}") from exc
     return Path(path)

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from shrink.errors import ShrinkError, ShrinkValueError
+from shrink.models.code import MODEL_CODE_HELP
 from shrink.prune.config import ATTENTION_MODES, IMPORTANCE_NAMES, ROUND_TO_BY_TARGET, SCOPES, PruneConfig
 
 EXAMPLE = "shrink prune tv:resnet50 --ratio 0.5 --importance l2 --out runs/resnet50-p50"
@@ -55,14 +56,15 @@ def _batches(args: argparse.Namespace, config: PruneConfig):
 
 
 def run(args: argparse.Namespace) -> int:
-    from shrink.models import load_model
+    from shrink.models import load_model, user_model_code
     from shrink.prune.guards import GuardLimits
-    from shrink.prune.saving import prepare_output_dir
+    from shrink.prune.saving import check_output_dir
 
-    loaded = load_model(args.model, weights=args.weights)
     if Path(args.model).is_dir():
         raise ShrinkError(f"{args.model} is already a pruned model; prune the dense model (use --steps for several steps)")
-    prepare_output_dir(args.out, args.force)  # refuse early, before minutes of work
+    check_output_dir(args.out, args.force)  # refuse early, before loading and minutes of work
+    loaded = load_model(args.model, weights=args.weights, code=user_model_code(args.model, args.model_code))
+    check_output_dir(args.out, args.force, loaded.files)  # and never over a file the model came from
     generator = torch.Generator().manual_seed(args.seed)
     inputs = (torch.randn(CHECK_BATCH, *loaded.spec.input_shape, generator=generator),)
     limits = GuardLimits(seconds=args.time_limit, memory_mb=args.memory_limit)
@@ -95,7 +97,7 @@ def _run_structured(args, loaded, inputs, limits) -> int:
         source=args.model,
         verification=report.to_dict() if report else None,
         force=args.force,
-        inputs=tuple(p for p in (args.model, args.weights) if p),
+        inputs=loaded.files,
     )
     print_summary(result, report)
     print(f"wrote {Path(args.out) / 'plan.json'} and {Path(args.out) / 'pruned.safetensors'}")
@@ -108,7 +110,7 @@ def _run_unstructured(args, loaded) -> int:
 
     pruned, report = magnitude_prune(loaded.model, args.unstructured, ignore=tuple(args.ignore))
     save_pruned(args.out, pruned, report, loaded.spec, card=loaded.card, source=args.model, force=args.force,
-                inputs=tuple(p for p in (args.model, args.weights) if p))
+                inputs=loaded.files)
     print(report.label)
     print(f"{report.zeros:,} of {report.total:,} conv/linear weights are zero: sparsity {report.sparsity:.1%}")
     print("shapes are unchanged: dense runtimes run exactly as fast (see docs/pruning.md)")
@@ -147,6 +149,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument("model", help="tv:NAME, a built-in name, a weights file with its card, ... (see `shrink models`)")
     parser.add_argument("--weights", help="weights for a named architecture")
+    parser.add_argument("--model-code", metavar="FILE", help=MODEL_CODE_HELP)
     parser.add_argument("--out", required=True, help="output directory (must be empty unless --force)")
     parser.add_argument("--force", action="store_true", help="write into a non-empty output directory")
     target = parser.add_mutually_exclusive_group()

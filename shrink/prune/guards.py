@@ -13,12 +13,12 @@ convolution) finishes before the guard can stop it; graph traversal is Python an
 from __future__ import annotations
 
 import ctypes
-import os
 import threading
 import time
 from dataclasses import dataclass
 
 from shrink.errors import ShrinkError, ShrinkValueError
+from shrink.sysinfo import available_mb, resident_mb
 
 DEFAULT_SECONDS = 600.0
 AVAILABLE_MEMORY_SHARE = 0.5  # default memory limit: this share of what was available at the start
@@ -39,27 +39,6 @@ class GuardLimits:
             raise ShrinkValueError(f"time limit must be positive, got {self.seconds}")
         if self.memory_mb is not None and not self.memory_mb > 0:
             raise ShrinkValueError(f"memory limit must be positive, got {self.memory_mb}")
-
-
-def resident_mb() -> float | None:
-    """This process's resident memory, from /proc (None where there is no /proc)."""
-    try:
-        with open("/proc/self/statm", "rb") as f:
-            pages = int(f.read().split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def available_mb() -> float | None:
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) / 1024
-    except (OSError, ValueError):
-        return None
-    return None
 
 
 REINJECT_SECONDS = 1.0  # if the guarded code swallowed GuardTripped, raise it again after this long

@@ -18,8 +18,9 @@ from typing import Any
 import torch.nn as nn
 
 from shrink.errors import ShrinkError
-from shrink.fileio import read_json, sha256_file, write_json_atomic
+from shrink.fileio import check_not_inputs, check_writable, read_json, sha256_file, write_json_atomic
 from shrink.models import LoadedModel, ModelCard, ModelSpec, apply_state_dict, create_model, load_state_dict, save_state_dict
+from shrink.models.code import ModelCode, code_for_record
 from shrink.prune.apply import ChannelTracker, apply, check_widths
 from shrink.prune.plan import PLAN_FORMAT, PLAN_VERSION, PrunePlan
 from shrink.prune.unstructured import SparsityReport
@@ -28,14 +29,17 @@ PLAN_FILE = "plan.json"
 WEIGHTS_FILE = "pruned.safetensors"
 
 
-def prepare_output_dir(directory: str | Path, force: bool = False) -> Path:
-    """Create `directory`; refuse a non-empty one unless `force`."""
+def check_output_dir(directory: str | Path, force: bool = False, inputs: tuple[str | Path, ...] = ()) -> Path:
+    """Refuse, before any work and without creating anything, an output directory that is a file,
+    is not empty (unless `force`), cannot be written, or would put plan.json or the weights over an
+    input."""
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise ShrinkError(f"output path {directory} exists and is not a directory")
     if directory.is_dir() and any(directory.iterdir()) and not force:
         raise ShrinkError(f"output directory {directory} is not empty; choose another or pass --force")
-    directory.mkdir(parents=True, exist_ok=True)
+    check_writable(directory, directory=True)
+    check_not_inputs([directory / PLAN_FILE, directory / WEIGHTS_FILE], inputs)
     return directory
 
 
@@ -65,11 +69,8 @@ def save_pruned(
     inputs: tuple[str | Path, ...] = (),
 ) -> Path:
     """Write plan.json and pruned.safetensors into `directory` (atomically, never over `inputs`)."""
-    directory = prepare_output_dir(directory, force)
+    directory = check_output_dir(directory, force, inputs)
     weights = directory / WEIGHTS_FILE
-    for path in inputs:
-        if Path(path).resolve() in (weights.resolve(), (directory / PLAN_FILE).resolve()):
-            raise ShrinkError(f"output {path} is an input of this run; choose another output directory")
     save_state_dict(model, weights)
     document = _document(result, spec, card, source, verification)
     document["weights"] = WEIGHTS_FILE
@@ -93,8 +94,10 @@ def read_plan(directory: str | Path) -> PrunePlan:
     return PrunePlan.from_dict(read_json(Path(directory) / PLAN_FILE, "prune plan"))
 
 
-def load_pruned(directory: str | Path) -> LoadedModel:
-    """Rebuild a pruned model from its directory: registry architecture + plan replay + weights."""
+def load_pruned(directory: str | Path, *, code: ModelCode | None = None) -> LoadedModel:
+    """Rebuild a pruned model from its directory: registry architecture + plan replay + weights.
+    A plan whose model is built by Python code needs that code from the user (`code`, checked
+    against the sha256 the plan recorded); the plan alone never makes code run."""
     directory = Path(directory)
     document = read_json(directory / PLAN_FILE, "prune plan")
     if document.get("format") != PLAN_FORMAT:
@@ -109,10 +112,12 @@ def load_pruned(directory: str | Path) -> LoadedModel:
         raise ShrinkError(f"weights file {weights} named by {directory / PLAN_FILE} not found")
     if document.get("weights_sha256") and sha256_file(weights) != document["weights_sha256"]:
         raise ShrinkError(f"{weights} does not match the sha256 in {PLAN_FILE} (corrupt or replaced?)")
-    model = create_model(spec).eval()
+    code = code_for_record(f"the pruned model {directory}", spec.name, spec.code_sha256, code)
+    model = create_model(spec, code=code).eval()
     if document.get("mode", "structured") == "structured":
         plan = PrunePlan.from_dict(document)
         model = apply(model, plan)
         check_widths(model, plan, "after")
     apply_state_dict(model, load_state_dict(weights), source=str(weights))
-    return LoadedModel(model=model.eval(), spec=spec, source=str(directory), card=card)
+    files = (directory / PLAN_FILE, weights) + ((code.path,) if code is not None else ())
+    return LoadedModel(model=model.eval(), spec=spec, source=str(directory), card=card, code=code, files=files)

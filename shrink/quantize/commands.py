@@ -33,6 +33,7 @@ def config_from_args(args: argparse.Namespace) -> QuantizeConfig:
         eval_limit=args.eval_limit,
         threads=args.threads,
         bench_seconds=args.bench_seconds,
+        bench_max_seconds=args.bench_max_seconds,
         per_layer_sqnr=not args.no_sqnr,
         measure_all=args.measure_all,
     )
@@ -131,6 +132,9 @@ def register(subparsers) -> None:
     p.add_argument("--eval-limit", type=int, help="measure accuracy on this many eval images (default: all)")
     p.add_argument("--threads", type=int, help="intra-op threads for timing (default: physical cores)")
     p.add_argument("--bench-seconds", type=float, default=5.0, help="measured seconds per candidate (default 5)")
+    p.add_argument("--bench-max-seconds", type=float, default=QuantizeConfig().bench_max_seconds,
+                   help="wall-clock cap of each timing run, all candidates together (default "
+                        f"{QuantizeConfig().bench_max_seconds:g}); the decision record says when it stopped one")
     p.add_argument("--no-sqnr", action="store_true", help="skip the per-layer SQNR analysis and its recipe")
     p.add_argument("--measure-all", action="store_true", help="measure every candidate's accuracy")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")

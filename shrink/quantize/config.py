@@ -50,6 +50,7 @@ class QuantizeConfig:
     bench_seconds: float = 5.0  # measured seconds per candidate (interleaved)
     bench_min_runs: int = 30
     bench_warmup_seconds: float = 1.0  # per candidate; below 1 s the bench record notes it
+    bench_max_seconds: float = 60.0  # wall-clock cap of each timing run; the record says when it stopped one
     per_layer_sqnr: bool = True  # analyse layers and try a recipe that keeps the worst in fp32
     measure_all: bool = False  # accuracy of every candidate, not only until the fastest within budget
 
@@ -72,6 +73,8 @@ class QuantizeConfig:
             raise ShrinkValueError(f"threads must be >= 1, got {self.threads}")
         if self.batch < 1 or self.bench_min_runs < 1 or not self.bench_seconds >= 0 or not self.bench_warmup_seconds >= 0:
             raise ShrinkValueError("batch and bench_min_runs must be >= 1, bench_seconds and bench_warmup_seconds >= 0")
+        if not self.bench_max_seconds > 0:
+            raise ShrinkValueError(f"bench_max_seconds must be > 0, got {self.bench_max_seconds}")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

@@ -12,7 +12,6 @@ quantize() wires the steps together:
 from __future__ import annotations
 
 import dataclasses
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -24,8 +23,9 @@ from shrink.data import CalibrationConfig, calibration_batches
 from shrink.errors import ShrinkError
 from shrink.export.checks import check_onnx_file
 from shrink.export.metadata import set_metadata
-from shrink.export.writing import check_not_input, save_model, staged_output
-from shrink.fileio import sha256_file, write_json_atomic
+from shrink.export.writing import check_onnx_destination, save_model, staged_output
+from shrink.fileio import check_not_inputs, check_writable, scratch_dir, sha256_file, write_json_atomic
+from shrink.onnx_files import onnx_files
 from shrink.ort_session import create_session
 from shrink.quantize import measure
 from shrink.quantize.config import LAYER_SQNR_EXCLUDE_DB, MAX_EXCLUDED_LAYERS, SQNR_IMAGES, QuantizeConfig
@@ -117,7 +117,8 @@ def _sqnr_recipe(base: Measured, pre: Path, work: Path, model: OnnxInput, batche
 
 def _bench_config(config: QuantizeConfig, **overrides) -> BenchConfig:
     settings = dict(provider="cpu", threads=config.threads, batch=config.batch, min_runs=config.bench_min_runs,
-                    min_seconds=config.bench_seconds, warmup_seconds=config.bench_warmup_seconds, measure_memory=False)
+                    min_seconds=config.bench_seconds, warmup_seconds=config.bench_warmup_seconds, measure_memory=False,
+                    max_seconds=config.bench_max_seconds)
     return BenchConfig(**{**settings, **overrides})  # overrides replace settings (the profile pass)
 
 
@@ -215,7 +216,7 @@ def _ship(chosen: Measured, model: OnnxInput, meta: dict[str, str], out_path: Pa
     """Write the chosen file with its metadata, verified, atomically; the input is never touched."""
     proto = onnx.load(chosen.path)
     set_metadata(proto, {**model.metadata, **meta})
-    with staged_output(out_path, forbid=(model.path,)) as staged:
+    with staged_output(out_path, forbid=onnx_files(model.path)) as staged:
         save_model(proto, staged)
         check_onnx_file(staged)
         create_session(staged, "cpu")
@@ -227,7 +228,11 @@ def quantize(onnx_path: str | Path, config: QuantizeConfig, out_path: str | Path
     decision record next to it (see the module docstring)."""
     start = time.perf_counter()
     out_path = Path(out_path)
-    check_not_input(out_path, (onnx_path,))
+    record_path = record_path_for(out_path)
+    inputs = onnx_files(onnx_path)
+    check_onnx_destination(out_path, inputs)  # every output is checked before minutes of work
+    check_not_inputs([record_path], inputs)
+    check_writable(record_path)
     model = load_onnx_input(onnx_path)
     flags: list[str] = []
     recipes = search_space(config.recipe, model.op_types) if config.mode == "auto" else (config.recipe,)
@@ -235,8 +240,8 @@ def quantize(onnx_path: str | Path, config: QuantizeConfig, out_path: str | Path
     batches, calibration = _calibration(model, config, calibration_split, needs_calibration, flags)
     accuracy_required, evaluation = _evaluation(model, config, eval_split, flags)
 
-    with tempfile.TemporaryDirectory(prefix="shrink-quantize-") as tmp:
-        work = Path(tmp)
+    # Candidates are written next to the output (not to /tmp), and removed however the run ends.
+    with scratch_dir(out_path.parent, "quantize") as work:
         pre = preprocess(model.path, work / "preprocessed.onnx")
         produced = _produce(recipes, pre, work, model, batches, progress)
         layers: tuple = ()
@@ -263,7 +268,6 @@ def quantize(onnx_path: str | Path, config: QuantizeConfig, out_path: str | Path
 
     from shrink import __version__
 
-    record_path = record_path_for(out_path)
     result = QuantizeResult(
         input_path=str(model.path),
         output_path=str(out_path),

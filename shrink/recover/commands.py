@@ -4,6 +4,7 @@ accuracy of a pruned directory written by `shrink prune`)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shlex
 from dataclasses import replace
 from pathlib import Path
@@ -11,11 +12,13 @@ from pathlib import Path
 import torch
 
 from shrink.data import load_data, train_val_split
+from shrink.dirlock import directory_lock
 from shrink.errors import ShrinkError
-from shrink.fileio import sha256_file
-from shrink.models import ModelCard, apply_state_dict, create_model, default_spec, load_state_dict, save_state_dict, write_card
+from shrink.fileio import check_not_inputs, check_writable, sha256_file
+from shrink.models import (ModelCard, apply_state_dict, create_model, default_spec, load_state_dict, save_state_dict,
+                           user_model_code, write_card)
 from shrink.recover.config import TrainConfig
-from shrink.recover.distributed import distributed_session
+from shrink.recover.distributed import distributed_session, main_process_by_env
 from shrink.recover.loop import fit, resolve_device
 
 STORAGE_DTYPES = {"float32": torch.float32, "float16": torch.float16}
@@ -34,14 +37,23 @@ def training_command(args: argparse.Namespace) -> str:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from shrink.evaluate import evaluate_torch
-
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ShrinkError(f"--out {out} exists and is not a directory")
     weights_path = out / "model.safetensors"
     if weights_path.exists() and not args.force:
         raise ShrinkError(f"{weights_path} already exists; use another --out or --force to retrain")
+    check_writable(out, directory=True)
+    code = user_model_code(args.model)  # a file.py:factory name the user typed; its sha256 goes on the card
+    check_not_inputs([weights_path, weights_path.with_suffix(".json")], (code.path,) if code else ())
+    # One writer: a second training into --out is refused. Under torchrun only rank 0 writes, and locks.
+    with directory_lock(out, "train") if main_process_by_env() else contextlib.nullcontext():
+        return _train_locked(args, out, weights_path, code)
+
+
+def _train_locked(args: argparse.Namespace, out: Path, weights_path: Path, code) -> int:
+    from shrink.evaluate import evaluate_torch
+
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
                          weight_decay=args.weight_decay, schedule=args.schedule, label_smoothing=args.label_smoothing,
                          seed=args.seed, device=args.device)
@@ -53,8 +65,10 @@ def run_train(args: argparse.Namespace) -> int:
     spec = default_spec(args.model, num_classes=info.num_classes, in_chans=info.in_chans, input_size=info.image_size)
     if args.cifar_stem:
         spec = replace(spec, cifar_stem=True)
+    if code is not None:
+        spec = replace(spec, code_sha256=code.sha256)
     torch.manual_seed(config.seed)
-    model = create_model(spec)
+    model = create_model(spec, code=code)
     with distributed_session(config.device) as ctx:  # a no-op unless started by torchrun
         device = resolve_device(config.device, ctx)
         if hasattr(train, "to"):
@@ -72,7 +86,7 @@ def run_train(args: argparse.Namespace) -> int:
     dtype = STORAGE_DTYPES[args.save_dtype]
     save_state_dict(model, weights_path, dtype=dtype)
     # The card's accuracy is that of the file as stored (after any fp16 conversion), re-read from disk.
-    stored = apply_state_dict(create_model(spec), load_state_dict(weights_path), source=str(weights_path))
+    stored = apply_state_dict(create_model(spec, code=code), load_state_dict(weights_path), source=str(weights_path))
     accuracy = evaluate_torch(stored, test, device=device, source=str(weights_path)).accuracy
     import onnxruntime
     import torchvision

@@ -36,6 +36,11 @@ def launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+def main_process_by_env() -> bool:
+    """Rank 0 by torchrun's environment (usable before the process group exists)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def current_context() -> DistContext:
     if dist.is_available() and dist.is_initialized():
         return DistContext(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))

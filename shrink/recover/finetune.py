@@ -9,6 +9,7 @@ same arguments resumes from OUT/checkpoints; one with other arguments is refused
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 from pathlib import Path
@@ -16,7 +17,9 @@ from pathlib import Path
 import torch
 
 from shrink.errors import ShrinkError
-from shrink.fileio import read_json, sha256_file, write_json_atomic
+from shrink.models.code import MODEL_CODE_HELP, ModelCode
+from shrink.dirlock import directory_lock
+from shrink.fileio import check_not_inputs, check_writable, read_json, sha256_file, write_json_atomic
 from shrink.recover.config import DistillConfig, RecoverConfig, TrainConfig, default_distill, default_finetune
 
 EXAMPLE = "shrink finetune runs/r18-p50 --data fmnist --epochs 5 --distill --out runs/r18-p50-kd"
@@ -39,32 +42,36 @@ def check_pruned_dir(directory: Path) -> dict:
     return document
 
 
-def check_output_dir(out: Path, pruned_dir: Path, force: bool) -> None:
-    """Refuse to write into the input, or over finished results without --force. Leftover
-    checkpoints of an interrupted run are fine: the run resumes from them."""
+def check_output_dir(out: Path, pruned_dir: Path, force: bool, inputs: tuple[Path, ...] = ()) -> None:
+    """Refuse to write into the input, over any file read (`inputs`), where nothing can be written,
+    or over finished results without --force. Leftover checkpoints of an interrupted run are fine:
+    the run resumes from them."""
     if out.exists() and not out.is_dir():
         raise ShrinkError(f"--out {out} exists and is not a directory")
     if out.resolve() == pruned_dir.resolve():
         raise ShrinkError("--out is the input directory; write the fine-tuned model to another directory")
+    check_writable(out, directory=True)
+    check_not_inputs([out / name for name in (WEIGHTS_FILE, PLAN_FILE, RESULT_FILE)], inputs)
     if (out / WEIGHTS_FILE).exists() and not force:
         raise ShrinkError(f"{out} already holds fine-tuned weights; use another --out or --force")
 
 
-def resolve_teacher(args: argparse.Namespace, document: dict, pruned_dir: Path):
+def resolve_teacher(args: argparse.Namespace, document: dict, pruned_dir: Path, code):
     """--teacher, or the dense model the plan was made from (its `source`)."""
-    from shrink.models import load_model
+    from shrink.models import load_model, user_model_code
 
     if not args.teacher:
-        return resolve_dense(document, pruned_dir, "give --teacher MODEL")
+        return resolve_dense(document, pruned_dir, "give --teacher MODEL", code)
     source = args.teacher
-    loaded = load_model(source)
+    loaded = load_model(source, code=user_model_code(source, args.model_code))
     if Path(source).resolve() == pruned_dir.resolve():
         raise ShrinkError("--teacher is the pruned model itself; give the dense model")
     return loaded, source
 
 
-def resolve_dense(document: dict, pruned_dir: Path, remedy: str):
-    """The dense model the plan was made from (its `source`), with a one-line error naming `remedy`."""
+def resolve_dense(document: dict, pruned_dir: Path, remedy: str, code):
+    """The dense model the plan was made from (its `source`), with a one-line error naming `remedy`.
+    The source is a name read from the plan, so only the user's `code` may build it."""
     from shrink.models import load_model
 
     source = document.get("source") or ""
@@ -73,7 +80,7 @@ def resolve_dense(document: dict, pruned_dir: Path, remedy: str):
     if not Path(source).exists():
         raise ShrinkError(f"the dense model {source!r} named by {pruned_dir / PLAN_FILE} is not a file here "
                           f"(a registry name has no trained weights); {remedy}")
-    return load_model(source), source
+    return load_model(source, code=code), source
 
 
 def recover_config(args: argparse.Namespace) -> RecoverConfig:
@@ -96,16 +103,27 @@ def recover_config(args: argparse.Namespace) -> RecoverConfig:
 
 
 def run_finetune(args: argparse.Namespace) -> int:
-    from shrink.data import load_data
-    from shrink.models import load_model, save_state_dict
-    from shrink.recover.api import recover
-    from shrink.recover.distributed import distributed_session, resolve_device
+    from shrink.recover.distributed import main_process_by_env
 
     pruned_dir, out = Path(args.pruned_dir), Path(args.out)
     document = check_pruned_dir(pruned_dir)
     check_output_dir(out, pruned_dir, args.force)
     config = recover_config(args)  # bad values fail here, before anything is loaded
-    loaded = load_model(str(pruned_dir))
+    # One writer: a second finetune into --out is refused. Under torchrun only rank 0 writes, and locks.
+    lock = directory_lock(out, "finetune") if main_process_by_env() else contextlib.nullcontext()
+    with lock:
+        return _finetune_locked(args, pruned_dir, out, document, config)
+
+
+def _finetune_locked(args: argparse.Namespace, pruned_dir: Path, out: Path, document: dict,
+                     config: RecoverConfig) -> int:
+    from shrink.data import load_data
+    from shrink.models import load_model, save_state_dict
+    from shrink.recover.api import recover
+    from shrink.recover.distributed import distributed_session, resolve_device
+
+    code = ModelCode.read(args.model_code) if args.model_code else None
+    loaded = load_model(str(pruned_dir), code=code)
     train = load_data(args.data, "train", data_dir=args.data_dir)
     test = load_data(args.data, "test", data_dir=args.data_dir)
     if train.info.synthetic:
@@ -116,7 +134,8 @@ def run_finetune(args: argparse.Namespace) -> int:
     if train.info.num_classes != loaded.spec.num_classes:
         raise ShrinkError(f"the model has {loaded.spec.num_classes} classes but {train.info.name} has "
                           f"{train.info.num_classes}; fine-tune on the dataset the model was trained for")
-    teacher, teacher_source = (resolve_teacher(args, document, pruned_dir) if args.distill else (None, None))
+    teacher, teacher_source = (resolve_teacher(args, document, pruned_dir, code) if args.distill else (None, None))
+    check_output_dir(out, pruned_dir, args.force, loaded.files + (teacher.files if teacher else ()))
     plan, dense = None, None
     if config.reconstruct_images:
         from shrink.prune.plan import PrunePlan
@@ -124,7 +143,8 @@ def run_finetune(args: argparse.Namespace) -> int:
         plan = PrunePlan.from_dict(document)
         # Reconstruction fits the layers to the model the plan was made from, whatever the teacher.
         dense = (teacher if teacher is not None and teacher_source == document.get("source")
-                 else resolve_dense(document, pruned_dir, "--reconstruct needs the dense weights the plan was made from")[0]).model
+                 else resolve_dense(document, pruned_dir, "--reconstruct needs the dense weights the plan was made from",
+                                    code)[0]).model
     run_id = "|".join([
         "finetune", document.get("weights_sha256") or sha256_file(pruned_dir / WEIGHTS_FILE), train.info.name,
         str(teacher_source), hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()[:16],
@@ -172,6 +192,7 @@ def register_finetune(subparsers, add_command) -> None:
                          "(runs under torchrun for several GPUs/nodes)")
     p.add_argument("pruned_dir", metavar="PRUNED_DIR", help="a directory written by `shrink prune`")
     p.add_argument("--out", required=True, help="output directory (a pruned dir again; a rerun resumes here)")
+    p.add_argument("--model-code", metavar="FILE", help=MODEL_CODE_HELP)
     p.add_argument("--force", action="store_true", help="overwrite fine-tuned weights already in --out")
     p.add_argument("--data", default="fmnist", help="fmnist | digits | imagefolder:DIR")
     p.add_argument("--data-dir", help="directory with the dataset files")

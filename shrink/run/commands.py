@@ -26,7 +26,8 @@ def run_command(args: argparse.Namespace) -> int:
     from shrink.recipe import load_recipe
 
     recipe = load_recipe(args.recipe, args.overrides)
-    result = run(recipe, RunOptions(out=args.out, force=args.force, quiet=args.quiet or args.json))
+    result = run(recipe, RunOptions(out=args.out, force=args.force, quiet=args.quiet or args.json,
+                                    inputs=(Path(args.recipe),) if args.recipe else ()))
     _print(result.to_dict(), result.summary, args.json)
     return 0
 
@@ -51,7 +52,8 @@ def sweep_command(args: argparse.Namespace) -> int:
 
     recipe = load_recipe(args.recipe, args.overrides)
     options = SweepOptions(ratios=parse_ratios(args.ratios), precisions=parse_precisions(args.precisions),
-                           out=args.out, force=args.force, quiet=args.quiet or args.json)
+                           out=args.out, force=args.force, quiet=args.quiet or args.json,
+                           inputs=(Path(args.recipe),) if args.recipe else ())
     result = sweep(recipe, options)
     _print(result.to_dict(), result.summary, args.json)
     return 0

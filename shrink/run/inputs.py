@@ -13,7 +13,8 @@ from shrink.data import load_data
 from shrink.data.splits import DataInfo
 from shrink.errors import ShrinkError
 from shrink.fileio import sha256_file
-from shrink.models import LoadedModel, card_path_for, load_model
+from shrink.models import LoadedModel, card_path_for, load_model, user_model_code
+from shrink.models.code import is_code_name, split_code_name
 from shrink.recipe import DataSection, ModelSection, Recipe
 from shrink.recover import check_classes
 
@@ -42,12 +43,13 @@ def model_identity(section: ModelSection) -> dict[str, Any]:
             files[str(card)] = sha256_file(card)
     elif source.suffix == ".json" and source.is_file():
         files[str(source)] = sha256_file(source)
-    elif ".py:" in section.source:
-        py = Path(section.source.rpartition(":")[0])
+    elif is_code_name(section.source):
+        py = split_code_name(section.source)[0]
         if py.is_file():
             files[str(py)] = sha256_file(py)
-    if section.weights and Path(section.weights).is_file():
-        files[section.weights] = sha256_file(section.weights)
+    for named in (section.weights, section.code):
+        if named and Path(named).is_file():
+            files[named] = sha256_file(named)
     return {"section": dict(vars(section)), "files": files}
 
 
@@ -61,7 +63,9 @@ def load_dense(section: ModelSection) -> LoadedModel:
         raise ShrinkError(f"model.{', model.'.join(overrides)} apply to registry names only; {source} has a card "
                           "that fixes its architecture")
     torch.manual_seed(0)  # a registry model without weights gets the same random init every run
-    return load_model(section.source, weights=section.weights, **overrides)
+    # The recipe is the user's own word: the code it names (model.source or model.code) may run.
+    return load_model(section.source, weights=section.weights, code=user_model_code(section.source, section.code),
+                      **overrides)
 
 
 def seeded_subset(split, count: int | None, seed: int):

@@ -13,11 +13,12 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from shrink import __version__
+from shrink.dirlock import LOCK_FILE
 from shrink.errors import ShrinkError
-from shrink.fileio import read_json, sha256_file, write_json_atomic
+from shrink.fileio import check_writable, is_temporary_name, read_json, sha256_file, write_json_atomic
 
 RECORD_FORMAT = "torch-shrink/run-step"
 DENSE_STEP = "model"  # the one step whose record and files live in the dense directory
@@ -77,16 +78,19 @@ class RunPaths:
 # ----------------------------------------------------------------------------- may we write here?
 
 
+def _contents(root: Path) -> list[Path]:
+    """What is in `root`, but for its lock and the temporaries of processes that are gone."""
+    return [p for p in root.iterdir() if p.name != LOCK_FILE and not is_temporary_name(p.name)]
+
+
 def check_out_dir(root: Path, recipe_yaml: str, force: bool) -> str:
     """Whether the run may write into `root`: 'new', 'rerun' (the same recipe: unchanged steps are
     reused) or 'replace' (--force over another recipe's run). Raises before any work otherwise."""
-    if root.exists() and not root.is_dir():
-        raise ShrinkError(f"output path {root} is a file, not a directory; choose another --out")
-    if not root.exists() or not any(root.iterdir()):
-        _check_writable(root)
+    check_writable(root, directory=True)
+    if not root.exists() or not _contents(root):
         return "new"
     recipe = root / "recipe.yaml"
-    if recipe.is_file() and recipe.read_text(encoding="utf-8") == recipe_yaml:
+    if recipe.is_file() and recipe.read_bytes() == recipe_yaml.encode("utf-8"):
         return "rerun"
     if not force:
         what = "a run of another recipe" if recipe.is_file() else "files that are not a shrink run"
@@ -94,10 +98,19 @@ def check_out_dir(root: Path, recipe_yaml: str, force: bool) -> str:
     return "replace"
 
 
-def _check_writable(root: Path) -> None:
-    existing = next((p for p in (root, *root.parents) if p.exists()), None)
-    if existing is not None and not existing.is_dir():
-        raise ShrinkError(f"cannot create {root}: {existing} is a file")
+def check_inputs_outside(root: Path, inputs: Iterable[str | Path], recipe_yaml: str) -> None:
+    """Refuse an input file inside the run directory: the run writes there (and --force replaces
+    it). The one exception is a rerun of the run's own recipe.yaml, which the run rewrites byte for
+    byte."""
+    root = root.resolve()
+    for named in inputs:
+        path = Path(named)
+        if not path.is_file() or not path.resolve().is_relative_to(root):
+            continue
+        if path.resolve() == root / "recipe.yaml" and path.read_bytes() == recipe_yaml.encode("utf-8"):
+            continue
+        raise ShrinkError(f"{path} is an input of this run but lies inside its output directory {root}, which the run "
+                          "writes; move it, or choose another --out")
 
 
 # ----------------------------------------------------------------------------- the step cache

@@ -6,8 +6,6 @@ call into a stage package. No step knows about the CLI; the pipeline runs them i
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -15,7 +13,7 @@ from typing import Any, Callable
 import torch
 
 from shrink.errors import ShrinkError
-from shrink.fileio import sha256_file
+from shrink.fileio import scratch_dir, sha256_file
 from shrink.recipe import Recipe
 from shrink.run.inputs import RunInputs
 from shrink.run.progress import ProgressSplit, Reporter
@@ -178,7 +176,7 @@ def recover_step(ctx: StepContext, done: Done) -> Step:
             result = {"recovered": True, **recovered.to_dict()}
         save_pruned(ctx.paths.root, model, plan, dense.spec, card=dense.card, source=dense.source,
                     verification=pruned_record["exactness"], force=True,
-                    inputs=tuple(p for p in (ctx.recipe.model.source, ctx.recipe.model.weights) if p))
+                    inputs=dense.files)
         return {**result, "params": sum(p.numel() for p in model.parameters()),
                 "train_images": len(ctx.inputs.train), "eval_images": len(ctx.inputs.eval)}
 
@@ -220,7 +218,7 @@ def export_step(ctx: StepContext, done: Done) -> Step:
     from shrink.prune.saving import load_pruned
 
     def compute() -> dict[str, Any]:
-        loaded = load_pruned(ctx.paths.root)
+        loaded = load_pruned(ctx.paths.root, code=ctx.inputs.dense.code)
         return export(loaded, ctx.recipe.export, ctx.paths.onnx, eval_split=ctx.eval_split("pruned, export check")).to_dict()
 
     def summary(r: dict[str, Any]) -> str:
@@ -246,16 +244,13 @@ def quantize_step(ctx: StepContext, done: Done) -> Step:
         if config is None:
             paths.int8.unlink(missing_ok=True)  # a stale int8 file from an earlier recipe is not this run's
             return {"skipped": True, "int8": False, "reason": "quantize: null in the recipe; fp32 ships"}
-        work = Path(tempfile.mkdtemp(prefix=".quantize-", dir=paths.root))
-        try:
+        with scratch_dir(paths.root, "quantize") as work:  # removed however the step ends
             result = quantize(paths.onnx, config, work / paths.int8.name, calibration_split=ctx.inputs.train,
                               eval_split=ctx.eval_split("quantize, accuracy"), progress=ctx.reporter.detail)
             if result.int8:
                 os.replace(work / paths.int8.name, paths.int8)
             else:
                 paths.int8.unlink(missing_ok=True)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
         return {"skipped": False, **result.to_dict(), "shipped_file": paths.int8.name if result.int8 else paths.onnx.name}
 
     def summary(r: dict[str, Any]) -> str:

@@ -28,7 +28,7 @@ CANDIDATE_KEYS = {
 }  # fmt: skip
 RESULT_KEYS = {
     "schema", "created_utc", "config", "threads", "batch", "machine", "inputs", "load_average_1m", "rounds", "schedule",
-    "candidates", "profile", "notes",
+    "candidates", "profile", "notes", "block_runs", "capped",
 }  # fmt: skip
 
 
@@ -48,6 +48,7 @@ def test_result_record_schema(result):
     record = json.loads(json.dumps(result))  # what lands on disk
     assert set(record) == RESULT_KEYS
     assert record["schema"] == SCHEMA
+    assert len(record["block_runs"]) == 3 and not record["capped"]
     assert record["threads"] == 1 and record["batch"] == 2
     assert "synthetic" in record["inputs"]
     assert len(record["load_average_1m"]) == 2

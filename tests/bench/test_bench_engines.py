@@ -102,17 +102,16 @@ def test_torch_on_cuda_without_a_gpu_is_a_clear_error():
         check_runtime([candidate], BenchConfig(provider="cuda", **FAST))
 
 
-def test_torch_candidate_from_the_registry(monkeypatch):
-    """A spec goes through shrink.models.load_model (stubbed here: the registry is tested elsewhere)."""
-    import types
-
-    import shrink.models
-
-    loaded = types.SimpleNamespace(model=tiny_convnet(8), input_shape=(3, 16, 16))
-    calls = []
-    monkeypatch.setattr(shrink.models, "load_model", lambda spec, weights=None: calls.append((spec, weights)) or loaded, raising=False)
-    engine = create_engine(TorchCandidate(spec="tiny:net", weights="w.safetensors"), BenchConfig(**FAST), threads=1)
+def test_torch_candidate_from_the_registry(tmp_path):
+    """A spec goes through shrink.models.load_model: here a file.py:factory the user named, so it runs."""
+    (tmp_path / "net.py").write_text(
+        "import torch.nn as nn\n"
+        "def tiny(num_classes, in_chans):\n"
+        "    return nn.Sequential(nn.Conv2d(in_chans, 8, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, num_classes))\n"
+    )
+    candidate = TorchCandidate(spec=f"{tmp_path}/net.py:tiny", input_shape=(3, 16, 16))
+    engine = create_engine(candidate, BenchConfig(**FAST), threads=1)
     engine.run_once()
-    assert calls == [("tiny:net", "w.safetensors")]
     assert engine.info.input_shapes == {"input": (1, 3, 16, 16)}
+    assert engine.output.shape == (1, 1000)
     assert np.isfinite(engine.output.numpy()).all()

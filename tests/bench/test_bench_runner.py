@@ -1,6 +1,13 @@
 """The interleaving order, warmup and stopping rules, checked with fake runners and a fake clock."""
 
-from shrink.bench.runner import TimingSettings, measure_interleaved, round_robin_schedule, warm_up
+from shrink.bench.runner import (
+    MAX_BLOCK_RUNS,
+    TimingSettings,
+    balanced_block_runs,
+    measure_interleaved,
+    round_robin_schedule,
+    warm_up,
+)
 
 
 class FakeClock:
@@ -46,11 +53,27 @@ def test_measuring_continues_until_min_seconds_for_every_candidate():
     slow, fast = fake_runner("slow", 1.0, clock, log), fake_runner("fast", 0.125, clock, log)
     settings = TimingSettings(warmup_runs=1, warmup_seconds=0.0, min_runs=1, min_seconds=5.0, block_runs=1)
     run = measure_interleaved([slow, fast], settings, clock=clock)
-    # The fast one needs 40 runs for 5 s; whole rounds keep the slow one in step.
-    assert len(run.samples_s[1]) == 40
-    assert len(run.samples_s[0]) == 40
+    # Blocks of equal length: the fast one runs 8 times per block, so both reach 5 s in 5 rounds
+    # (whole rounds of equal run counts would have kept the slow one running for 40 s).
+    assert run.block_runs == (1, 8)
+    assert run.rounds == 5
+    assert len(run.samples_s[0]) == 5 and len(run.samples_s[1]) == 40
     assert all(s == 1.0 for s in run.samples_s[0])
     assert all(s == 0.125 for s in run.samples_s[1])
+    assert not run.capped
+
+
+def test_balanced_blocks_are_bounded():
+    assert balanced_block_runs([1.0, 0.5, 1e-9], 10) == [10, 20, MAX_BLOCK_RUNS]
+    assert balanced_block_runs([0.001, 0.004], 3) == [12, 3]
+
+
+def test_the_wall_clock_cap_stops_measuring_and_says_so():
+    clock, log = FakeClock(), []
+    settings = TimingSettings(warmup_runs=1, warmup_seconds=0.0, min_runs=1, min_seconds=100.0, block_runs=1,
+                              max_seconds=3.0)
+    run = measure_interleaved([fake_runner("A", 1.0, clock, log)], settings, clock=clock)
+    assert run.capped and run.rounds == 3 and len(run.samples_s[0]) == 3
 
 
 def test_measuring_continues_until_min_runs():

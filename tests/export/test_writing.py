@@ -41,7 +41,7 @@ def test_failed_parity_writes_nothing_and_keeps_the_old_file(tmp_path, monkeypat
 def test_output_equal_to_input_is_refused(tmp_path):
     src = tmp_path / "model.onnx"
     src.write_bytes(b"input")
-    with pytest.raises(ShrinkError, match="is the input file"):
+    with pytest.raises(ShrinkError, match="is an input of this command"):
         with staged_output(tmp_path / "." / "model.onnx", forbid=(src,)):
             pass
     assert src.read_bytes() == b"input"

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from shrink.errors import ShrinkError
-from shrink.models import ModelRegistry, ModelSpec, create_model, list_models
+from shrink.models import ModelCode, ModelRegistry, ModelSpec, create_model, list_models
 from shrink.models.registry import builtin_registry
 
 
@@ -26,10 +26,22 @@ def test_user_file_factory(tmp_path):
         "def tiny(num_classes, in_chans):\n"
         "    return nn.Sequential(nn.Conv2d(in_chans, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, num_classes))\n"
     )
-    model = create_model(f"{tmp_path}/net.py:tiny", num_classes=3, in_chans=2)
+    code = ModelCode.read(tmp_path / "net.py")
+    model = create_model(f"{tmp_path}/net.py:tiny", code=code, num_classes=3, in_chans=2)
     assert model(torch.randn(1, 2, 8, 8)).shape == (1, 3)
     with pytest.raises(ShrinkError, match=r"unknown model .*net.py:tinny'; did you mean: .*net.py:tiny"):
-        create_model(f"{tmp_path}/net.py:tinny")
+        create_model(f"{tmp_path}/net.py:tinny", code=code)
+
+
+def test_user_file_factory_never_runs_without_the_users_file(tmp_path):
+    marker = tmp_path / "ran"
+    (tmp_path / "net.py").write_text(f"open({str(marker)!r}, 'w').close()\ndef tiny(num_classes, in_chans): pass\n")
+    with pytest.raises(ShrinkError, match=r"names the Python code .*net.py:tiny.*--model-code .*net.py"):
+        create_model(f"{tmp_path}/net.py:tiny")
+    other = ModelSpec(name=f"{tmp_path}/net.py:tiny", code_sha256="0" * 64)
+    with pytest.raises(ShrinkError, match=r"is not the code .* was built with"):
+        create_model(other, code=ModelCode.read(tmp_path / "net.py"))
+    assert not marker.exists()
 
 
 @pytest.mark.parametrize(

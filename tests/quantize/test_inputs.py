@@ -102,7 +102,7 @@ def test_calibration_split_of_the_wrong_shape_is_refused_before_any_work(model_c
 
 def test_output_path_equal_to_input(model_copy, real_split):
     before = model_copy.read_bytes()
-    with pytest.raises(ShrinkError, match="is the input file") as info:
+    with pytest.raises(ShrinkError, match="is an input of this command") as info:
         quantize(model_copy, QuantizeConfig(), model_copy.parent / "." / model_copy.name,
                  calibration_split=real_split, eval_split=real_split)
     _one_line(info)

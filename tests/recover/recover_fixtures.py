@@ -120,16 +120,17 @@ def make_pruned_dir(root: Path, *, classes: int = 10, keep: float = 0.5, train_e
     import warnings
 
     from shrink.fileio import sha256_file
-    from shrink.models import ModelCard, ModelSpec, create_model, save_state_dict, write_card
+    from shrink.models import ModelCard, ModelCode, ModelSpec, create_model, save_state_dict, write_card
     from shrink.prune import PruneConfig, apply, plan
     from shrink.prune.saving import save_pruned
     from shrink.recover import fit
-    from tiny_model import TINY_FACTORY
+    from tiny_model import TINY_FACTORY, TINY_FILE
 
     info = digits("train").info
-    spec = ModelSpec(name=TINY_FACTORY, num_classes=classes, in_chans=1, input_size=(8, 8))
+    code = ModelCode.read(TINY_FILE)
+    spec = ModelSpec(name=TINY_FACTORY, num_classes=classes, in_chans=1, input_size=(8, 8), code_sha256=code.sha256)
     torch.manual_seed(0)
-    dense = create_model(spec)
+    dense = create_model(spec, code=code)
     if classes == 10 and train_epochs:
         fit(dense, digits("train", 640), fast_train(epochs=train_epochs), progress=False)
     dense.eval()

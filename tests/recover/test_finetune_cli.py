@@ -12,9 +12,18 @@ from recover_fixtures import digits, make_pruned_dir
 
 from shrink.cli import main
 from shrink.evaluate import evaluate_torch
-from shrink.models import load_model
+from tiny_model import TINY_FILE
 
-FAST = ["--data", "digits", "--epochs", "1", "--batch-size", "32", "--no-augment", "--device", "cpu", "--lr", "0.02"]
+from shrink.models import ModelCode
+from shrink.models import load_model as load_any_model
+
+# The tiny model is built by tests/recover/tiny_model.py: every command is handed that file.
+FAST = ["--data", "digits", "--epochs", "1", "--batch-size", "32", "--no-augment", "--device", "cpu", "--lr", "0.02",
+        "--model-code", TINY_FILE]
+
+
+def load_model(source: str):
+    return load_any_model(source, code=ModelCode.read(TINY_FILE))
 
 
 @pytest.fixture(scope="module")

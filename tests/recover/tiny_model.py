@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-TINY_FACTORY = f"{Path(__file__).resolve()}:tiny"
+TINY_FILE = str(Path(__file__).resolve())
+TINY_FACTORY = f"{TINY_FILE}:tiny"
 
 
 def tiny(num_classes: int = 10, in_chans: int = 1):
