@@ -200,6 +200,36 @@ def test_a_full_disk_leaves_no_half_written_file(tiny, tmp_path, monkeypatch):
     assert sha256_file(out / "report.html") == manifest(out)["artifacts"]["report.html"]["sha256"]
 
 
+# ----------------------------------------------------------------------------- one run per directory
+
+
+def test_a_second_run_into_a_running_directory_is_refused_with_the_first_ones_pid(tiny, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from cli_helpers import REPO, one_error_line, shrink
+
+    out = tmp_path / "run"
+    first = subprocess.Popen([sys.executable, "-m", "shrink", "run", str(tiny.recipe), "--out", str(out)], cwd=REPO,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lock = out / ".shrink.lock"
+        deadline = time.monotonic() + 120
+        while not (lock.is_file() and f'"pid": {first.pid}' in lock.read_text()):
+            assert time.monotonic() < deadline and first.poll() is None, "the first run never took its lock"
+            time.sleep(0.05)
+        second = shrink("run", tiny.recipe, "--quiet", "--out", out)
+        one_error_line(second, rf"is in use by PID {first.pid} on .*`shrink run`")
+        first.send_signal(signal.SIGTERM)  # the first run unwinds: its lock and temporaries go
+        _, err = first.communicate(timeout=120)
+    finally:
+        first.kill()
+    assert first.returncode == 128 + signal.SIGTERM, err[-2000:]
+    assert not [p.name for p in out.rglob(".*")], "the terminated run left its lock or temporaries"
+
+
 # ----------------------------------------------------------------------------- bad input, before any work
 
 

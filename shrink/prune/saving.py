@@ -12,6 +12,7 @@ every width, and loads the weights with the safe loader (safetensors; never unpi
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -70,12 +71,20 @@ def save_pruned(
 ) -> Path:
     """Write plan.json and pruned.safetensors into `directory` (atomically, never over `inputs`)."""
     directory = check_output_dir(directory, force, inputs)
+    created = not directory.exists()
     weights = directory / WEIGHTS_FILE
-    save_state_dict(model, weights)
-    document = _document(result, spec, card, source, verification)
-    document["weights"] = WEIGHTS_FILE
-    document["weights_sha256"] = sha256_file(weights)
-    write_json_atomic(directory / PLAN_FILE, document)
+    try:
+        save_state_dict(model, weights)
+        document = _document(result, spec, card, source, verification)
+        document["weights"] = WEIGHTS_FILE
+        document["weights_sha256"] = sha256_file(weights)
+        write_json_atomic(directory / PLAN_FILE, document)  # last: until it exists, nothing loads from here
+    except BaseException:
+        if created:  # a directory this call made holds no half of a model afterwards
+            weights.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+        raise
     return directory
 
 

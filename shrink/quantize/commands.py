@@ -73,10 +73,11 @@ def print_summary(result) -> None:
 def run(args: argparse.Namespace) -> int:
     from shrink.data import load_data
     from shrink.quantize.inputs import load_onnx_input
-    from shrink.quantize.stage import quantize
+    from shrink.quantize.stage import check_outputs, quantize
 
     config = config_from_args(args)
     model = load_onnx_input(args.model)  # fail fast on a bad file, before loading any data
+    check_outputs(args.model, args.out)  # and on a bad output
     shape = model.image_shape
     calibration = load_data(args.data, args.calibration_split, data_dir=args.data_dir, synthetic_shape=shape)
     evaluation = load_data(args.data, args.eval_split, data_dir=args.data_dir, synthetic_shape=shape)

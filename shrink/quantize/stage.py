@@ -222,17 +222,25 @@ def _ship(chosen: Measured, model: OnnxInput, meta: dict[str, str], out_path: Pa
         create_session(staged, "cpu")
 
 
+def check_outputs(onnx_path: str | Path, out_path: str | Path) -> Path:
+    """Refuse, before minutes of work, an output (the shipped file, its external data, the decision
+    record) that would overwrite an input or cannot be written. Returns the record's path."""
+    out_path = Path(out_path)
+    record_path = record_path_for(out_path)
+    inputs = onnx_files(onnx_path)
+    check_onnx_destination(out_path, inputs)
+    check_not_inputs([record_path], inputs)
+    check_writable(record_path)
+    return record_path
+
+
 def quantize(onnx_path: str | Path, config: QuantizeConfig, out_path: str | Path, *, calibration_split=None,
              eval_split=None, progress: Progress | None = None) -> QuantizeResult:
     """Quantize `onnx_path` (fp32) per `config`; write the file worth shipping to `out_path` and the
     decision record next to it (see the module docstring)."""
     start = time.perf_counter()
     out_path = Path(out_path)
-    record_path = record_path_for(out_path)
-    inputs = onnx_files(onnx_path)
-    check_onnx_destination(out_path, inputs)  # every output is checked before minutes of work
-    check_not_inputs([record_path], inputs)
-    check_writable(record_path)
+    record_path = check_outputs(onnx_path, out_path)
     model = load_onnx_input(onnx_path)
     flags: list[str] = []
     recipes = search_space(config.recipe, model.op_types) if config.mode == "auto" else (config.recipe,)

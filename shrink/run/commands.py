@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from shrink.errors import ShrinkValueError
+from shrink.models.code import MODEL_CODE_HELP
 
 
 def _add_common(parser: argparse.ArgumentParser, default_out: str) -> None:
@@ -15,6 +16,7 @@ def _add_common(parser: argparse.ArgumentParser, default_out: str) -> None:
                                                   "ResNet-18 recipe; see docs/recipes.md)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override one recipe field, e.g. --set prune.ratio=0.3 (YAML value; repeatable)")
+    parser.add_argument("--model-code", metavar="FILE", help=f"{MODEL_CODE_HELP}; the same as --set model.code=FILE")
     parser.add_argument("--out", type=Path, metavar="DIR", help=f"output directory (default: {default_out})")
     parser.add_argument("--force", action="store_true", help="replace a directory that holds another recipe's run")
     parser.add_argument("--quiet", action="store_true", help="no progress output, only the closing summary")
@@ -25,11 +27,15 @@ def run_command(args: argparse.Namespace) -> int:
     from shrink.pipeline import RunOptions, run
     from shrink.recipe import load_recipe
 
-    recipe = load_recipe(args.recipe, args.overrides)
+    recipe = load_recipe(args.recipe, _overrides(args))
     result = run(recipe, RunOptions(out=args.out, force=args.force, quiet=args.quiet or args.json,
                                     inputs=(Path(args.recipe),) if args.recipe else ()))
     _print(result.to_dict(), result.summary, args.json)
     return 0
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    return [*args.overrides, *([f"model.code={json.dumps(args.model_code)}"] if args.model_code else [])]
 
 
 def parse_ratios(text: str) -> tuple[float, ...]:
@@ -50,7 +56,7 @@ def sweep_command(args: argparse.Namespace) -> int:
     from shrink.recipe import load_recipe
     from shrink.sweep import SweepOptions, sweep
 
-    recipe = load_recipe(args.recipe, args.overrides)
+    recipe = load_recipe(args.recipe, _overrides(args))
     options = SweepOptions(ratios=parse_ratios(args.ratios), precisions=parse_precisions(args.precisions),
                            out=args.out, force=args.force, quiet=args.quiet or args.json,
                            inputs=(Path(args.recipe),) if args.recipe else ())

@@ -69,3 +69,16 @@ def test_large_models_get_external_data(tmp_path):
     with staged_output(dest) as staged:
         assert not save_model(proto, staged)
     assert _leftovers(tmp_path) == ["big.onnx"]
+
+
+def test_a_data_file_no_export_wrote_is_never_replaced_or_deleted(tmp_path):
+    data = tmp_path / "model.onnx.data"
+    data.write_bytes(b"the user's")
+    with pytest.raises(ShrinkError, match=r"model\.onnx\.data exists, but no ONNX file at .* uses it"):
+        with staged_output(tmp_path / "model.onnx"):
+            pass
+    (tmp_path / "model.onnx").write_bytes(b"an unrelated file, not ONNX")  # an .onnx that does not use it
+    with pytest.raises(ShrinkError, match="not ours to replace or delete"):
+        with staged_output(tmp_path / "model.onnx"):
+            pass
+    assert data.read_bytes() == b"the user's"
