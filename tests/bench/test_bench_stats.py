@@ -97,3 +97,15 @@ def test_noise_flag_uses_the_named_threshold():
 def test_bad_samples_are_refused(bad):
     with pytest.raises(ShrinkValueError, match="samples"):
         summarize(bad)
+
+
+def test_the_bootstrap_of_a_huge_series_uses_an_even_thinning():
+    from shrink.bench.stats import MAX_BOOTSTRAP_SAMPLES, bootstrap_medians, thin
+
+    series = np.arange(200_000, dtype=np.float64)
+    thinned = thin(series, MAX_BOOTSTRAP_SAMPLES)
+    assert thinned.size == MAX_BOOTSTRAP_SAMPLES and thinned[0] == 0 and thinned[-1] == 199_999
+    assert np.all(np.diff(thinned) > 0)  # in order, no repeats
+    medians = bootstrap_medians(series, resamples=200)
+    assert abs(np.median(medians) - np.median(series)) < 0.02 * series.max()
+    assert thin(series[:10], MAX_BOOTSTRAP_SAMPLES).size == 10
