@@ -42,6 +42,7 @@ def create_session(
     graph_optimization: str = "all",
     enable_profiling: bool = False,
     profile_prefix: str | None = None,
+    spinning: bool = True,
 ) -> ort.InferenceSession:
     """An InferenceSession on exactly `provider` (CPU is allowed as the fallback for unsupported
     nodes only when CPU itself was asked for); raises if onnxruntime fell back."""
@@ -50,6 +51,8 @@ def create_session(
     if intra_op_threads is not None:
         opts.intra_op_num_threads = int(intra_op_threads)
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # onnxruntime's default: intra-op threads spin for a while after each run. Off, they sleep at once.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     opts.graph_optimization_level = {
         "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
         "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,

@@ -1,4 +1,4 @@
-"""Latency benchmarking people can trust: interleaved timing, intervals, machine capture, profiles.
+"""Latency benchmarking people can trust: each candidate in its own worker processes, intervals over processes, machine capture, profiles.
 
     from shrink.bench import BenchConfig, OnnxCandidate, run_bench
     result = run_bench([OnnxCandidate("dense.onnx"), OnnxCandidate("pruned.onnx")], BenchConfig(threads=1))

@@ -3,26 +3,33 @@
 Order of work, chosen so that nothing disturbs the timing:
 1. validate every candidate (fail in a second, not after minutes of timing);
 2. measure memory, one fresh child process per candidate;
-3. load every candidate, then time them interleaved in one process;
+3. time them (shrink.bench.timing): by default each in a worker process of its own, taking turns,
+   over several rounds of fresh workers; with --self-check the first one against itself too;
 4. profile (optional), in a separate pass;
-5. statistics, speedups against the first candidate, notes.
+5. statistics (intervals that include the spread between processes), speedups against the first
+   candidate, the machine's load and steal, notes and the caveats every headline must carry.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 from pathlib import Path
 from typing import Sequence
 
 from shrink.bench.config import BenchConfig, Candidate, OnnxCandidate, unique_labels
-from shrink.bench.engines import Engine, EngineInfo, check_input_memory, check_onnx_file, check_runtime, create_engine
+from shrink.bench.engines import check_input_memory, check_onnx_file, check_runtime
 from shrink.bench.machine import MachineInfo, capture_machine, physical_cores
 from shrink.bench.memory import MemoryUsage, measure_memory
 from shrink.bench.profile import ProfileReport, profile_candidate, profile_diff, profile_notes
-from shrink.bench.results import SCHEMA, SYNTHETIC_INPUTS, BenchResult, CandidateResult
-from shrink.bench.runner import Progress, TimingRun, TimingSettings, measure_interleaved
-from shrink.bench.stats import NOISY_CV_THRESHOLD, speedup, summarize
+from shrink.bench.results import SCHEMA, SYNTHETIC_INPUTS, BenchResult, CandidateResult, SelfCheck
+from shrink.bench.caveats import machine_caveats
+from shrink.bench.load import load_average, load_report, read_cpu_times
+from shrink.bench.process_stats import hierarchical_median_ci, hierarchical_speedup, process_spread
+from shrink.bench.runner import Progress, TimingRun
+from shrink.bench.stats import NOISY_CV_THRESHOLD, summarize
+from shrink.bench.timing import time_candidates
 from shrink.errors import ShrinkError, ShrinkValueError
 from shrink.sysinfo import available_mb
 
@@ -30,29 +37,6 @@ from shrink.sysinfo import available_mb
 def _say(progress: Progress | None, line: str) -> None:
     if progress:
         progress(line)
-
-
-def _timing_settings(config: BenchConfig) -> TimingSettings:
-    return TimingSettings(
-        warmup_runs=config.warmup_runs,
-        warmup_seconds=config.warmup_seconds,
-        min_runs=config.min_runs,
-        min_seconds=config.min_seconds,
-        block_runs=config.block_runs,
-        max_seconds=config.max_seconds,
-    )
-
-
-def _first_run(engine: Engine, label: str) -> None:
-    """Run once before timing, so a runtime failure (CUDA graph capture, a missing kernel) is one
-    line naming the candidate, not a traceback minutes later."""
-    try:
-        engine.run_once()
-    except ShrinkError:
-        raise
-    except Exception as exc:  # onnxruntime and torch raise their own types
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ShrinkError(f"{label} failed on its first run: {first}") from exc
 
 
 # The helpers below share one signature: what to run, under which config, and where to report.
@@ -70,25 +54,6 @@ def _memory(
         _say(progress, f"measuring memory of {label} in a fresh process")
         usages.append(measure_memory(candidate, config, threads))
     return usages
-
-
-def _time(
-    candidates: Candidates, labels: Labels, config: BenchConfig, threads: int, progress: Progress | None
-) -> tuple[list[EngineInfo], TimingRun]:
-    engines: list[Engine] = []
-    try:
-        for candidate, label in zip(candidates, labels):
-            engines.append(create_engine(candidate, config, threads))
-            _first_run(engines[-1], label)
-            info = engines[-1].info
-            _say(progress, f"loaded {label}: {info.engine} on {', '.join(info.providers)}")
-        timing = measure_interleaved(
-            [engine.run_once for engine in engines], _timing_settings(config), labels=labels, progress=progress
-        )
-        return [engine.info for engine in engines], timing
-    finally:
-        for engine in engines:
-            engine.close()
 
 
 def _profile(
@@ -117,14 +82,6 @@ def _file_bytes(candidate: Candidate) -> int | None:
         if name and Path(name).is_file():
             return Path(name).stat().st_size
     return None
-
-
-def _load_average() -> float | None:
-    """1-minute load average: other processes competing for the CPU show up here."""
-    try:
-        return round(os.getloadavg()[0], 2)
-    except (AttributeError, OSError):  # not available on this OS
-        return None
 
 
 def _notes(
@@ -167,6 +124,35 @@ def _notes(
     return notes
 
 
+NULL_TOLERANCE = 0.03  # the null test passes when A vs an identical A is within 1.00 +- this
+
+
+def _null_candidate(candidate: Candidate) -> Candidate:
+    """The same file (or spec) again, loaded by a worker of its own: the null test's twin."""
+    return dataclasses.replace(candidate, name=None)
+
+
+def _self_check(label: str, speed) -> SelfCheck:
+    passed = abs(speed.ratio - 1.0) <= NULL_TOLERANCE and speed.ci_low <= 1.0 <= speed.ci_high
+    return SelfCheck(label, speed.ratio, speed.ci_low, speed.ci_high, NULL_TOLERANCE, passed)
+
+
+def _own_cpu_s() -> float:
+    """CPU time of this process and of its children that have been waited for (the workers)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def _statistics(per_process: tuple, batch: int, seed: int):
+    """Pooled summary, with the interval of the median over processes when there are several."""
+    pooled = [s for chunk in per_process for s in chunk]
+    latency = summarize(pooled, batch, seed=seed)
+    if len(per_process) > 1:
+        low, high = hierarchical_median_ci([[s * 1e3 for s in chunk] for chunk in per_process], seed=seed)
+        latency = dataclasses.replace(latency, median_ci_low_ms=low, median_ci_high_ms=high)
+    return latency, process_spread(per_process)
+
+
 def run_bench(
     candidates: Sequence[Candidate], config: BenchConfig = BenchConfig(), *, progress: Progress | None = None
 ) -> BenchResult:
@@ -184,14 +170,20 @@ def run_bench(
     threads = config.threads or physical_cores()
     machine = capture_machine()
     memory = _memory(candidates, labels, config, threads, progress)
-    load_before = _load_average()
-    infos, timing = _time(candidates, labels, config, threads, progress)
-    load = (load_before, _load_average())
+    timed_candidates, timed_labels = list(candidates), list(labels)
+    if config.self_check:
+        timed_candidates.append(_null_candidate(candidates[0]))
+        timed_labels.append(f"{labels[0]} (null copy)")
+    load_before, cpu_before, own_before = load_average(), read_cpu_times(), _own_cpu_s()
+    timed = time_candidates(timed_candidates, timed_labels, config, threads, progress)
+    load = load_report(cpu_before, read_cpu_times(), _own_cpu_s() - own_before, (load_before, load_average()))
+    timing = timed.run
     profile = _profile(candidates, labels, config, threads, machine.simd_block, progress) if config.profile else None
 
+    per_process = timing.per_process_s
     results = []
-    for i, (candidate, label, info) in enumerate(zip(candidates, labels, infos)):
-        samples = timing.samples_s[i]
+    for i, (candidate, label, info) in enumerate(zip(candidates, labels, timed.infos)):
+        latency, spread = _statistics(per_process[i], config.batch, config.seed)
         results.append(
             CandidateResult(
                 label=label,
@@ -204,12 +196,23 @@ def run_bench(
                 input_dtypes=dict(info.input_dtypes),
                 warmup_runs=timing.warmup_runs[i],
                 warmup_s=timing.warmup_s[i],
-                latency=summarize(samples, config.batch, seed=config.seed),
-                speedup=speedup(timing.samples_s[0], samples, labels[0], seed=config.seed) if i else None,
+                latency=latency,
+                speedup=hierarchical_speedup(per_process[0], per_process[i], labels[0], seed=config.seed) if i else None,
                 memory=memory[i],
-                samples_ms=tuple(s * 1e3 for s in samples),
+                samples_ms=tuple(s * 1e3 for s in timing.samples_s[i]),
+                spread=spread,
+                process_runs=tuple(len(chunk) for chunk in per_process[i]),
             )
         )
+    self_check = None
+    if config.self_check:
+        null = hierarchical_speedup(per_process[0], per_process[-1], labels[0], seed=config.seed)
+        self_check = _self_check(labels[0], null)
+    checked = [s for s in timing.settled if s is not None]
+    settled_share = sum(checked) / len(checked) if checked else None
+    notes = _notes(config, threads, machine, results, load.load_average_1m, timing)
+    if timed.note:
+        notes.insert(0, timed.note)
     return BenchResult(
         schema=SCHEMA,
         created_utc=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -218,12 +221,37 @@ def run_bench(
         batch=config.batch,
         machine=machine,
         inputs=SYNTHETIC_INPUTS,
-        load_average_1m=load,
+        load_average_1m=load.load_average_1m,
         rounds=timing.rounds,
-        schedule=timing.schedule,
-        block_runs=timing.block_runs,
+        schedule=tuple(i for i in timing.schedule if i < len(candidates)),
+        block_runs=timing.block_runs[: len(candidates)],
         capped=timing.capped,
         candidates=tuple(results),
         profile=profile,
-        notes=tuple(_notes(config, threads, machine, results, load, timing)),
+        notes=tuple(notes + _process_notes(results, self_check, settled_share)),
+        method=timed.method,
+        processes=len(per_process[0]),
+        settled_share=settled_share,
+        load=load,
+        self_check=self_check,
+        caveats=tuple(machine_caveats(load, self_check, timing.capped)),
     )
+
+
+def _process_notes(results: list[CandidateResult], self_check: SelfCheck | None,
+                   settled_share: float | None) -> list[str]:
+    notes = []
+    for r in results:
+        if r.spread is not None and r.spread.bimodal:
+            low, high = r.spread.groups_ms
+            notes.append(f"{r.label} is bimodal across processes: medians {', '.join(f'{m:.3g}' for m in low)} ms "
+                         f"vs {', '.join(f'{m:.3g}' for m in high)} ms; which one a process gets is decided when it "
+                         "starts, so a deployment may see either")
+    if self_check is not None:
+        verdict = "passed" if self_check.passed else "FAILED"
+        notes.append(f"null test {verdict}: {self_check.label} against itself {self_check.ratio:.3f}x "
+                     f"[{self_check.ci_low:.3f}, {self_check.ci_high:.3f}] (tolerance 1.00 +- {self_check.tolerance:.2f})")
+    if settled_share is not None and settled_share < 1.0:
+        notes.append(f"{1 - settled_share:.0%} of the blocks ended with their worker still using the CPU after "
+                     "the settle wait; the next block may have shared the CPU with it")
+    return notes

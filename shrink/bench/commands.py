@@ -9,7 +9,7 @@ import sys
 
 from shrink.bench.api import run_bench
 from shrink.bench.compare import compare_results, format_comparison
-from shrink.bench.config import BenchConfig, OnnxCandidate, TorchCandidate
+from shrink.bench.config import METHODS, BenchConfig, OnnxCandidate, TorchCandidate
 from shrink.bench.output import check_output_dir, format_markdown, write_outputs
 from shrink.bench.results import load_result
 from shrink.cli import add_command
@@ -47,6 +47,19 @@ def _register_bench(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--provider", default=defaults.provider, help="cpu, cuda or tensorrt (default: cpu)")
     parser.add_argument("--threads", type=int, default=None, help="intra-op threads (default: physical cores)")
     parser.add_argument("--batch", type=int, default=defaults.batch, help="batch size for a dynamic batch axis")
+    parser.add_argument("--method", choices=METHODS, default=defaults.method,
+                        help="processes (default): each candidate alone in a worker process of its own, taking "
+                             "turns, over --processes rounds of fresh workers; interleaved: all in this process "
+                             "(the old method, whose thread pools disturb each other)")
+    parser.add_argument("--processes", type=int, default=defaults.processes,
+                        help=f"rounds of fresh worker processes; runs and seconds are split over them "
+                             f"(default {defaults.processes})")
+    parser.add_argument("--no-spinning", dest="spinning", action="store_false",
+                        help="onnxruntime intra-op threads sleep after a run instead of spinning (default: spin, "
+                             "as a deployment does unless it turns it off)")
+    parser.add_argument("--self-check", action="store_true",
+                        help="also time the first candidate against itself (the null test) and warn when this "
+                             "machine cannot tell them apart within 1.00 +- 0.03")
     parser.add_argument("--warmup-runs", type=int, default=defaults.warmup_runs, help="at least this many warmup runs")
     parser.add_argument("--warmup-seconds", type=float, default=defaults.warmup_seconds, help="and at least this long")
     parser.add_argument("--min-runs", type=int, default=defaults.min_runs, help="measure at least this many runs")
@@ -89,6 +102,10 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         provider=args.provider.lower(),
         threads=args.threads,
         batch=args.batch,
+        method=args.method,
+        processes=args.processes,
+        spinning=args.spinning,
+        self_check=args.self_check,
         warmup_runs=args.warmup_runs,
         warmup_seconds=args.warmup_seconds,
         min_runs=args.min_runs,

@@ -14,6 +14,12 @@ from typing import Any, Mapping, Union
 from shrink.errors import ShrinkValueError
 
 PROVIDERS = ("cpu", "cuda", "tensorrt")
+# processes: each candidate alone in its own worker process, at most one timing at a time, over
+#   `processes` rounds of fresh workers (the default: what a deployment sees, with the spread
+#   between processes in the interval);
+# interleaved: every candidate in this process (the method before issue 23; kept to compare, and for
+#   in-memory PyTorch modules, which cannot be sent to another process).
+METHODS = ("processes", "interleaved")
 GRAPH_OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
 TORCH_DTYPES = ("fp32", "fp16", "bf16")
 
@@ -47,6 +53,10 @@ class BenchConfig:
     provider: str = "cpu"
     threads: int | None = None  # intra-op threads; None = physical cores of this machine
     batch: int = 1
+    method: str = "processes"  # see METHODS
+    processes: int = 4  # rounds of fresh worker processes (method processes); runs and seconds are split over them
+    spinning: bool = True  # onnxruntime's intra-op threads spin after a run, as they do by default in a deployment
+    self_check: bool = False  # also time the first candidate against itself: the null test
     warmup_runs: int = RECOMMENDED_WARMUP_RUNS
     warmup_seconds: float = RECOMMENDED_WARMUP_SECONDS
     min_runs: int = 50
@@ -70,7 +80,8 @@ class BenchConfig:
         _one_of("provider", self.provider, PROVIDERS)
         if self.threads is not None:
             _positive_int("threads", self.threads)
-        for name in ("batch", "warmup_runs", "min_runs", "block_runs", "profile_runs"):
+        _one_of("method", self.method, METHODS)
+        for name in ("batch", "warmup_runs", "min_runs", "block_runs", "profile_runs", "processes"):
             _positive_int(name, getattr(self, name))
         _non_negative_number("warmup_seconds", self.warmup_seconds)
         _non_negative_number("min_seconds", self.min_seconds)
@@ -160,11 +171,35 @@ class TorchCandidate:
         return self.name or (f"torch:{self.spec}" if self.spec else "torch:module")
 
     @property
+    def portable(self) -> bool:
+        """Whether another process can re-create it (a spec can; an in-memory module cannot)."""
+        return self.spec is not None
+
+    @property
     def source(self) -> str:
         return self.spec if self.spec else f"<in-memory {type(self.module).__name__}>"
 
 
 Candidate = Union[OnnxCandidate, TorchCandidate]
+
+
+def candidate_to_dict(candidate: Candidate) -> dict[str, Any] | None:
+    """A candidate that a fresh process can re-create, or None (an in-memory module)."""
+    if isinstance(candidate, OnnxCandidate):
+        return {"kind": "onnx", "path": str(candidate.path), "name": candidate.name}
+    if isinstance(candidate, TorchCandidate) and candidate.spec is not None:
+        shape = list(candidate.input_shape) if candidate.input_shape else None
+        return {"kind": "torch", "spec": candidate.spec, "weights": candidate.weights, "input_shape": shape,
+                "model_code": candidate.model_code, "name": candidate.name}
+    return None
+
+
+def candidate_from_dict(data: Mapping[str, Any]) -> Candidate:
+    if data["kind"] == "onnx":
+        return OnnxCandidate(data["path"], data.get("name"))
+    shape = tuple(data["input_shape"]) if data.get("input_shape") else None
+    return TorchCandidate(spec=data["spec"], weights=data.get("weights"), input_shape=shape,
+                          model_code=data.get("model_code"), name=data.get("name"))
 
 
 def unique_labels(candidates: list[Candidate] | tuple[Candidate, ...]) -> list[str]:

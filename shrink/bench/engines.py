@@ -177,6 +177,7 @@ class OrtCpuEngine:
             graph_optimization=config.graph_optimization,
             enable_profiling=profile_prefix is not None,
             profile_prefix=profile_prefix,
+            spinning=config.spinning,
         )
         self.feeds = synthetic_inputs(self.session.get_inputs(), config.batch, config.seed)
         self.output_names = [o.name for o in self.session.get_outputs()]

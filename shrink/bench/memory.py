@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shrink.bench.config import BenchConfig, Candidate, OnnxCandidate, TorchCandidate
+from shrink.bench.config import BenchConfig, Candidate, TorchCandidate, candidate_from_dict, candidate_to_dict
 
 MEMORY_PROBE_RUNS = 5  # memory peaks on the first run or two; a few more make sure
 MEMORY_PROBE_TIMEOUT_S = 900  # TensorRT engine builds can take minutes
@@ -47,25 +47,6 @@ def _status_kb(field_name: str) -> int | None:
 
 def _mb(kb: int | None) -> float | None:
     return None if kb is None else kb / 1024.0
-
-
-def candidate_to_dict(candidate: Candidate) -> dict[str, Any] | None:
-    """A candidate that a fresh process can re-create, or None (an in-memory module)."""
-    if isinstance(candidate, OnnxCandidate):
-        return {"kind": "onnx", "path": str(candidate.path)}
-    if isinstance(candidate, TorchCandidate) and candidate.spec is not None:
-        shape = list(candidate.input_shape) if candidate.input_shape else None
-        return {"kind": "torch", "spec": candidate.spec, "weights": candidate.weights, "input_shape": shape,
-                "model_code": candidate.model_code}
-    return None
-
-
-def candidate_from_dict(data: dict[str, Any]) -> Candidate:
-    if data["kind"] == "onnx":
-        return OnnxCandidate(data["path"])
-    shape = tuple(data["input_shape"]) if data.get("input_shape") else None
-    return TorchCandidate(spec=data["spec"], weights=data.get("weights"), input_shape=shape,
-                          model_code=data.get("model_code"))
 
 
 def measure_memory(candidate: Candidate, config: BenchConfig, threads: int) -> MemoryUsage:

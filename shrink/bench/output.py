@@ -79,8 +79,8 @@ def format_table(result: Mapping[str, Any]) -> str:
     """The Markdown latency table, one row per candidate."""
     lines = [
         "| candidate | engine | file MB | p50 ms [95% CI] | mean ± std ms | p90 ms | p99 ms | min ms "
-        "| items/s | speedup [95% CI] | memory MB | noisy |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| items/s | speedup [95% CI] | memory MB | noisy | spread within / between processes |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for cand in result["candidates"]:
         lat = cand["latency"]
@@ -89,9 +89,29 @@ def format_table(result: Mapping[str, Any]) -> str:
             f"| {lat['p50_ms']:.3f} [{lat['median_ci_low_ms']:.3f}, {lat['median_ci_high_ms']:.3f}] "
             f"| {lat['mean_ms']:.3f} ± {lat['std_ms']:.3f} | {lat['p90_ms']:.3f} | {lat['p99_ms']:.3f} "
             f"| {lat['min_ms']:.3f} | {lat['throughput_per_s']:.1f} | {_speedup_cell(cand.get('speedup'))} "
-            f"| {_fmt(_memory_mb(cand.get('memory')), 1)} | {_noisy_cell(lat)} |"
+            f"| {_fmt(_memory_mb(cand.get('memory')), 1)} | {_noisy_cell(lat)} | {_spread_cell(cand.get('spread'))} |"
         )
     return "\n".join(lines)
+
+
+def _spread_cell(spread: Mapping[str, Any] | None) -> str:
+    if not spread:
+        return "-"
+    text = f"{spread['within_cv']:.1%} / {spread['between_cv']:.1%} ({spread['processes']} processes)"
+    return text + (" **bimodal**" if spread.get("bimodal") else "")
+
+
+def method_text(result: Mapping[str, Any]) -> str:
+    """One sentence: how the figures were timed."""
+    config = result["config"]
+    spin = "on (onnxruntime's default)" if config.get("spinning", True) else "off"
+    blocks = f"round-robin blocks of {_blocks_text(result)} runs ({result['rounds']} rounds{_capped_text(result)})"
+    if result.get("method") == "processes":
+        return (f"Each candidate ran alone in a worker process of its own, as in a deployment, taking turns in "
+                f"{blocks}; each block started only once the previous worker's threads were quiet. This was "
+                f"repeated over {result['processes']} rounds of fresh worker processes, and the intervals include "
+                f"the spread between them. Intra-op spinning {spin}.")
+    return f"Candidates ran interleaved in one process, in {blocks}. Intra-op spinning {spin}."
 
 
 def format_profile(profile: Mapping[str, Any]) -> str:
@@ -119,6 +139,13 @@ def format_profile(profile: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _steal_text(load: Mapping[str, Any] | None) -> str:
+    if not load or load.get("steal_share") is None:
+        return "CPU steal and other processes' CPU use not measured (no /proc/stat)"
+    return (f"CPU stolen by the hypervisor {load['steal_share']:.1%}, used by other processes "
+            f"{load['foreign_share']:.1%} of the machine's CPU time during the timing")
+
+
 def _load_text(load) -> str:
     return " / ".join(_fmt(x) for x in load) if load else "-"
 
@@ -137,19 +164,21 @@ def format_markdown(result: Mapping[str, Any]) -> str:
     parts = [
         f"## shrink bench: provider {config['provider']}, {result['threads']} threads, batch {result['batch']}",
         "",
-        f"Measured {result['created_utc']}. Candidates ran interleaved in one process, in round-robin blocks "
-        f"of {_blocks_text(result)} runs ({result['rounds']} rounds{_capped_text(result)}), after a warmup of at least "
-        f"{config['warmup_runs']} runs and {config['warmup_seconds']:g} s each; at least {config['min_runs']} "
-        f"runs and {config['min_seconds']:g} s measured per candidate. Speedup is the ratio of medians against "
+        f"Measured {result['created_utc']}. {method_text(result)} Warmup at least "
+        f"{config['warmup_runs']} runs and {config['warmup_seconds']:g} s per process; at least {config['min_runs']} "
+        f"runs and {config['min_seconds']:g} s measured per candidate in all. Speedup is the ratio of medians against "
         "the first candidate. Intervals are 95% bootstrap intervals. Memory is measured in a fresh process per "
         "candidate: the RSS peak minus the RSS before loading on CPU, the device memory taken on GPU.",
         "",
         f"Inputs: {result['inputs']}.",
         "",
-        f"1-minute load average before / after timing: {_load_text(result.get('load_average_1m'))}.",
+        f"1-minute load average before / after timing: {_load_text(result.get('load_average_1m'))}; "
+        f"{_steal_text(result.get('load'))}.",
         "",
         format_table(result),
     ]
+    if result.get("caveats"):
+        parts += ["", "**Caveat: " + "; ".join(result["caveats"]) + ".**"]
     if result["notes"]:
         parts += ["", "Notes:"] + [f"- {note}" for note in result["notes"]]
     if result.get("profile"):

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shrink.bench.load import LoadReport
 from shrink.bench.machine import MachineInfo
 from shrink.bench.memory import MemoryUsage
+from shrink.bench.process_stats import ProcessSpread
 from shrink.bench.profile import ProfileReport
 from shrink.bench.stats import LatencyStats, Speedup
 from shrink.errors import ShrinkError
@@ -37,6 +39,22 @@ class CandidateResult:
     speedup: Speedup | None  # against the first candidate; None for the first itself
     memory: MemoryUsage | None
     samples_ms: tuple[float, ...]  # every measured run, in order, for re-analysis and plots
+    spread: ProcessSpread | None = None  # within and between the worker processes
+    process_runs: tuple[int, ...] = ()  # runs measured in each process round (samples_ms in that order)
+
+
+@dataclass(frozen=True)
+class SelfCheck:
+    """The null test: the first candidate against itself, in workers of their own, same settings.
+    An apparent speedup beyond `tolerance`, or an interval without 1.0, is what this machine adds
+    to any comparison by itself."""
+
+    label: str
+    ratio: float
+    ci_low: float
+    ci_high: float
+    tolerance: float
+    passed: bool
 
 
 @dataclass(frozen=True)
@@ -56,6 +74,12 @@ class BenchResult:
     notes: tuple[str, ...]
     block_runs: tuple[int, ...] = ()  # runs per block, per candidate (blocks last about as long)
     capped: bool = False  # the max_seconds cap stopped the timing early
+    method: str = "interleaved"  # processes | interleaved: how it was timed (config.method may ask otherwise)
+    processes: int = 1  # rounds of fresh worker processes
+    settled_share: float | None = None  # blocks whose worker was seen quiet before the next began
+    load: LoadReport | None = None  # steal and other processes' CPU use during the timing
+    self_check: SelfCheck | None = None
+    caveats: tuple[str, ...] = ()  # what every headline from this result must say beside it
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

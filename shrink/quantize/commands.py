@@ -34,6 +34,8 @@ def config_from_args(args: argparse.Namespace) -> QuantizeConfig:
         threads=args.threads,
         bench_seconds=args.bench_seconds,
         bench_max_seconds=args.bench_max_seconds,
+        bench_warmup_seconds=args.bench_warmup_seconds,
+        bench_processes=args.bench_processes,
         per_layer_sqnr=not args.no_sqnr,
         measure_all=args.measure_all,
     )
@@ -133,6 +135,12 @@ def register(subparsers) -> None:
     p.add_argument("--eval-limit", type=int, help="measure accuracy on this many eval images (default: all)")
     p.add_argument("--threads", type=int, help="intra-op threads for timing (default: physical cores)")
     p.add_argument("--bench-seconds", type=float, default=5.0, help="measured seconds per candidate (default 5)")
+    p.add_argument("--bench-warmup-seconds", type=float, default=QuantizeConfig().bench_warmup_seconds,
+                   help="warmup per candidate and worker process (default "
+                        f"{QuantizeConfig().bench_warmup_seconds:g})")
+    p.add_argument("--bench-processes", type=int, default=QuantizeConfig().bench_processes,
+                   help="rounds of fresh worker processes the timing runs in, as shrink bench's --processes "
+                        f"(default {QuantizeConfig().bench_processes})")
     p.add_argument("--bench-max-seconds", type=float, default=QuantizeConfig().bench_max_seconds,
                    help="wall-clock cap of each timing run, all candidates together (default "
                         f"{QuantizeConfig().bench_max_seconds:g}); the decision record says when it stopped one")

@@ -47,9 +47,11 @@ class QuantizeConfig:
     eval_limit: int | None = None  # eval images for accuracy; None: the whole split
     threads: int | None = None  # intra-op threads for timing; None: the physical cores
     batch: int = 1  # batch size for timing
-    bench_seconds: float = 5.0  # measured seconds per candidate (interleaved)
+    bench_seconds: float = 5.0  # measured seconds per candidate, over all its worker processes
     bench_min_runs: int = 30
-    bench_warmup_seconds: float = 1.0  # per candidate; below 1 s the bench record notes it
+    bench_warmup_seconds: float = 1.0  # per candidate and worker process; below 1 s the bench record notes it
+    # Rounds of fresh worker processes: shrink bench's method, shorter (it times up to 8 candidates).
+    bench_processes: int = 2
     bench_max_seconds: float = 60.0  # wall-clock cap of each timing run; the record says when it stopped one
     per_layer_sqnr: bool = True  # analyse layers and try a recipe that keeps the worst in fp32
     measure_all: bool = False  # accuracy of every candidate, not only until the fastest within budget
@@ -73,6 +75,8 @@ class QuantizeConfig:
             raise ShrinkValueError(f"threads must be >= 1, got {self.threads}")
         if self.batch < 1 or self.bench_min_runs < 1 or not self.bench_seconds >= 0 or not self.bench_warmup_seconds >= 0:
             raise ShrinkValueError("batch and bench_min_runs must be >= 1, bench_seconds and bench_warmup_seconds >= 0")
+        if isinstance(self.bench_processes, bool) or not isinstance(self.bench_processes, int) or self.bench_processes < 1:
+            raise ShrinkValueError(f"bench_processes must be a positive integer, got {self.bench_processes!r}")
         if not self.bench_max_seconds > 0:
             raise ShrinkValueError(f"bench_max_seconds must be > 0, got {self.bench_max_seconds}")
 

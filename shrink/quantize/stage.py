@@ -116,16 +116,18 @@ def _sqnr_recipe(base: Measured, pre: Path, work: Path, model: OnnxInput, batche
 
 
 def _bench_config(config: QuantizeConfig, **overrides) -> BenchConfig:
+    # shrink bench's method and settings, shorter: the search, its confirmation and the profile all time
+    # each candidate alone in fresh worker processes, as the bench stage and `shrink bench` do.
     settings = dict(provider="cpu", threads=config.threads, batch=config.batch, min_runs=config.bench_min_runs,
                     min_seconds=config.bench_seconds, warmup_seconds=config.bench_warmup_seconds, measure_memory=False,
-                    max_seconds=config.bench_max_seconds)
+                    max_seconds=config.bench_max_seconds, method="processes", processes=config.bench_processes)
     return BenchConfig(**{**settings, **overrides})  # overrides replace settings (the profile pass)
 
 
 def _time(fp32: Measured, produced: list[Measured], config: QuantizeConfig, progress):
-    """One interleaved bench run over fp32 and every produced recipe; fills latency and speedup."""
+    """One bench run over fp32 and every produced recipe; fills latency and speedup."""
     ok = [m for m in produced if m.path]
-    _say(progress, f"timing fp32 and {len(ok)} int8 candidates, interleaved")
+    _say(progress, f"timing fp32 and {len(ok)} int8 candidates, each in its own worker processes")
     bench = run_bench([OnnxCandidate(fp32.path, FP32)] + [OnnxCandidate(m.path, m.name) for m in ok],
                       _bench_config(config), progress=progress)
     by_label = {c.label: c for c in bench.candidates}

@@ -24,11 +24,12 @@ LATENCY_KEYS = {
 }  # fmt: skip
 CANDIDATE_KEYS = {
     "label", "kind", "source", "file_bytes", "engine", "providers", "input_shapes", "input_dtypes",
-    "warmup_runs", "warmup_s", "latency", "speedup", "memory", "samples_ms",
+    "warmup_runs", "warmup_s", "latency", "speedup", "memory", "samples_ms", "spread", "process_runs",
 }  # fmt: skip
 RESULT_KEYS = {
     "schema", "created_utc", "config", "threads", "batch", "machine", "inputs", "load_average_1m", "rounds", "schedule",
-    "candidates", "profile", "notes", "block_runs", "capped",
+    "candidates", "profile", "notes", "block_runs", "capped", "method", "processes", "settled_share", "load",
+    "self_check", "caveats",
 }  # fmt: skip
 
 
@@ -49,6 +50,9 @@ def test_result_record_schema(result):
     assert set(record) == RESULT_KEYS
     assert record["schema"] == SCHEMA
     assert len(record["block_runs"]) == 3 and not record["capped"]
+    # An in-memory module cannot go to a worker process: all three were timed in this one, and it says so.
+    assert record["method"] == "interleaved" and record["processes"] == 1
+    assert "in-memory module" in record["notes"][0]
     assert record["threads"] == 1 and record["batch"] == 2
     assert "synthetic" in record["inputs"]
     assert len(record["load_average_1m"]) == 2

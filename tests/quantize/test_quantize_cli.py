@@ -8,7 +8,8 @@ import pytest
 
 from shrink.cli import main
 
-FAST = ["--calibration-images", "32", "--bench-seconds", "0.2", "--threads", "1", "--quiet"]
+FAST = ["--calibration-images", "32", "--bench-seconds", "0.2", "--bench-warmup-seconds", "0.1", "--threads", "1",
+        "--quiet"]
 
 
 def test_cli_refuses_random_calibration_in_one_line(model_copy, capsys):
