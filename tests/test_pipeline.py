@@ -125,6 +125,13 @@ def test_manifest_says_what_was_measured_and_where(tiny):
     assert m["measurement"]["machine"]["cpu_model"]
     assert m["measurement"]["latency"]["threads"] >= 1
     assert "CPUExecutionProvider" in m["measurement"]["accuracy"]["onnxruntime_providers"]
+    latency = m["measurement"]["latency"]
+    assert latency["method"] == "processes" and latency["processes"] >= 2 and latency["spinning"] is True
+    # One int8 pair, as every stage measured it, each with its method; the verdict is recorded.
+    figures = m["int8_speedup"]["figures"]
+    assert [f["figure"] for f in figures][-1] == "bench stage" and figures[0]["figure"] == "quantize search"
+    assert all(f["ci_low"] <= f["ci_high"] and f["ratio"] > 0 and "worker processes" in f["method"] for f in figures)
+    assert isinstance(m["int8_speedup"]["agree"], bool)
 
 
 def test_report_says_where_each_number_was_measured(tiny):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from shrink.bench.load import LoadReport, caveats as load_caveats
+from shrink.bench.stats import NOISY_CV_THRESHOLD
 
 
 def machine_caveats(load: LoadReport | None, self_check, capped: bool) -> list[str]:
@@ -29,11 +30,20 @@ def candidate_caveats(result: Mapping[str, Any], label: str) -> list[str]:
     candidate = next((c for c in result.get("candidates", []) if c.get("label") == label), None)
     if candidate is None:
         return out
-    if candidate.get("latency", {}).get("noisy"):
-        out.append(f"{label} was noisy (CV {candidate['latency']['cv']:.0%})")
-    if (candidate.get("spread") or {}).get("bimodal"):
+    spread = candidate.get("spread") or {}
+    # The bulk of the runs, not a few slow ones: the robust CV inside a process where there is one
+    # (a handful of 10x outliers makes the plain CV large while the median stays put).
+    cv = spread.get("within_cv", candidate.get("latency", {}).get("cv", 0.0))
+    if cv > NOISY_CV_THRESHOLD:
+        out.append(f"{label} was noisy (CV {cv:.0%} of its runs)")
+    if spread.get("bimodal"):
         out.append(f"{label} is bimodal across processes")
     return out
+
+
+def pair_caveats(first: Mapping[str, Any], second: Mapping[str, Any]) -> list[str]:
+    """What a speedup between two candidates (with a `caveats` list each) must carry, once each."""
+    return list(dict.fromkeys([*(first.get("caveats") or []), *(second.get("caveats") or [])]))
 
 
 def with_caveats(line: str, caveats: list[str]) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
+from shrink.bench.caveats import pair_caveats
 from shrink.report import plots
 from shrink.report.document import Block, Bullets, Callout, Code, Heading, Image, Paragraph, Table
 
@@ -66,8 +67,10 @@ def headline(summary: dict[str, Any]) -> Paragraph:
     data = summary["inputs"]["data"]
     parts = [f"**Shipped: `{shipped['file']}`** ({shipped['name']})."]
     if shipped.get("speedup"):
+        caveats = pair_caveats(dense, shipped)
         parts.append(f"Median latency {shipped['latency']['p50_ms']:.2f} ms vs {dense['latency']['p50_ms']:.2f} ms "
-                     f"dense: {shipped['speedup']['ratio']:.2f}× faster.")
+                     f"dense: {shipped['speedup']['ratio']:.2f}× faster"
+                     + (f" (**caveat: {'; '.join(caveats)}**)." if caveats else "."))
     parts.append(f"{summary['pruning']['mac_reduction']:.2f}× fewer MACs, {mb(dense['size_bytes'])} → "
                  f"{mb(shipped['size_bytes'])}.")
     if not data["synthetic"]:
@@ -138,10 +141,24 @@ def _accuracy_source(summary: dict[str, Any]) -> str:
 def _latency_source(lat: dict[str, Any], providers: list[str]) -> str:
     load = [x for x in lat["load_average_1m"] if x is not None]
     load_text = f"; 1-minute load average {' → '.join(f'{x:.1f}' for x in load)}" if load else ""
+    shares = lat.get("load") or {}
+    if shares.get("steal_share") is not None:
+        load_text += (f"; CPU stolen {shares['steal_share']:.1%}, used by other processes {shares['foreign_share']:.1%} "
+                      "during the timing")
+    spin = "on (onnxruntime's default)" if lat.get("spinning", True) else "off"
+    if lat.get("method") == "processes":
+        how = (f"Each candidate ran alone in a worker process of its own, as in a deployment, taking turns "
+               f"({lat['rounds']} rounds of blocks, each started once the previous worker's threads were quiet), over "
+               f"{lat['processes']} rounds of fresh processes, after {lat['warmup_runs']} warmup runs per process, at "
+               f"least {lat['min_seconds']:g} s each in all; the interval is a bootstrap 95% CI of the median over "
+               f"processes and runs")
+    else:
+        how = (f"Candidates were timed interleaved in one process in {lat['rounds']} rounds after "
+               f"{lat['warmup_runs']} warmup runs, at least {lat['min_seconds']:g} s each; the interval is a bootstrap "
+               "95% CI of the median")
     return (f"**Latency**: onnxruntime, provider {lat['provider']} ({', '.join(providers)}), {lat['threads']} intra-op "
-            f"thread(s), batch {lat['batch']}; {lat['inputs']}. Candidates were timed interleaved in {lat['rounds']} "
-            f"rounds after {lat['warmup_runs']} warmup runs, at least {lat['min_seconds']:g} s each; the interval is a "
-            f"bootstrap 95% CI of the median{load_text}.")
+            f"thread(s), batch {lat['batch']}, intra-op spinning {spin}; {lat['inputs']}. {how}{load_text}."
+            + (f" **Caveat: {'; '.join(lat['caveats'])}.**" if lat.get("caveats") else ""))
 
 
 def _recovery_source(recovery: dict[str, Any], data: dict[str, Any]) -> str:
@@ -209,9 +226,27 @@ def quantization_section(summary: dict[str, Any]) -> list[Block]:
     blocks.append(Table(header, tuple(rows), (False, True, True, True, True, True, False)))
     blocks.append(Paragraph("The quantize stage measures fidelity to fp32 and accuracy only where its decision needs "
                             "them (measurably faster recipes, until one is within the accuracy budget; see "
-                            "docs/quantize.md); '—' means not measured. Its timings come from its own interleaved "
-                            "run, so they differ a little from the table above."))
-    return blocks
+                            "docs/quantize.md); '—' means not measured. Its timings are its own, by the bench's "
+                            "method (below)."))
+    return blocks + int8_speedup_section(summary)
+
+
+def int8_speedup_section(summary: dict[str, Any]) -> list[Block]:
+    """The one pair, pruned fp32 -> shipped int8, as each stage measured it."""
+    figures = (summary.get("int8_speedup") or {}).get("figures") or []
+    if not figures:
+        return []
+    rows = tuple((f["figure"], f["method"], f"{f['ratio']:.2f}× [{f['ci_low']:.2f}, {f['ci_high']:.2f}]")
+                 for f in figures)
+    agree = summary["int8_speedup"]["agree"]
+    verdict = ("Their intervals overlap: one int8 speedup, measured three times." if agree
+               else "Their intervals do NOT all overlap: the machine changed between the measurements, or one of them "
+                    "is disturbed; trust the bench stage's figure, which is the last and the longest." if agree is False
+               else "")
+    return [Heading("The int8 speedup, each time it was measured", 3),
+            Table(("figure", "method", "int8 vs pruned fp32 [95% CI]"), rows, (False, False, True)),
+            Paragraph("The search picks the recipe; the confirmation times the pick against fp32 alone; the bench stage "
+                      f"times every shipped file. {verdict}".rstrip())]
 
 
 def _ms(value: float | None) -> str:

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from shrink import __version__
+from shrink.bench.caveats import candidate_caveats, pair_caveats, with_caveats
+from shrink.bench.process_stats import hierarchical_speedup
 from shrink.fileio import sha256_file
 from shrink.run.rundir import RunPaths, StepRecord
 
@@ -52,6 +54,7 @@ def _candidate(name: str, records: dict[str, StepRecord], paths: RunPaths) -> di
         "accuracy_onnx": verified["accuracy"],
         "latency": latency,
         "speedup": speedup,
+        "caveats": candidate_caveats(records["bench"].result, name) if latency else [],
         "shipped": False,
         "note": None,
     }
@@ -121,8 +124,57 @@ def _measurement(records: dict[str, StepRecord], data: dict[str, Any]) -> dict[s
         "latency": {"threads": bench["threads"], "batch": bench["batch"], "provider": bench["config"]["provider"],
                     "inputs": bench["inputs"], "rounds": bench["rounds"], "load_average_1m": bench["load_average_1m"],
                     "warmup_runs": bench["config"]["warmup_runs"], "min_seconds": bench["config"]["min_seconds"],
-                    "notes": bench["notes"], "created_utc": bench["created_utc"]},
+                    "notes": bench["notes"], "created_utc": bench["created_utc"],
+                    "method": bench.get("method", "interleaved"), "processes": bench.get("processes", 1),
+                    "spinning": bench["config"].get("spinning", True), "load": bench.get("load"),
+                    "caveats": list(bench.get("caveats") or [])},
     }
+
+
+def _per_process_ms(candidate: dict[str, Any]) -> list[list[float]]:
+    """A bench record's samples of one candidate, split back into its worker processes."""
+    samples, runs = list(candidate["samples_ms"]), list(candidate.get("process_runs") or [len(candidate["samples_ms"])])
+    out, start = [], 0
+    for count in runs:
+        out.append(samples[start:start + count])
+        start += count
+    return out
+
+
+def int8_figures(quantize: dict[str, Any], bench: dict[str, Any]) -> list[dict[str, Any]]:
+    """The one pair, pruned fp32 -> shipped int8, as each stage measured it, with its method: the
+    quantize search, its confirmation and the bench stage. They should agree within their
+    intervals; the report says whether they do."""
+    if quantize.get("skipped") or not quantize.get("int8"):
+        return []
+    config = quantize.get("config", {})
+    method = f"worker processes, {config.get('bench_processes', 1)} round(s), {config.get('bench_seconds')} s per file"
+    chosen = next((c for c in quantize["candidates"] if c["name"] == quantize["shipped"]), None)
+    figures = []
+    if chosen and chosen.get("speedup") is not None:
+        figures.append({"figure": "quantize search", "method": f"{method}, {len(quantize['candidates']) + 1} files",
+                        "ratio": chosen["speedup"], "ci_low": chosen["speedup_ci_low"],
+                        "ci_high": chosen["speedup_ci_high"]})
+    alone = quantize.get("confirmation")
+    if alone and alone.get("speedup") is not None:
+        figures.append({"figure": "quantize confirmation", "method": f"{method}, 2 files",
+                        "ratio": alone["speedup"], "ci_low": alone["speedup_ci_low"], "ci_high": alone["speedup_ci_high"]})
+    by_label = {c["label"]: c for c in bench.get("candidates", [])}
+    if "pruned fp32" in by_label and "pruned int8" in by_label:
+        s = hierarchical_speedup(_per_process_ms(by_label["pruned fp32"]), _per_process_ms(by_label["pruned int8"]),
+                                 "pruned fp32", seed=bench["config"].get("seed", 0))
+        figures.append({"figure": "bench stage", "method": f"worker processes, {bench.get('processes', 1)} round(s), "
+                                                           f"{bench['config']['min_seconds']} s per file, 3 files"
+                        if bench.get("method") == "processes" else "interleaved in one process, 3 files",
+                        "ratio": s.ratio, "ci_low": s.ci_low, "ci_high": s.ci_high})
+    return figures
+
+
+def figures_agree(figures: list[dict[str, Any]]) -> bool | None:
+    """Whether every interval overlaps every other (None with fewer than two figures)."""
+    if len(figures) < 2:
+        return None
+    return max(f["ci_low"] for f in figures) <= min(f["ci_high"] for f in figures)
 
 
 def build_summary(recipe_name: str, records: dict[str, StepRecord], paths: RunPaths, data: dict[str, Any],
@@ -149,6 +201,8 @@ def build_summary(recipe_name: str, records: dict[str, StepRecord], paths: RunPa
         "pruning": _pruning(records["prune"].result),
         "recovery": _recovery(records["recover"].result),
         "quantization": _quantization(quantize),
+        "int8_speedup": {"figures": int8_figures(quantize, records["bench"].result),
+                         "agree": figures_agree(int8_figures(quantize, records["bench"].result))},
         "measurement": _measurement(records, data),
         "stages": [{"name": r.step, "seconds": round(r.seconds, 2), "finished_utc": r.finished_utc,
                     "cpu_seconds": None if r.cpu_seconds is None else round(r.cpu_seconds, 2)}
@@ -177,10 +231,11 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
              f"{dense['size_bytes'] / 2**20:.1f} MB -> {shipped['size_bytes'] / 2**20:.1f} MB"]
     if shipped.get("speedup") and dense.get("latency"):
         s = shipped["speedup"]
-        lines.append(f"latency p50 {dense['latency']['p50_ms']:.2f} ms -> {shipped['latency']['p50_ms']:.2f} ms: "
-                     f"{s['ratio']:.2f}x faster [95% CI {s['ci_low']:.2f}-{s['ci_high']:.2f}] "
-                     f"({summary['measurement']['latency']['threads']} thread(s), batch "
-                     f"{summary['measurement']['latency']['batch']})")
+        lines.append(with_caveats(
+            f"latency p50 {dense['latency']['p50_ms']:.2f} ms -> {shipped['latency']['p50_ms']:.2f} ms: "
+            f"{s['ratio']:.2f}x faster [95% CI {s['ci_low']:.2f}-{s['ci_high']:.2f}] "
+            f"({summary['measurement']['latency']['threads']} thread(s), batch "
+            f"{summary['measurement']['latency']['batch']})", pair_caveats(dense, shipped)))
     if data["synthetic"]:
         lines.append("accuracy not measured: SYNTHETIC data (latency-only run)")
     else:

@@ -66,3 +66,30 @@ def test_write_report_writes_plots_md_and_html(tmp_path):
     assert files == ["latency.png", "accuracy_latency.png", "widths.png", "report.md", "report.html"]
     assert all((tmp_path / f).stat().st_size > 0 for f in files)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_a_headline_measured_under_load_carries_the_caveat_on_its_line():
+    from shrink.run.manifest import summary_lines
+
+    summary = make_summary()
+    caveat = "other processes used 35% of the CPU"
+    for c in summary["candidates"]:
+        c["caveats"] = [caveat]
+    latency_line = next(line for line in summary_lines(summary) if line.startswith("latency p50"))
+    assert latency_line.endswith(f"(CAVEAT: {caveat})")
+    title, blocks = run_report.build(summary, LAYERS, draw=False)
+    headline = render_markdown(title, blocks).split("\n\n")[1]
+    assert "faster (**caveat: other processes used 35% of the CPU**)" in headline
+
+
+def test_the_int8_speedup_is_shown_each_time_it_was_measured():
+    summary = make_summary()
+    summary["int8_speedup"] = {"agree": False, "figures": [
+        {"figure": "quantize search", "method": "worker processes, 2 round(s)", "ratio": 2.15, "ci_low": 2.13,
+         "ci_high": 2.17},
+        {"figure": "bench stage", "method": "worker processes, 4 round(s)", "ratio": 2.5, "ci_low": 2.4,
+         "ci_high": 2.6}]}
+    title, blocks = run_report.build(summary, LAYERS, draw=False)
+    text = render_markdown(title, blocks)
+    assert "| quantize search | worker processes, 2 round(s) | 2.15× [2.13, 2.17] |" in text
+    assert "do NOT all overlap" in text
