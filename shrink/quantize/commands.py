@@ -55,7 +55,10 @@ def print_summary(result) -> None:
         speed = f"{m.speedup:.2f}x" if m.speedup is not None else ("failed" if m.error else "-")
         print(f"{m.name:44s} {_fmt(m.latency_ms, '8.2f'):>8s} {speed:>8s} {ci:>13s} "
               f"{_fmt(m.accuracy, '8.2f'):>8s} {_fmt(m.logits_sqnr_db, '8.1f'):>8s}")
-    print(f"machine: {result.machine.get('cpu_model')}, {result.bench['threads']} threads, batch {result.bench['batch']}")
+    print(f"machine: {result.machine.get('cpu_model')}, {result.bench['threads']} threads, batch {result.bench['batch']}; "
+          f"each candidate timed in its own worker processes ({result.bench['processes']} round(s))")
+    for caveat in result.bench.get("caveats", []):
+        print(f"CAVEAT: {caveat}")
     for note in result.bench["notes"]:
         print(f"note: {note}")
     if result.profile:
