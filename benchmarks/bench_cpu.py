@@ -2,7 +2,8 @@
 
 For each model: build it (random weights), prune a copy with torch-pruning at a uniform ratio
 (L2 magnitude, round_to 8, classifier kept; see bench_zoo.py), export both to ONNX, then time both
-with shrink.bench (interleaved, bootstrap intervals) at 1 thread and at N threads. Prints the anchor
+with shrink.bench (its default method: each file in worker processes of its own, taking turns, over
+fresh processes; bootstrap intervals) at 1 thread and at N threads. Prints the anchor
 table of the bench issue: MAC reduction, speedup and ratio = speedup / MAC reduction, plus the
 machine block and the command that produced it.
 
@@ -118,7 +119,8 @@ def report(command: str, entries, rows: list[Row], machine: dict, args: argparse
             f"Command: `{command}`",
             "",
             f"batch {args.batch}; warmup ≥ {args.warmup_runs} runs and ≥ {args.warmup_seconds:g} s; measured ≥ "
-            f"{args.min_runs} runs and ≥ {args.min_seconds:g} s per candidate, dense and pruned interleaved; "
+            f"{args.min_runs} runs and ≥ {args.min_seconds:g} s per candidate, dense and pruned each in worker processes of its own, taking turns "
+            "(shrink bench's default method); "
             "random weights and synthetic inputs (latency only). Speedup is the ratio of median latencies. "
             "noisy: CV above 10% for dense or pruned. load avg: 1-minute load average of the machine around the "
             "timing (above the number of logical CPUs means other processes competed).",

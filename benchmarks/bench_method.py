@@ -31,7 +31,10 @@ from pathlib import Path
 
 from bench_zoo import build, export_onnx, prune_uniform  # also puts the repo root on sys.path
 
+import numpy as np
+
 from shrink.bench import BenchConfig, OnnxCandidate, run_bench
+from shrink.bench.process_stats import t_interval
 from shrink.bench.machine import capture_machine, format_machine
 from shrink.fileio import write_text_atomic
 
@@ -169,7 +172,9 @@ def reference(pair: Pair, threads: int, rounds: int, seconds: float) -> dict:
         dense_ms.append(d * 1e3)
         small_ms.append(s * 1e3)
         say(f"{pair.name} t{threads} reference round {r + 1}/{rounds}: {d * 1e3:.3f} / {s * 1e3:.3f} ms = {d / s:.3f}x")
-    return {"ratio": statistics.median(ratios), "ratios": ratios, "dense_ms": dense_ms, "small_ms": small_ms}
+    low, high = t_interval(np.log(ratios))
+    return {"ratio": statistics.median(ratios), "ratios": ratios, "dense_ms": dense_ms, "small_ms": small_ms,
+            "ci_low": low, "ci_high": high}
 
 
 def measure(pair: Pair, threads: int, args) -> dict:
@@ -197,6 +202,7 @@ def judge(row: dict) -> dict:
         "new_vs_ref": first["ratio"] / ref - 1,
         "new_vs_new": second["ratio"] / first["ratio"] - 1,
         "covers": first["ci_low"] <= ref <= first["ci_high"],
+        "overlap": first["ci_low"] <= row["reference"]["ci_high"] and row["reference"]["ci_low"] <= first["ci_high"],
         "null_ok": abs(null["ratio"] - 1) <= NULL_TOLERANCE,
         "old_vs_ref": _speed(row["old"])["ratio"] / ref - 1,
     }
@@ -217,24 +223,25 @@ def markdown(rows: list[dict], command: str, machine: dict, reference_seconds: f
         "",
         f"Command: `{command}`. Machine below. Same files every way; speedup = dense / smaller, ratio of medians.",
         "*new*: `shrink bench`'s default (each file alone in a worker process of its own, taking turns, the next "
-        "block only once the last worker is quiet, 4 rounds of fresh processes, 5 s per file in all, spinning on), run "
-        "twice, with the null test. *old*: every file interleaved in one process (the method before issue 23). "
+        "block only once the last worker is quiet, 4 rounds of fresh processes, 5 s per file in all, spinning on; the "
+        "speedup is the geometric mean of the per-process ratios, its interval the wider of the hierarchical "
+        "bootstrap and Student's t over the processes), run twice, with the null test. *old*: every file interleaved in one process (the method before issue 23). "
         "*reference*: each file alone in a fresh `python -c` process with a plain onnxruntime loop (1 s warmup, "
         f"{reference_seconds:g} s measured), alternating, "
-        "the median of the per-round ratios.",
+        "the median of the per-round ratios; its own t-interval over the rounds is shown beside it.",
         "",
-        "| pair | threads | reference | new (run 1) [95% CI] | new (run 2) | new vs ref | CI covers ref | new vs new "
-        "| null test (A vs A) | old | old vs ref | bimodal | new s/run |",
-        "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---:|",
+        "| pair | threads | reference [t-interval] (round range) | new (run 1) [95% CI] | new (run 2) | new vs ref "
+        "| CI covers ref | intervals overlap | new vs new | null test (A vs A) | old | old vs ref | bimodal | new s/run |",
+        "|---|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---|---:|",
     ]
     for row in rows:
         j = judge(row)
         null = row["new"][0]["self_check"]
         lines.append(
-            f"| {row['what']} | {row['threads']} | {row['reference']['ratio']:.2f}x "
+            f"| {row['what']} | {row['threads']} | {_cell(row['reference'])} "
             f"({min(row['reference']['ratios']):.2f}-{max(row['reference']['ratios']):.2f}) "
             f"| {_cell(_speed(row['new'][0]))} | {_speed(row['new'][1])['ratio']:.2f}x | {j['new_vs_ref']:+.1%} "
-            f"| {'yes' if j['covers'] else 'NO'} | {j['new_vs_new']:+.1%} "
+            f"| {'yes' if j['covers'] else 'NO'} | {'yes' if j['overlap'] else 'NO'} | {j['new_vs_new']:+.1%} "
             f"| {null['ratio']:.3f}x [{null['ci_low']:.3f}, {null['ci_high']:.3f}] "
             f"| {_speed(row['old'])['ratio']:.2f}x | {j['old_vs_ref']:+.1%} | {_bimodal(row['new'][0])} "
             f"| {row['new_seconds']:.0f} |")
@@ -254,6 +261,7 @@ def markdown(rows: list[dict], command: str, machine: dict, reference_seconds: f
         f"({'met' if worst_rep <= TARGET_AGREEMENT else 'NOT met'});",
         f"- the interval covers the reference on at least 9 of 10 pairs: {covered} of {len(rows)} "
         f"({'met' if covered >= 0.9 * len(rows) else 'NOT met'});",
+        f"- the new interval overlaps the reference's own interval on {sum(j['overlap'] for j in judged)} of {len(rows)};",
         f"- the old method's distance from the reference, for comparison: "
         f"{min(j['old_vs_ref'] for j in judged):+.1%} to {max(j['old_vs_ref'] for j in judged):+.1%}.",
         "",

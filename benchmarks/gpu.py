@@ -187,7 +187,7 @@ def report(command: str, entries, rows: list[Row], notes: list[str], machine: di
             f"Command: `{command}`",
             "",
             f"warmup ≥ {args.warmup_runs} runs and ≥ {args.warmup_seconds:g} s; measured ≥ {args.min_runs} runs and "
-            f"≥ {args.min_seconds:g} s per candidate, dense and pruned interleaved; fp16; random weights and "
+            f"≥ {args.min_seconds:g} s per candidate, dense and pruned timed by shrink bench's default method (in-memory PyTorch modules: interleaved in one process); fp16; random weights and "
             "synthetic inputs (latency only); ORT rows use IO binding (inputs and outputs on the GPU). "
             f"PyTorch rows: {'channels_last' if args.channels_last else 'contiguous (NCHW)'}.",
             "",

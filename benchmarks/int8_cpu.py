@@ -3,7 +3,7 @@
 For each model: export fp32 ONNX (shrink.export), quantize it with the naive defaults (static QDQ,
 u8 activations, s8 per-channel weights, MinMax; the design brief's baseline) and with
 `shrink quantize --auto` at each thread count, then time fp32, naive int8 and the auto choice in one
-interleaved shrink.bench run (batch 1 by default). The auto choice is re-timed here, apart from the
+shrink.bench run (batch 1 by default; its default method). The auto choice is re-timed here, apart from the
 run that chose it, so its figure carries no winner's-curse bias. For the Fashion-MNIST reference it
 also measures top-1 of all three on the whole test split through onnxruntime.
 
@@ -180,7 +180,7 @@ def report(command: str, rows: list[str], accuracy_rows: list[str], decisions: l
         "",
         f"Command: `{command}`",
         "",
-        f"Batch {args.batch}. fp32, naive int8 and the auto choice timed in one interleaved shrink.bench run per "
+        f"Batch {args.batch}. fp32, naive int8 and the auto choice timed in one shrink.bench run (its default method) per "
         f"thread count (≥ {args.min_runs} runs and ≥ {args.bench_seconds:g} s each, after warmup); speedup = ratio "
         "of median latencies, with its 95% bootstrap interval. *naive int8*: static QDQ, u8 activations, s8 "
         "per-channel weights, MinMax calibration. *auto*: what `shrink quantize --auto` shipped after its own "

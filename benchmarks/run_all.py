@@ -32,6 +32,8 @@ LOCAL = {
     # distillation with the teacher's logits computed once vs on every batch
     "local-kd-teacher-cache": (["benchmarks/kd_teacher_cache.py"], "out/kd_teacher_cache.md"),
     "local-bench-cpu": (["benchmarks/bench_cpu.py", "--out", "runs/bench_cpu"], "runs/bench_cpu/bench_cpu.md"),
+    # the bench method against the old interleaving and an independent fresh-process reference
+    "local-bench-method": (["benchmarks/bench_method.py", "--out", "runs/bench_method"], "runs/bench_method/bench_method.md"),
     "local-int8-cpu": (["benchmarks/int8_cpu.py", "--out", "runs/int8_cpu"], "runs/int8_cpu/int8_cpu.md"),
     # issue 5's Fashion-MNIST accuracy target (0.2 pt) asked of auto mode through its budget
     "local-int8-fmnist-budget": (["benchmarks/int8_cpu.py", "--models", "fmnist_resnet18", "--budget", "0.2",

@@ -3,11 +3,14 @@ and intervals that include the spread between processes.
 
 A fresh process can land in a slow thread placement and stay there (dense mobilenet_v2 ran at
 5.3 ms in some processes and 8.6 ms in others on the dev VM), so samples from one process are not
-independent of that process. The intervals here come from a hierarchical bootstrap: each resample
-draws the processes (with replacement), then runs within each drawn process, pools them and takes
-the median. With one process it is the plain bootstrap of the median. A candidate and its
-baseline draw the same processes: they were timed side by side in them, and that pairing cancels
-what a process round shares (the machine's state at the time).
+independent of that process. The intervals here come from a hierarchical bootstrap (each resample
+draws the processes with replacement, then runs within each drawn process, pools them and takes
+the median), widened to Student's t-interval over the per-process values when there are several
+processes: a bootstrap over four processes cannot see how far a fifth may land (on the dev VM its
+intervals covered an independent fresh-process reference on 5 of 10 pairs;
+docs/measured/local-bench-method.md). With one process it is the plain bootstrap of the median. A
+candidate and its baseline draw the same processes: they were timed side by side in them, and that
+pairing cancels what a process round shares (the machine's state at the time).
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ from shrink.errors import ShrinkValueError
 BIMODAL_GAP = 1.15
 ROBUST_CV_SCALE = 1.4826  # MAD x this estimates the standard deviation of a normal distribution
 _CHUNK = 100  # resamples drawn per numpy call
+# Student's t, 97.5th percentile, for 1..30 degrees of freedom.
+T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
 
 Rounds = Sequence[Sequence[float]]  # one candidate's samples, per process
 
@@ -116,26 +122,60 @@ def _interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
 
 def hierarchical_median_ci(rounds: Rounds, confidence: float = CONFIDENCE, resamples: int = BOOTSTRAP_RESAMPLES,
                            seed: int = BOOTSTRAP_SEED) -> tuple[float, float]:
-    """Interval of the pooled median, processes and runs both resampled."""
-    data = _common(_rounds(rounds, "per-process samples"))
+    """Interval of the pooled median: the hierarchical bootstrap (processes, then runs, resampled),
+    widened to the t-interval of the per-process medians when there are several processes."""
+    arrays = _rounds(rounds, "per-process samples")
+    data = _common(arrays)
     rng = np.random.default_rng(seed)
-    return _interval(pooled_medians(data, _picks(len(data), resamples, rng), rng), confidence)
+    low, high = _interval(pooled_medians(data, _picks(len(data), resamples, rng), rng), confidence)
+    if len(arrays) == 1 or any(np.median(a) <= 0 for a in arrays):
+        return low, high
+    t_low, t_high = t_interval(np.log([np.median(a) for a in arrays]))
+    return min(low, t_low), max(high, t_high)
+
+
+def t_quantile_975(df: int) -> float:
+    """Student's t, 97.5th percentile, for `df` degrees of freedom (a table; no scipy here)."""
+    if df < 1:
+        raise ShrinkValueError(f"degrees of freedom must be >= 1, got {df}")
+    return T_975[df - 1] if df <= len(T_975) else 1.96 + 2.4 / df
+
+
+def t_interval(log_values: np.ndarray) -> tuple[float, float]:
+    """exp(mean +- t * sd / sqrt(n)) of per-process log values: each process is one observation,
+    and with a handful of them Student's t (not the normal) is the honest width."""
+    n = len(log_values)
+    half = t_quantile_975(n - 1) * float(np.std(log_values, ddof=1)) / np.sqrt(n)
+    mean = float(np.mean(log_values))
+    return float(np.exp(mean - half)), float(np.exp(mean + half))
 
 
 def hierarchical_speedup(baseline: Rounds, candidate: Rounds, baseline_name: str = "baseline",
                          confidence: float = CONFIDENCE, resamples: int = BOOTSTRAP_RESAMPLES,
                          seed: int = BOOTSTRAP_SEED) -> Speedup:
-    """Pooled median(baseline) / pooled median(candidate); the interval resamples the same processes
-    for both (they were timed side by side in them), then runs within each."""
+    """How many times faster `candidate` is, from series timed side by side in the same processes.
+
+    One process: the ratio of medians, with the bootstrap interval (runs resampled). Several: the
+    geometric mean of the per-process ratios of medians, paired by process; the interval is the wider
+    of the hierarchical bootstrap (the same processes resampled for both, then the runs within
+    each) and the t-interval over the per-process ratios: a bootstrap over a handful of processes
+    is too narrow (it cannot see how far the next process may land), and the t-interval alone would
+    claim too much when every process happened to agree."""
+    if confidence != CONFIDENCE:
+        raise ShrinkValueError(f"intervals over processes are {CONFIDENCE:.0%} intervals, got {confidence}")
     base, cand = _rounds(baseline, "baseline samples"), _rounds(candidate, "candidate samples")
     if len(base) != len(cand):
         raise ShrinkValueError(f"baseline has {len(base)} processes, candidate {len(cand)}: not paired")
-    pooled_cand = np.median(np.concatenate(cand))
-    if pooled_cand == 0:
+    if any(np.median(c) == 0 for c in cand):
         raise ShrinkValueError("candidate median latency is zero; cannot compute a speedup")
     rng = np.random.default_rng(seed)
     picks = _picks(len(base), resamples, rng)
     ratios = pooled_medians(_common(base), picks, rng) / pooled_medians(_common(cand), picks, rng)
     low, high = _interval(ratios[np.isfinite(ratios)], confidence)
-    return Speedup(baseline=baseline_name, ratio=float(np.median(np.concatenate(base)) / pooled_cand),
-                   ci_low=low, ci_high=high)
+    if len(base) == 1:
+        return Speedup(baseline=baseline_name, ratio=float(np.median(base[0]) / np.median(cand[0])),
+                       ci_low=low, ci_high=high)
+    logs = np.log([np.median(b) / np.median(c) for b, c in zip(base, cand)])
+    t_low, t_high = t_interval(logs)
+    return Speedup(baseline=baseline_name, ratio=float(np.exp(np.mean(logs))),
+                   ci_low=min(low, t_low), ci_high=max(high, t_high))

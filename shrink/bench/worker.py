@@ -114,9 +114,12 @@ class WorkerProcess:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
         self.process = subprocess.Popen([sys.executable, "-m", "shrink.bench.worker"], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, stderr=self._stderr, text=True, env=env)
-        self.cpu_ns_at_start = thread_cpu_ns(self.process.pid)
-        self.info = self._request(LOAD_TIMEOUT_S, cmd="load", candidate=spec, config=config.to_dict(),
-                                  threads=threads)
+        try:
+            self.info = self._request(LOAD_TIMEOUT_S, cmd="load", candidate=spec, config=config.to_dict(),
+                                      threads=threads)
+        except BaseException:  # a worker that failed to load must not outlive the error
+            self.close()
+            raise
 
     def _request(self, timeout_s: float, **message: Any) -> dict[str, Any]:
         try:

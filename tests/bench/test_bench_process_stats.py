@@ -27,12 +27,32 @@ def test_the_interval_comes_from_the_spread_between_processes():
     base = [[0.010] * 40] * 4
     cand = [[0.005] * 40, [0.005] * 40, [0.007] * 40, [0.007] * 40]
     result = hierarchical_speedup(base, cand)
-    assert result.ratio == pytest.approx(10 / 6)  # pooled medians
-    # Drawing four times the same kind of process has probability 1/16 > 2.5% each way, so the
-    # interval reaches both extremes exactly.
-    assert (result.ci_low, result.ci_high) == pytest.approx((10 / 7, 2.0))
+    logs = np.log([2.0, 2.0, 10 / 7, 10 / 7])  # the per-process ratios
+    assert result.ratio == pytest.approx(np.exp(logs.mean()))  # their geometric mean
+    # The bootstrap over processes reaches [10/7, 2] (four draws of one kind: 1/16 > 2.5% each way);
+    # four processes are few, so Student's t over them (3.182 for 3 degrees of freedom) is wider.
+    half = 3.182 * logs.std(ddof=1) / 2
+    assert (result.ci_low, result.ci_high) == pytest.approx((np.exp(logs.mean() - half), np.exp(logs.mean() + half)))
+    assert result.ci_low < 10 / 7 and result.ci_high > 2.0
     low, high = hierarchical_median_ci(cand)
-    assert (low, high) == pytest.approx((0.005, 0.007))
+    medians = np.log([0.005, 0.005, 0.007, 0.007])
+    half = 3.182 * medians.std(ddof=1) / 2
+    assert (low, high) == pytest.approx((np.exp(medians.mean() - half), np.exp(medians.mean() + half)))
+
+
+def test_agreeing_processes_keep_the_bootstrap_width():
+    rng = np.random.default_rng(11)
+    base = [list(0.004 * rng.lognormal(0, 0.05, 300)) for _ in range(4)]
+    cand = [list(0.002 * rng.lognormal(0, 0.05, 300)) for _ in range(4)]
+    result = hierarchical_speedup(base, cand)
+    assert result.ci_low < 2.0 < result.ci_high and result.ci_high - result.ci_low < 0.1
+
+
+def test_t_quantiles():
+    from shrink.bench.process_stats import t_quantile_975
+
+    assert t_quantile_975(1) == 12.706 and t_quantile_975(3) == 3.182
+    assert t_quantile_975(100) == pytest.approx(1.984, abs=0.005)
 
 
 def test_one_process_is_the_plain_bootstrap_of_the_median():
