@@ -18,19 +18,19 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+from shrink.bench.caveats import machine_caveats
 from shrink.bench.config import BenchConfig, Candidate, OnnxCandidate, unique_labels
 from shrink.bench.engines import check_input_memory, check_onnx_file, check_runtime
+from shrink.bench.load import load_average, load_report, read_cpu_times
 from shrink.bench.machine import MachineInfo, capture_machine, physical_cores
 from shrink.bench.memory import MemoryUsage, measure_memory
+from shrink.bench.process_stats import hierarchical_median_ci, hierarchical_speedup, process_spread
 from shrink.bench.profile import ProfileReport, profile_candidate, profile_diff, profile_notes
 from shrink.bench.results import SCHEMA, SYNTHETIC_INPUTS, BenchResult, CandidateResult, SelfCheck
-from shrink.bench.caveats import machine_caveats
-from shrink.bench.load import load_average, load_report, read_cpu_times
-from shrink.bench.process_stats import hierarchical_median_ci, hierarchical_speedup, process_spread
 from shrink.bench.runner import Progress, TimingRun
 from shrink.bench.stats import NOISY_CV_THRESHOLD, summarize
 from shrink.bench.timing import time_candidates
-from shrink.errors import ShrinkError, ShrinkValueError
+from shrink.errors import ShrinkValueError
 from shrink.sysinfo import available_mb
 
 
