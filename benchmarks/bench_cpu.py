@@ -19,10 +19,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench_zoo import ZOO, export_onnx, mac_table, zoo_entry  # also puts the repo root on sys.path
+from bench_zoo import ZOO, export_onnx, mac_table, machine_lines, zoo_entry  # also puts the repo root on sys.path
 
 from shrink.bench import BenchConfig, OnnxCandidate, run_bench
-from shrink.bench.machine import format_machine, physical_cores
+from shrink.bench.machine import physical_cores
 from shrink.bench.output import write_outputs
 from shrink.fileio import write_text_atomic
 
@@ -129,11 +129,7 @@ def report(command: str, entries, rows: list[Row], machine: dict, args: argparse
             "",
             mac_table(entries),
             "",
-            "Machine:",
-            "",
-            "```",
-            format_machine(machine),
-            "```",
+            *machine_lines(machine),
             "",
         ]
     )

@@ -29,13 +29,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench_zoo import build, export_onnx, prune_uniform  # also puts the repo root on sys.path
+from bench_zoo import build, export_onnx, machine_lines, prune_uniform  # also puts the repo root on sys.path
 
 import numpy as np
 
 from shrink.bench import BenchConfig, OnnxCandidate, run_bench
 from shrink.bench.process_stats import t_interval
-from shrink.bench.machine import capture_machine, format_machine
+from shrink.bench.machine import capture_machine
 from shrink.fileio import write_text_atomic
 
 REPO = Path(__file__).resolve().parents[1]
@@ -265,11 +265,7 @@ def markdown(rows: list[dict], command: str, machine: dict, reference_seconds: f
         f"- the old method's distance from the reference, for comparison: "
         f"{min(j['old_vs_ref'] for j in judged):+.1%} to {max(j['old_vs_ref'] for j in judged):+.1%}.",
         "",
-        "Machine:",
-        "",
-        "```",
-        format_machine(machine),
-        "```",
+        *machine_lines(machine),
     ]
     return "\n".join(lines) + "\n"
 

@@ -119,6 +119,13 @@ def export_onnx(model: nn.Module, path: Path, *, device: str = "cpu", dtype=torc
     return path
 
 
+def machine_lines(machine: dict) -> list[str]:
+    """The machine block every fragment ends with: a heading and the fenced machine description."""
+    from shrink.bench.machine import format_machine
+
+    return ["Machine:", "", "```", format_machine(machine), "```"]
+
+
 def mac_table(entries: list[ZooEntry]) -> str:
     lines = ["| model | GMACs dense | GMACs pruned | MAC reduction | params dense (M) | params pruned (M) |", "|---|---:|---:|---:|---:|---:|"]
     for e in entries:

@@ -23,12 +23,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench_zoo import INPUT_SIZE, ZOO, export_onnx, mac_table, zoo_entry  # also puts the repo root on sys.path
+from bench_zoo import INPUT_SIZE, ZOO, export_onnx, mac_table, machine_lines, zoo_entry  # also puts the repo root on sys.path
 
 import torch
 
 from shrink.bench import BenchConfig, OnnxCandidate, TorchCandidate, run_bench
-from shrink.bench.machine import capture_machine, format_machine
+from shrink.bench.machine import capture_machine
 from shrink.bench.output import write_outputs
 from shrink.fileio import write_text_atomic
 
@@ -197,11 +197,7 @@ def report(command: str, entries, rows: list[Row], notes: list[str], machine: di
             "",
             mac_table(entries),
             "",
-            "Machine:",
-            "",
-            "```",
-            format_machine(machine),
-            "```",
+            *machine_lines(machine),
             "",
         ]
     )
