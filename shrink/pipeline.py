@@ -74,6 +74,11 @@ class RunResult:
     def report(self) -> Path:
         return self.run_dir / "report.md"
 
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """The ship gate's warnings (shrink.run.gate): what `--strict` fails on."""
+        return tuple(self.records["report"].result.get("gate_warnings", [])) if "report" in self.records else ()
+
     def to_dict(self) -> dict[str, Any]:
         done = "report" in self.records
         return {
@@ -85,6 +90,7 @@ class RunResult:
             "stages": [{"name": s.name, "seconds": round(s.seconds, 2), "reused": s.reused, "summary": s.summary}
                        for s in self.stages],
             "summary": list(self.summary),
+            "warnings": list(self.warnings),
         }
 
 

@@ -30,6 +30,7 @@ from shrink.export.config import ExportConfig
 from shrink.prune.config import PruneConfig
 from shrink.quantize.config import QuantizeConfig
 from shrink.recover.config import RecoverConfig
+from shrink.run.gate import GateConfig
 
 RECIPE_FILE = "recipe.yaml"
 # Keys of which a recipe gives at most one; a layer that sets one drops the others from below it.
@@ -50,6 +51,7 @@ data:
   name: fmnist
   eval_images: 1000      # random test images (seeded) for every accuracy; null: the whole test set
   train_images: 2048     # random training images for BN recalibration, distillation, calibration
+  select_images: 500     # training images held out of recovery, to choose the recovery step that ships
   seed: 0
 prune:
   ratio: 0.5             # remove 50% of the channels of every coupled group
@@ -83,9 +85,12 @@ quantize:
 bench:
   provider: cpu
   batch: 1
-  min_seconds: 2.0       # per candidate, interleaved: the slowest gets more
+  min_seconds: 2.0       # per candidate, over its worker processes
   min_runs: 30
   measure_memory: false
+gate:
+  max_drop_pt: 3.0       # warn (with --strict: fail) when the shipped file is further below dense
+  step_tolerance_pt: 0.5 # warn when a recovery step made the model this much worse than the step before
 """
 
 
@@ -125,7 +130,10 @@ class DataSection:
     dir: str | None = None  # directory holding the dataset files (Fashion-MNIST IDX)
     eval_images: int | None = 1000  # test images for accuracy (seeded random subset); None: all
     train_images: int | None = 2048  # training images for recovery and calibration; None: all
-    seed: int = 0  # draws both subsets
+    # Training images held out of recovery (never the test set) to choose the step that ships; at
+    # most a fifth of the training images; 0: none (the last step ships, and the gate says so).
+    select_images: int = 500
+    seed: int = 0  # draws every subset
     folder: FolderOptions = field(default_factory=FolderOptions)  # imagefolder:DIR only
 
     def __post_init__(self) -> None:
@@ -135,6 +143,8 @@ class DataSection:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ShrinkValueError(f"data.{name} must be a positive integer or null (all), got {value!r}")
+        if isinstance(self.select_images, bool) or not isinstance(self.select_images, int) or self.select_images < 0:
+            raise ShrinkValueError(f"data.select_images must be an integer >= 0, got {self.select_images!r}")
         if self.seed < 0:
             raise ShrinkValueError(f"data.seed must be >= 0, got {self.seed}")
 
@@ -153,6 +163,7 @@ class Recipe:
     export: ExportConfig
     quantize: QuantizeConfig | None  # None: ship fp32, no int8 search
     bench: BenchConfig
+    gate: GateConfig = field(default_factory=GateConfig)
 
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name or self.name.startswith("."):
@@ -182,6 +193,7 @@ class Recipe:
             "export": self.export.to_dict(),
             "quantize": _quantize_dict(self.quantize),
             "bench": self.bench.to_dict(),
+            "gate": self.gate.to_dict(),
         })
 
     def to_yaml(self) -> str:
@@ -372,6 +384,7 @@ def recipe_from_dict(data: Mapping[str, Any], origin: str = "recipe") -> Recipe:
         "export": ExportConfig.from_dict,
         "quantize": _optional(QuantizeConfig.from_dict),
         "bench": BenchConfig.from_dict,
+        "gate": GateConfig.from_dict,
     }
     built = {name: _section(origin, name, build, data[name]) for name, build in sections.items()}
     return _section(origin, "recipe", lambda _: Recipe(name=str(data["name"]), **built), None)

@@ -207,6 +207,44 @@ def test_a_full_disk_leaves_no_half_written_file(tiny, tmp_path, monkeypatch):
     assert sha256_file(out / "report.html") == manifest(out)["artifacts"]["report.html"]["sha256"]
 
 
+# ----------------------------------------------------------------------------- the ship gate
+
+
+@pytest.fixture(scope="module")
+def trained_tiny(tiny):
+    """The tiny model trained on digits by `shrink train`: weights and a card that names its code."""
+    out = tiny.base / "trained"
+    assert main(["train", f"{tiny.base / 'tiny_model.py'}:tiny_cnn", "--data", "digits", "--epochs", "6",
+                 "--lr", "0.05", "--batch-size", "64", "--device", "cpu", "--out", str(out)]) == 0
+    return out / "model.safetensors"
+
+
+def test_a_recovery_step_that_hurts_does_not_ship_and_strict_fails(tiny, trained_tiny, tmp_path, capsys):
+    out = tmp_path / "hurt"
+    # A learning rate this large wrecks the distilled weights: the BN-recalibrated step must ship.
+    code, stdout, err = cli(capsys, "run", tiny.recipe, "--set", f"model.source={trained_tiny}",
+                            "--model-code", tiny.base / "tiny_model.py", "--set", "model.num_classes=null",
+                            "--set", "model.in_chans=null", "--set", "model.input_size=null",
+                            "--set", "recover.reconstruct_images=0", "--set", "recover.bn_recal=true",
+                            "--set", "recover.train.lr=50", "--set", "quantize=null", "--quiet", "--strict",
+                            "--out", out)
+    assert code == 3, err
+    assert "--strict: the ship gate has" in err
+    warnings = [line for line in stdout.splitlines() if line.startswith("WARNING: ")]
+    assert any("recovery step distilled made the model worse on the held-out training images" in w for w in warnings)
+    m = manifest(out)
+    assert m["recovery"]["shipped_step"] == "bn-recal" and m["recovery"]["selection_images"] > 0
+    assert [s["step"] for s in m["recovery"]["selection"]] == ["pruned", "bn-recal", "distilled"]
+    assert m["gate"]["warnings"] and m["gate"]["max_drop_pt"] == 3.0
+    assert "> **Warning: recovery step distilled made the model worse" in (out / "report.md").read_text()
+
+
+def test_a_healthy_run_has_no_gate_warning(tiny):
+    m = manifest(tiny.out)
+    assert m["gate"]["warnings"] == [] and m["inputs"]["data"]["select_images"] > 0
+    assert m["recovery"]["shipped_step"] == m["recovery"]["selection"][-1]["step"]
+
+
 # ----------------------------------------------------------------------------- one run per directory
 
 

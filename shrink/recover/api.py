@@ -3,8 +3,14 @@
 It never changes the model it is given: it works on a copy, which the result carries. Steps, each
 optional: BN recalibration or layer-wise reconstruction (no labels) -> fine-tuning, or distillation
 from `teacher`. Accuracy is measured on `eval_split` (usually the test set) before, after the
-label-free step and at the end, for the report only; every choice made during training (early stopping) uses a validation split held
-out of train.
+label-free step and at the end, for the report only; every choice made during training (early
+stopping) uses a validation split held out of train.
+
+With `select_split` (training images held out of recovery, never the test set), every step is
+also measured there, and a last step that is worse there than an earlier one by more than
+`select_tolerance_pt` (a fine-tuning that diverged, say) is not what ships: the result carries the
+best step instead. `selection` records each step's accuracy on that split and `shipped_step`
+which one the model is.
 """
 
 from __future__ import annotations
@@ -51,6 +57,11 @@ class RecoverResult:
     config: dict = field(default_factory=dict)
     accuracy_reconstructed: float | None = None  # after layer-wise reconstruction, before any training
     reconstruction: dict | None = None  # ReconstructResult.to_dict(): images, per-layer errors, time
+    selection: list[dict] = field(default_factory=list)  # [{"step", "accuracy"}] on select_split, in order
+    selection_split: str | None = None  # what the steps were chosen on (None: no selection split)
+    selection_images: int = 0
+    shipped_step: str | None = None  # the step whose weights the model carries (see StepSelection)
+    accuracy_trained: float | None = None  # eval_split accuracy of the trained weights, shipped or not
 
     def to_dict(self) -> dict:
         """JSON-ready: every field but the model (asdict would deep-copy the model's tensors)."""
@@ -97,6 +108,8 @@ def recover(
     teacher_cache: bool = True,
     plan=None,
     dense: nn.Module | None = None,
+    select_split=None,
+    select_tolerance_pt: float = 0.5,
 ) -> RecoverResult:
     """Recover the accuracy of a pruned `model`; see the module docstring. Under torchrun it joins
     the process group itself; every process returns the same result, and only rank 0 writes.
@@ -123,7 +136,9 @@ def recover(
         def accuracy() -> float | None:
             return sharded_accuracy(student, eval_split, device=device, ctx=ctx) if eval_split is not None else None
 
+        selection = StepSelection(student, select_split, device, ctx, select_tolerance_pt)
         before = accuracy()
+        selection.measure("pruned")
         bn_images = 0
         after_bn = after_reconstruction = reconstruction = None
         seed = config.train.seed if config.train else 0
@@ -134,11 +149,13 @@ def recover(
                                          train_split, max_images=config.reconstruct_images, device=device,
                                          seed=seed, progress=report).to_dict()
             after_reconstruction = accuracy()
+            selection.measure("reconstructed")
         elif config.bn_recal:
             # Every process recalibrates on the same images, so the statistics agree without a sync.
             bn_images = recalibrate_bn(student, train_split, max_images=config.bn_recal_images,
                                        batch_size=config.bn_recal_batch_size, device=device, seed=seed)
             after_bn = accuracy()
+            selection.measure("bn-recal")
         fit_result, cached = None, None
         if config.train is not None:
             criterion = None
@@ -163,7 +180,15 @@ def recover(
             finally:
                 if criterion is not None:
                     criterion.close()
-        after = accuracy() if config.train is not None else (after_reconstruction if reconstruction else after_bn)
+        trained = None
+        if config.train is not None:
+            trained = accuracy()
+            selection.measure("distilled" if config.distill is not None else "fine-tuned")
+        restored = selection.restore_best()  # a step measurably worse on the held-out split does not ship
+        if restored:
+            after = accuracy()
+        else:
+            after = trained if config.train is not None else (after_reconstruction if reconstruction else after_bn)
         last = None
         if fit_result is not None and fit_result.last_weights is not None and eval_split is not None:
             live = copy.deepcopy(student)
@@ -191,4 +216,41 @@ def recover(
         config=config.to_dict(),
         accuracy_reconstructed=after_reconstruction,
         reconstruction=reconstruction,
+        selection=selection.steps,
+        selection_split=select_split.info.name if select_split is not None else None,
+        selection_images=len(select_split) if select_split is not None else 0,
+        shipped_step=selection.shipped,
+        accuracy_trained=trained,
     )
+
+
+class StepSelection:
+    """Each recovery step's accuracy on the held-out split, and the weights of the best one so far
+    (kept on the CPU). Recovery ends with its last step unless an earlier one was better by more
+    than `tolerance_pt` (the noise of a few hundred images): then that one ships."""
+
+    def __init__(self, model: nn.Module, split, device: str, ctx, tolerance_pt: float) -> None:
+        self.model, self.split, self.device, self.ctx = model, split, device, ctx
+        self.tolerance_pt = tolerance_pt
+        self.steps: list[dict] = []
+        self.shipped: str | None = None
+        self._best: tuple[float, str, dict] | None = None
+
+    def measure(self, step: str) -> None:
+        self.shipped = step
+        if self.split is None:
+            return
+        accuracy = sharded_accuracy(self.model, self.split, device=self.device, ctx=self.ctx)
+        self.steps.append({"step": step, "accuracy": accuracy})
+        if self._best is None or accuracy >= self._best[0]:  # a tie goes to the later step
+            self._best = (accuracy, step, {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()})
+
+    def restore_best(self) -> bool:
+        """Load the best step's weights when the last step is measurably worse; True when it did."""
+        if self._best is None or self._best[1] == self.steps[-1]["step"]:
+            return False
+        if self._best[0] - self.steps[-1]["accuracy"] <= self.tolerance_pt:
+            return False
+        self.model.load_state_dict(self._best[2])
+        self.shipped = self._best[1]
+        return True

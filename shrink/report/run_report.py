@@ -323,6 +323,8 @@ def build(summary: dict[str, Any], layers: Sequence[dict[str, Any]], *, draw: bo
     blocks: list[Block] = []
     if summary["inputs"]["data"]["synthetic"]:
         blocks.append(Callout(SYNTHETIC_BANNER))
+    for warning in (summary.get("gate") or {}).get("warnings", []):  # the ship gate: first, not in the notes
+        blocks.append(Callout(f"Warning: {warning}."))
     blocks += [headline(summary), Heading("Candidates"), candidates_table(summary), *candidate_notes(summary)]
     blocks += where_measured(summary)
     blocks += accuracy_steps(summary)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from shrink.errors import ShrinkValueError
 from shrink.models.code import MODEL_CODE_HELP
+from shrink.run.gate import STRICT_EXIT_CODE
 
 
 def _add_common(parser: argparse.ArgumentParser, default_out: str) -> None:
@@ -31,6 +33,10 @@ def run_command(args: argparse.Namespace) -> int:
     result = run(recipe, RunOptions(out=args.out, force=args.force, quiet=args.quiet or args.json,
                                     inputs=(Path(args.recipe),) if args.recipe else ()))
     _print(result.to_dict(), result.summary, args.json)
+    if args.strict and result.warnings:
+        print(f"shrink run: --strict: the ship gate has {len(result.warnings)} warning(s); the bundle in "
+              f"{result.run_dir} is written but should not ship", file=sys.stderr)
+        return STRICT_EXIT_CODE
     return 0
 
 
@@ -79,6 +85,9 @@ def register(subparsers) -> None:
                     help="the whole pipeline from a recipe: prune, recover, export, quantize, verify, bench, report",
                     example="shrink run recipes/fmnist_resnet18.yaml --set prune.ratio=0.3 --out runs/r30")
     _add_common(p, "runs/<recipe name>")
+    p.add_argument("--strict", action="store_true",
+                   help=f"exit {STRICT_EXIT_CODE} when the ship gate warns (a recovery step that hurt, a shipped "
+                        "file more than gate.max_drop_pt below dense), for CI pipelines")
     p = add_command(subparsers, "sweep", func=sweep_command,
                     help="run a recipe at several pruning ratios and precisions; Pareto table and plot",
                     example="shrink sweep recipes/fmnist_resnet18.yaml --ratios 0.3,0.5,0.7 --precisions fp32,int8")

@@ -30,6 +30,7 @@ class RunInputs:
     train: Any  # split: the training images for recovery and calibration (a seeded subset)
     data: dict[str, Any]  # dataset, images used and available, seed, synthetic
     notes: tuple[str, ...] = ()  # things the report must mention (e.g. normalization differs)
+    select: Any = None  # split: training images held out of recovery, to choose the step that ships
 
 
 def model_identity(section: ModelSection) -> dict[str, Any]:
@@ -66,6 +67,19 @@ def load_dense(section: ModelSection) -> LoadedModel:
     # The recipe is the user's own word: the code it names (model.source or model.code) may run.
     return load_model(section.source, weights=section.weights, code=user_model_code(section.source, section.code),
                       **overrides)
+
+
+SELECT_SHARE = 5  # the held-out selection images are at most 1/5 of the training images
+
+
+def held_out(split, count: int, seed: int):
+    """(selection, rest): `count` images drawn with a fixed seed (at most a fifth of the split),
+    and the split without them; (None, split) when `count` is 0 or the split too small."""
+    count = min(count, len(split) // SELECT_SHARE)
+    if count < 1:
+        return None, split
+    order = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed + 1))
+    return split.subset(order[:count].sort().values), split.subset(order[count:].sort().values)
 
 
 def seeded_subset(split, count: int | None, seed: int):
@@ -119,7 +133,9 @@ def load_inputs(recipe: Recipe) -> RunInputs:
     check_match(dense, test)
     train = _load_split(recipe.data, "train", dense)
     eval_split = seeded_subset(test, recipe.data.eval_images, recipe.data.seed)
-    train_split = seeded_subset(train, recipe.data.train_images, recipe.data.seed)
+    select, train_pool = (None, train) if test.info.synthetic else held_out(train, recipe.data.select_images,
+                                                                           recipe.data.seed)
+    train_split = seeded_subset(train_pool, recipe.data.train_images, recipe.data.seed)
     data = {
         "dataset": test.info.name,
         "synthetic": test.info.synthetic,
@@ -128,7 +144,8 @@ def load_inputs(recipe: Recipe) -> RunInputs:
         "test_images_available": len(test),
         "train_images": len(train_split),
         "train_images_available": len(train),
+        "select_images": len(select) if select is not None else 0,
         "seed": recipe.data.seed,
     }
     return RunInputs(dense=dense, model_identity=model_identity(recipe.model), info=test.info, eval=eval_split,
-                     train=train_split, data=data, notes=_notes(dense, test.info))
+                     train=train_split, data=data, notes=_notes(dense, test.info), select=select)

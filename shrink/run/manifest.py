@@ -13,6 +13,7 @@ from shrink import __version__
 from shrink.bench.caveats import candidate_caveats, pair_caveats, with_caveats
 from shrink.bench.process_stats import hierarchical_speedup
 from shrink.fileio import sha256_file
+from shrink.run.gate import GateConfig, gate_warnings
 from shrink.run.rundir import RunPaths, StepRecord
 
 MANIFEST_FORMAT = "torch-shrink/run-manifest"
@@ -98,8 +99,18 @@ def _pruning(prune: dict[str, Any]) -> dict[str, Any]:
 
 def _recovery(recover: dict[str, Any]) -> dict[str, Any]:
     keys = ("recovered", "accuracy_before", "accuracy_bn_recal", "accuracy_reconstructed", "accuracy_after",
-            "bn_recal_images", "epochs_run", "distilled", "train_images", "train_seconds", "config")
+            "bn_recal_images", "epochs_run", "distilled", "train_images", "train_seconds", "config", "selection",
+            "selection_images", "shipped_step")
     return {k: recover.get(k) for k in keys}
+
+
+def _gate(recovery: dict[str, Any], candidates: list[dict[str, Any]], config: GateConfig,
+          synthetic: bool) -> dict[str, Any]:
+    rows = {c["name"]: c for c in candidates}
+    shipped = next((c for c in candidates if c["shipped"]), rows["pruned fp32"])
+    warnings = gate_warnings(recovery, rows["dense fp32"].get("accuracy_onnx"), shipped.get("accuracy_onnx"),
+                             shipped["file"], config, synthetic)
+    return {**config.to_dict(), "warnings": warnings}
 
 
 def _meta_json(meta: dict[str, str], key: str) -> Any:
@@ -178,7 +189,7 @@ def figures_agree(figures: list[dict[str, Any]]) -> bool | None:
 
 
 def build_summary(recipe_name: str, records: dict[str, StepRecord], paths: RunPaths, data: dict[str, Any],
-                  notes: tuple[str, ...]) -> dict[str, Any]:
+                  notes: tuple[str, ...], gate: GateConfig = GateConfig()) -> dict[str, Any]:
     """Everything the report shows, from the step records (no artifact hashes yet)."""
     model = records["model"].result
     candidates = [_candidate(name, records, paths) for name in CANDIDATES]
@@ -186,6 +197,7 @@ def build_summary(recipe_name: str, records: dict[str, StepRecord], paths: RunPa
     for c in candidates:
         c["shipped"] = c["file"] == shipped_file
     quantize = records["quantize"].result
+    recovery = _recovery(records["recover"].result)
     return {
         "format": MANIFEST_FORMAT,
         "version": MANIFEST_VERSION,
@@ -199,7 +211,8 @@ def build_summary(recipe_name: str, records: dict[str, StepRecord], paths: RunPa
         "shipped": {"file": shipped_file, "int8": bool(quantize.get("int8")), "reason": quantize["reason"]},
         "candidates": candidates,
         "pruning": _pruning(records["prune"].result),
-        "recovery": _recovery(records["recover"].result),
+        "recovery": recovery,
+        "gate": _gate(recovery, candidates, gate, bool(data["synthetic"])),
         "quantization": _quantization(quantize),
         "int8_speedup": {"figures": int8_figures(quantize, records["bench"].result),
                          "agree": figures_agree(int8_figures(quantize, records["bench"].result))},
@@ -222,7 +235,8 @@ def artifact_hashes(root: Path, names: list[str]) -> dict[str, dict[str, Any]]:
 
 
 def summary_lines(summary: dict[str, Any]) -> list[str]:
-    """At most four lines for the end of a run (the caller adds the report path)."""
+    """At most four lines for the end of a run, then every warning of the gate (the caller adds the
+    report path)."""
     rows = {c["name"]: c for c in summary["candidates"]}
     dense = rows["dense fp32"]
     shipped = next((c for c in summary["candidates"] if c["shipped"]), rows["pruned fp32"])
@@ -244,4 +258,5 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
                      f"on {data['eval_images']} {data['dataset']} test images (onnxruntime)")
     if not summary["shipped"]["int8"]:  # the first clause; the report has the whole reason
         lines.append(f"int8 not shipped: {summary['shipped']['reason'].split(';')[0]}")
-    return lines[:4]
+    # The gate's warnings are never cut: they are what must not be missed.
+    return lines[:4] + [f"WARNING: {w}" for w in (summary.get("gate") or {}).get("warnings", [])]

@@ -43,6 +43,8 @@ class StepContext:
         """The data settings a step's result depends on: `uses` is "eval" and/or "train", so a
         change to the training subset does not redo the dense baseline, for example."""
         keep = {"name", "dir", "seed", "folder"} | {f"{use}_images" for use in uses}
+        if "train" in uses:  # the training subset is drawn from what the selection images leave
+            keep.add("select_images")
         return {"data": {k: v for k, v in self.recipe.to_dict()["data"].items() if k in keep}}
 
 
@@ -171,7 +173,8 @@ def recover_step(ctx: StepContext, done: Done) -> Step:
             # The training loop draws its own progress bar; the eval split gets ours.
             recovered = recover(model, dense.model, ctx.inputs.train, config,
                                 eval_split=ctx.eval_split("pruned, PyTorch"), progress=not ctx.reporter.quiet,
-                                plan=plan, dense=dense.model)
+                                plan=plan, dense=dense.model, select_split=ctx.inputs.select,
+                                select_tolerance_pt=ctx.recipe.gate.step_tolerance_pt)
             model = recovered.model
             result = {"recovered": True, **recovered.to_dict()}
         save_pruned(ctx.paths.root, model, plan, dense.spec, card=dense.card, source=dense.source,
@@ -191,12 +194,19 @@ def recover_step(ctx: StepContext, done: Done) -> Step:
             steps.append(f"reconstructed {_pct(r['accuracy_reconstructed'])}")
         if r["epochs_run"]:
             how = "distilled" if r["distilled"] else "fine-tuned"
-            steps.append(f"{how} {_pct(r['accuracy_after'])} ({r['epochs_run']} epoch(s), {r['train_images']} images)")
-        return "top-1 " + " -> ".join(steps)
+            trained = r.get("accuracy_trained", r["accuracy_after"])
+            steps.append(f"{how} {_pct(trained)} ({r['epochs_run']} epoch(s), {r['train_images']} images)")
+        line = "top-1 " + " -> ".join(steps)
+        selection = r.get("selection") or []
+        if selection and r.get("shipped_step") != selection[-1]["step"]:
+            line += (f"; ships the {r['shipped_step']} weights, the best on {r['selection_images']} held-out "
+                     f"training images (test top-1 {_pct(r['accuracy_after'])})")
+        return line
 
     what = "no recovery (recover: null)" if config is None else _recovery_what(config)
     material = {"model": ctx.inputs.model_identity, "plan_hash": pruned_record["plan_hash"],
-                "recover": config.to_dict() if config else None, **ctx.data_material("train", "eval")}
+                "recover": config.to_dict() if config else None, "select_tolerance_pt": ctx.recipe.gate.step_tolerance_pt,
+                **ctx.data_material("train", "eval")}
     return Step("recover", what, material, ("plan.json", "pruned.safetensors"), compute, summary)
 
 
@@ -349,7 +359,7 @@ def report_step(ctx: StepContext, done: Done) -> Step:
     paths = ctx.paths
 
     def compute() -> dict[str, Any]:
-        summary = build_summary(ctx.recipe.name, done, paths, ctx.inputs.data, ctx.inputs.notes)
+        summary = build_summary(ctx.recipe.name, done, paths, ctx.inputs.data, ctx.inputs.notes, ctx.recipe.gate)
         title, blocks = run_report.build(summary, done["prune"].result["plan"]["layers"])
         for stale in REPORT_FILES:  # a plot this run does not draw must not survive from an earlier one
             (paths.root / stale).unlink(missing_ok=True)
@@ -357,10 +367,11 @@ def report_step(ctx: StepContext, done: Done) -> Step:
         artifacts = ["recipe.yaml", "plan.json", "pruned.safetensors", os.path.relpath(paths.dense_onnx, paths.root),
                      "model.onnx", "model.int8.onnx", *files]
         write_json_atomic(paths.manifest, {**summary, "artifacts": artifact_hashes(paths.root, artifacts)})
-        return {"files": [*files, "manifest.json"], "summary": summary_lines(summary)}
+        return {"files": [*files, "manifest.json"], "summary": summary_lines(summary),
+                "gate_warnings": list(summary["gate"]["warnings"])}
 
     # finished_utc too: a stage recomputed on the same inputs (its record deleted) has new numbers.
-    material = {"recipe.yaml": sha256_file(paths.recipe), "notes": list(ctx.inputs.notes),
+    material = {"recipe.yaml": sha256_file(paths.recipe), "notes": list(ctx.inputs.notes), "gate": ctx.recipe.gate.to_dict(),
                 "steps": {name: [r.key, r.outputs, r.finished_utc] for name, r in done.items()}}
     return Step("report", "write report.md, report.html, plots and manifest.json", material, REPORT_FILES, compute,
                 lambda r: ", ".join(r["files"]))
