@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="shrink",
         description="Prune, recover, export, quantize and benchmark PyTorch vision models.",
-        epilog="example:\n  shrink eval models/fmnist_resnet18.safetensors --data fmnist",
+        epilog="example:\n  shrink eval fmnist_resnet18 --data fmnist",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"torch-shrink {__version__}")

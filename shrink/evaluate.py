@@ -104,6 +104,10 @@ def evaluate_onnx(path_or_session, split, *, provider: str = "cpu", batch_size: 
                       f"onnxruntime:{session.get_providers()[0]}", split.info.name, split_name, split.info.synthetic)
 
 
+def _typed_folder(args: argparse.Namespace) -> bool:
+    return any(getattr(args, k, None) is not None for k in ("image_size", "resize", "mean", "std"))
+
+
 def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -111,21 +115,32 @@ def default_device() -> str:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from shrink.models import load_model, user_model_code
+    from shrink.data.arguments import folder_options
+    from shrink.data.onnx_contract import load_data_for_onnx
+    from shrink.models import load_model, user_model_code, warn_if_untrained
+    from shrink.models.arguments import spec_overrides
 
     check_limit(args.limit)  # before any data is read
     target = Path(args.model)
     if target.suffix == ".onnx":
         if not target.is_file():
             raise ShrinkError(f"ONNX file not found: {target}")
-        split = load_data(args.data, args.split, data_dir=args.data_dir)
+        if spec_overrides(args):
+            raise ShrinkValueError("--num-classes, --in-chans and --input-size describe a PyTorch model; an ONNX file "
+                                   "fixes its own")
+        split = load_data_for_onnx(target, args, args.split)  # the file's own preprocessing record
         result = evaluate_onnx(target, split, provider=args.provider, batch_size=args.batch_size,
                                limit=args.limit, split_name=args.split)
     else:
-        loaded = load_model(args.model, weights=args.weights, code=user_model_code(args.model, args.model_code))
+        loaded = load_model(args.model, weights=args.weights, code=user_model_code(args.model, args.model_code),
+                            **spec_overrides(args))
+        card = loaded.card.contract if loaded.card else None
+        options = folder_options(args, image_size=loaded.input_shape[1], channels=loaded.input_shape[0])
         split = load_data(args.data, args.split, data_dir=args.data_dir, synthetic_shape=loaded.input_shape,
-                          num_classes=loaded.spec.num_classes)
+                          num_classes=loaded.spec.num_classes, folder_options=options,
+                          preprocessing=card if options is None or not _typed_folder(args) else None)
         _check_input(loaded.input_shape, split)
+        warn_if_untrained(loaded, "its accuracy")  # once the inputs are known to be good
         device = args.device or default_device()
         result = evaluate_torch(loaded.model, split, batch_size=args.batch_size, device=device, limit=args.limit,
                                 source=args.model, split_name=args.split)
@@ -140,14 +155,16 @@ def run(args: argparse.Namespace) -> int:
 
 def register(subparsers) -> None:
     from shrink.cli import add_command
+    from shrink.data.arguments import add_data_arguments
+    from shrink.models.arguments import add_spec_arguments
 
     p = add_command(subparsers, "eval", help="top-1 accuracy of a PyTorch model or an ONNX file (onnxruntime)",
-                    example="shrink eval models/fmnist_resnet18.safetensors --data fmnist", func=run)
+                    example="shrink eval fmnist_resnet18 --data fmnist", func=run)
     p.add_argument("model", help="ONNX file, weights file with card, pruned dir, or registry name (+ --weights)")
     p.add_argument("--weights", help="weights for a registry name (.safetensors, or .pt loaded weights_only)")
     p.add_argument("--model-code", metavar="FILE", help=MODEL_CODE_HELP)
-    p.add_argument("--data", default="fmnist", help="fmnist | digits | imagefolder:DIR | synthetic:CxHxW")
-    p.add_argument("--data-dir", help="directory with the dataset files (Fashion-MNIST IDX .gz)")
+    add_data_arguments(p)
+    add_spec_arguments(p)
     p.add_argument("--split", default="test", help="dataset split (default: test)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--limit", type=int, help="evaluate only the first this many images (default: all)")

@@ -1,13 +1,15 @@
 """Recipes: one YAML file that says what `shrink run` does, validated into the stages' own configs.
 
 A recipe has one section per stage. Every field is optional: a field a recipe leaves out takes the
-value of the default recipe (DEFAULT_RECIPE_YAML, the Fashion-MNIST reference run). Sections
+value of the default recipe (shrink/recipes/fmnist_resnet18.yaml, the Fashion-MNIST reference run). Sections
 reuse the stage configs (PruneConfig, RecoverConfig, ExportConfig, QuantizeConfig, BenchConfig), so
 a recipe can say anything the stages accept, and nothing else: an unknown key is an error that
 names the closest known key. `--set section.key=value` overrides single fields (YAML-typed).
 
-Relative paths in a recipe are relative to the current directory, like every other argument.
-See docs/recipes.md for every field.
+Relative paths in a recipe file (model.source, model.weights, model.code, data.dir, an
+imagefolder:DIR) are relative to the recipe file, so a recipe runs the same from any directory;
+paths given with --set are relative to the current directory, like every other argument. The
+resolved recipe a run writes holds absolute paths. See docs/recipes.md for every field.
 """
 
 from __future__ import annotations
@@ -36,62 +38,8 @@ RECIPE_FILE = "recipe.yaml"
 # Keys of which a recipe gives at most one; a layer that sets one drops the others from below it.
 PRUNE_TARGETS = ("ratio", "target_macs", "target_params")
 
-DEFAULT_RECIPE_YAML = """\
-# The default recipe of `shrink run` (and `make demo`): the shipped Fashion-MNIST ResNet-18
-# reference, 50% of its channels removed, its layers re-fitted to the dense model's outputs (least
-# squares, no labels), then briefly distilled from the dense model, exported to ONNX,
-# quantized to int8 where that is measured faster, and benchmarked on the CPU.
-# The work is bounded so that it finishes in minutes on 2 CPU cores: accuracy is measured on a
-# fixed random subset of the test set, and distillation sees a few thousand training images for
-# one epoch. The report says so next to every number.
-name: fmnist-resnet18
-model:
-  source: models/fmnist_resnet18.safetensors
-data:
-  name: fmnist
-  eval_images: 1000      # random test images (seeded) for every accuracy; null: the whole test set
-  train_images: 2048     # random training images for BN recalibration, distillation, calibration
-  select_images: 500     # training images held out of recovery, to choose the recovery step that ships
-  seed: 0
-prune:
-  ratio: 0.5             # remove 50% of the channels of every coupled group
-  importance: l2
-  round_to: 8            # AVX2 SIMD width
-recover:
-  reconstruct_images: 512  # re-fit each pruned layer to the dense model's outputs (no labels)
-  bn_recal: false        # reconstruction replaces it; for BN recalibration: reconstruct_images 0, this true
-  bn_recal_images: 1000
-  train:                 # one short epoch of distillation (null: the label-free step only)
-    epochs: 1
-    batch_size: 64
-    lr: 0.005            # after reconstruction; 0.02 after BN recal (docs/benchmarks.md, demo start)
-    schedule: cosine
-    warmup_epochs: 0.1
-    label_smoothing: 0.0
-    weight_decay: 5.0e-5
-    augment: false       # no crop/flip: better on a split held out of train (docs/benchmarks.md)
-  distill:
-    temperature: 4.0
-    alpha: 0.9
-export:
-  eval_limit: 128        # test images checked for top-1 agreement between PyTorch and ONNX
-quantize:
-  mode: auto             # ship int8 only where it is measured faster and within budget_pt
-  calibration_images: 128
-  budget_pt: 0.5
-  bench_seconds: 1.0
-  bench_min_runs: 20
-  bench_warmup_seconds: 0.5
-bench:
-  provider: cpu
-  batch: 1
-  min_seconds: 2.0       # per candidate, over its worker processes
-  min_runs: 30
-  measure_memory: false
-gate:
-  max_drop_pt: 3.0       # warn (with --strict: fail) when the shipped file is further below dense
-  step_tolerance_pt: 0.5 # warn when a recovery step made the model this much worse than the step before
-"""
+RECIPES_DIR = Path(__file__).resolve().parent / "recipes"  # example recipes, shipped as package data
+DEFAULT_RECIPE_FILE = RECIPES_DIR / "fmnist_resnet18.yaml"  # the default recipe: the only copy of its values
 
 
 @dataclass(frozen=True)
@@ -99,7 +47,7 @@ class ModelSection:
     """The trained model to shrink: a weights file with its card, a registry name (tv:NAME,
     timm:NAME, path/file.py:factory) with optional weights and architecture overrides."""
 
-    source: str = "models/fmnist_resnet18.safetensors"
+    source: str = "fmnist_resnet18"
     weights: str | None = None
     code: str | None = None  # the Python file a card's file.py:factory architecture needs (shrink.models.code)
     num_classes: int | None = None  # registry names only: architecture overrides
@@ -198,7 +146,8 @@ class Recipe:
 
     def to_yaml(self) -> str:
         header = ("# Resolved recipe: every field, defaults filled in. `shrink run` on this file repeats the run.\n"
-                  "# Every field is documented in docs/recipes.md.\n")
+                  "# Every field is documented in docs/recipes.md of the torch-shrink source; `shrink recipes fmnist_resnet18`\n"
+                  "# prints the default recipe with a comment on each field.\n")
         return header + yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=False, width=100)
 
 
@@ -338,8 +287,63 @@ def _read_yaml(text: str, origin: str) -> dict[str, Any]:
     return data
 
 
+def example_recipe(name: str) -> str:
+    """The text of a shipped example recipe, by name (file stem)."""
+    names = sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
+    if name not in names:
+        close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+        raise ShrinkValueError(f"no example recipe {name!r}" + (f"; did you mean {', '.join(close)}?" if close else "")
+                               + f" (shipped: {', '.join(names)})")
+    return (RECIPES_DIR / f"{name}.yaml").read_text(encoding="utf-8")
+
+
+def default_recipe_text() -> str:
+    return DEFAULT_RECIPE_FILE.read_text(encoding="utf-8")
+
+
 def default_recipe_dict() -> dict[str, Any]:
-    return _read_yaml(DEFAULT_RECIPE_YAML, "the default recipe")
+    return _read_yaml(default_recipe_text(), "the default recipe")
+
+
+def _is_path_like(value: str) -> bool:
+    """A recipe value that names a file or directory (not a registry name such as tv:resnet50)."""
+    from shrink.models.code import is_code_name
+
+    if value.startswith(("tv:", "timm:")):
+        return False
+    return is_code_name(value) or "/" in value or value.startswith(".") or Path(value).suffix != ""
+
+
+def _anchored(value: str, base: Path) -> str:
+    """`value` as an absolute path when it is a relative path; anything else unchanged."""
+    from shrink.models.code import is_code_name, split_code_name
+
+    if is_code_name(value):
+        path, factory = split_code_name(value)
+        return f"{_anchored(str(path), base)}:{factory}"
+    path = Path(value).expanduser()
+    return value if path.is_absolute() else str((base / path).resolve())
+
+
+def anchor_paths(layer: dict[str, Any], base: Path) -> dict[str, Any]:
+    """The paths of a recipe layer made absolute against `base` (the recipe file's directory):
+    model.source (when it is a path or file.py:factory), weights, code; data.dir; imagefolder:DIR."""
+    layer = {k: dict(v) if isinstance(v, Mapping) else v for k, v in layer.items()}
+    model, data = layer.get("model"), layer.get("data")
+    if isinstance(model, dict):
+        source = model.get("source")
+        if isinstance(source, str) and _is_path_like(source):
+            model["source"] = _anchored(source, base)
+        for key in ("weights", "code"):
+            if isinstance(model.get(key), str):
+                model[key] = _anchored(model[key], base)
+    if isinstance(data, dict):
+        if isinstance(data.get("dir"), str):
+            data["dir"] = _anchored(data["dir"], base)
+        name = data.get("name")
+        if isinstance(name, str) and name.startswith("imagefolder:"):
+            data["name"] = "imagefolder:" + _anchored(name.split(":", 1)[1], base)
+    return layer
 
 
 def _section(origin: str, name: str, build, value):
@@ -396,8 +400,10 @@ def load_recipe(path: str | Path | None = None, overrides: Sequence[str] = ()) -
     origin = "the default recipe"
     if path is not None:
         path = Path(path)
+        if not path.is_file() and not path.suffix and (RECIPES_DIR / f"{path}.yaml").is_file():
+            path = RECIPES_DIR / f"{path}.yaml"  # a shipped example by name: `shrink run synthetic_latency`
         if not path.is_file():
-            raise ShrinkError(f"recipe file not found: {path}")
+            raise ShrinkError(f"recipe file not found: {path} (`shrink recipes` lists the shipped examples)")
         origin = str(path)
         try:
             text = path.read_text(encoding="utf-8")
@@ -408,11 +414,13 @@ def load_recipe(path: str | Path | None = None, overrides: Sequence[str] = ()) -
             raise ShrinkError(f"cannot read recipe {path}: {exc.strerror or exc}") from exc
         layer = _read_yaml(text, origin)
         check_keys(layer, Recipe, origin)
+        layer = anchor_paths(layer, path.resolve().parent)
         layer.setdefault("name", path.stem)  # a file's own run never lands in the default's run dir
         resolved = merge(resolved, layer)
     if overrides:
         layer = override_layer(overrides)
         check_keys(layer, Recipe, "--set")
+        layer = anchor_paths(layer, Path.cwd())  # typed paths are relative to where they were typed
         resolved = merge(resolved, layer)
         origin = f"{origin} with --set"
     return recipe_from_dict(resolved, origin)

@@ -1,7 +1,9 @@
-"""Paths of the reference models shipped in models/ (imported by tests; not a conftest)."""
+"""Paths of the reference models shipped as package data in shrink/references/ (imported by tests;
+not a conftest)."""
 
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-REFERENCE_RESNET18 = REPO / "models" / "fmnist_resnet18.safetensors"
-REFERENCE_MOBILENETV2 = REPO / "models" / "fmnist_mobilenetv2.safetensors"
+REFERENCE_DIR = REPO / "shrink" / "references"
+REFERENCE_RESNET18 = REFERENCE_DIR / "fmnist_resnet18.safetensors"
+REFERENCE_MOBILENETV2 = REFERENCE_DIR / "fmnist_mobilenetv2.safetensors"

@@ -125,6 +125,9 @@ def test_manifest_says_what_was_measured_and_where(tiny):
     assert m["measurement"]["machine"]["cpu_model"]
     assert m["measurement"]["latency"]["threads"] >= 1
     assert "CPUExecutionProvider" in m["measurement"]["accuracy"]["onnxruntime_providers"]
+    shipped = next(c for c in m["candidates"] if c["shipped"])
+    assert shipped["runtime_specific_ops"] == [] and "ai.onnx" in shipped["domains"]  # standard ONNX only
+    assert shipped["checked_on"][0].startswith("onnxruntime ")
     latency = m["measurement"]["latency"]
     assert latency["method"] == "processes" and latency["processes"] >= 2 and latency["spinning"] is True
     # One int8 pair, as every stage measured it, each with its method; the verdict is recorded.

@@ -10,7 +10,7 @@ import pytest
 
 from shrink.errors import ShrinkValueError
 from shrink.recipe import (
-    DEFAULT_RECIPE_YAML,
+    DEFAULT_RECIPE_FILE,
     Recipe,
     _known_keys,
     load_recipe,
@@ -20,7 +20,7 @@ from shrink.recipe import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-RECIPES = sorted((REPO / "recipes").glob("*.yaml"))
+RECIPES = sorted((REPO / "shrink" / "recipes").glob("*.yaml"))
 
 
 def write(tmp_path: Path, text: str, name: str = "my.yaml") -> Path:
@@ -45,7 +45,7 @@ def field_paths(cls=Recipe, prefix: str = "") -> list[str]:
 def test_default_recipe_is_the_reference_demo():
     recipe = load_recipe()
     assert recipe.name == "fmnist-resnet18"
-    assert recipe.model.source == "models/fmnist_resnet18.safetensors"
+    assert recipe.model.source == "fmnist_resnet18"  # the registry name: its weights ship in the package
     assert recipe.prune.ratio == 0.5
     assert recipe.recover.distill is not None and recipe.recover.train.epochs == 1
     assert recipe.quantize.mode == "auto"
@@ -54,9 +54,10 @@ def test_default_recipe_is_the_reference_demo():
     assert recipe.data.eval_images <= 2000 and recipe.data.train_images <= 4096
 
 
-def test_the_default_recipe_file_is_the_embedded_default():
-    assert (REPO / "recipes" / "fmnist_resnet18.yaml").read_text(encoding="utf-8") == DEFAULT_RECIPE_YAML
-    assert load_recipe(REPO / "recipes" / "fmnist_resnet18.yaml") == load_recipe()
+def test_the_default_recipe_is_the_shipped_file():
+    assert DEFAULT_RECIPE_FILE == REPO / "shrink" / "recipes" / "fmnist_resnet18.yaml"
+    assert load_recipe(DEFAULT_RECIPE_FILE) == load_recipe()
+    assert load_recipe("fmnist_resnet18") == load_recipe()  # a shipped example by name
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=[p.name for p in RECIPES])
@@ -66,10 +67,10 @@ def test_example_recipes_are_valid(path):
 
 
 def test_synthetic_example_is_labeled_latency_only():
-    recipe = load_recipe(REPO / "recipes" / "synthetic_latency.yaml")
+    recipe = load_recipe(REPO / "shrink" / "recipes" / "synthetic_latency.yaml")
     assert recipe.data.synthetic and recipe.recover is None
     assert recipe.quantize.force_random_calibration
-    assert "LATENCY ONLY" in (REPO / "recipes" / "synthetic_latency.yaml").read_text()
+    assert "LATENCY ONLY" in (REPO / "shrink" / "recipes" / "synthetic_latency.yaml").read_text()
 
 
 def test_resolved_recipe_round_trips():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from shrink.data.preprocessing import Preprocessing
 from shrink.data.calibration import CalibrationConfig, CalibrationReader, calibration_batches
 from shrink.data.splits import (
     BatchOptions,
@@ -27,9 +28,15 @@ def load_data(
     folder_options=None,
     synthetic_shape: tuple[int, int, int] | None = None,
     num_classes: int = 10,
+    preprocessing: Preprocessing | None = None,
 ) -> ImageSplit:
     """One split of a named dataset. `synthetic_shape` sets the shape of `synthetic` when the name
-    does not (usually the model's input shape)."""
+    does not (usually the model's input shape). `preprocessing`, the record a shipped file carries,
+    makes the images read exactly as it says (shrink.data.contract)."""
+    if preprocessing is not None and not (name == "synthetic" or name.startswith("synthetic:")):
+        from shrink.data.contract import load_by_contract
+
+        return load_by_contract(name, split, preprocessing, data_dir=data_dir, folder_options=folder_options)
     if name == "fmnist":
         from shrink.data.fmnist import load_fmnist
 
@@ -60,6 +67,7 @@ __all__ = [
     "DataInfo",
     "ImageSplit",
     "LoaderSplit",
+    "Preprocessing",
     "TensorSplit",
     "batch_indices",
     "calibration_batches",

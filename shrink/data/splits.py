@@ -14,6 +14,7 @@ from typing import Iterator, Protocol
 import torch
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler, Subset
 
+from shrink.data.preprocessing import Preprocessing, native
 from shrink.errors import ShrinkError
 
 
@@ -26,10 +27,17 @@ class DataInfo:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     synthetic: bool = False  # True: random inputs, good for latency only
+    # How a decoded image became an input (resize, crop, ...); None: images already at image_size.
+    preprocessing: Preprocessing | None = None
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def contract(self) -> Preprocessing:
+        """The preprocessing record every figure measured on this data used: what ships."""
+        return self.preprocessing or native(self.in_chans, self.image_size, self.mean, self.std)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -54,9 +62,20 @@ class BatchOptions:
 
 
 class ImageSplit(Protocol):
+    """What every kind of split offers (TensorSplit, LoaderSplit, and wrappers such as the run's
+    ProgressSplit): a stage may call any of these on any split."""
+
     info: DataInfo
 
     def __len__(self) -> int: ...
+
+    def subset(self, indices: torch.Tensor) -> "ImageSplit":
+        """The images at `indices`, in that order."""
+        ...
+
+    def to(self, device: str) -> "ImageSplit":
+        """The same split, with its batches produced where `device` can use them fastest."""
+        ...
 
     def batches(self, options: BatchOptions) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """(x, y) for the images of each `batch_indices(len(self), options)` entry, in that order."""
@@ -156,6 +175,11 @@ class LoaderSplit:
         return LoaderSplit(
             Subset(self.dataset, idx), self.info, train_dataset=Subset(self.train_dataset, idx), num_workers=self.num_workers
         )
+
+    def to(self, device: str) -> "LoaderSplit":
+        """Itself: images are decoded from disk batch by batch, and each batch goes to the device
+        `batches(options)` names, so there is nothing to move ahead of time."""
+        return self
 
     def batches(self, options: BatchOptions) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         dataset = self.train_dataset if options.augment else self.dataset

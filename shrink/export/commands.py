@@ -56,7 +56,7 @@ def register(subparsers) -> None:
         subparsers,
         "export",
         help="export a PyTorch model to a verified ONNX file (checker, onnxruntime parity, metadata)",
-        example="shrink export models/fmnist_resnet18.safetensors --data fmnist --out model.onnx",
+        example="shrink export fmnist_resnet18 --data fmnist --out model.onnx",
         func=run,
     )
     p.add_argument("model", help="weights file with card, pruned run dir, or registry name (+ --weights)")

@@ -2,7 +2,9 @@
 
 Keys (all values are strings; lists and shapes are JSON):
   input_name, input_shape, input_layout     how to feed the model ("batch" marks a dynamic axis)
-  mean, std, classes                        preprocessing and labels, when known
+  preprocessing                             the deployment contract (shrink.data.preprocessing) as JSON:
+                                            resize, crop, colour, scale, mean, std, layout, dtype
+  mean, std, classes                        normalization (also in preprocessing) and labels, when known
   source_model, plan_hash, macs, params     provenance (plan_hash only for pruned models)
   precision, exporter, opset, shrink_version
 """
@@ -18,6 +20,7 @@ import onnx
 import torch
 
 from shrink import __version__
+from shrink.data.preprocessing import PREPROCESSING_KEY, Preprocessing
 from shrink.errors import ShrinkError
 from shrink.export.config import BATCH_DIM, INPUT_NAME
 
@@ -37,6 +40,7 @@ class ModelProvenance:
     std: tuple[float, ...] | None = None
     classes: tuple[str, ...] | None = None
     dataset: str | None = None
+    preprocessing: Preprocessing | None = None  # what every accuracy figure used
 
 
 def count_params(model: torch.nn.Module) -> int:
@@ -76,21 +80,24 @@ def _plan_fields(source: str) -> dict[str, Any]:
 
 
 def provenance_for(loaded, info=None) -> ModelProvenance:
-    """Provenance of a shrink.models.LoadedModel; `info` (a DataInfo) fills mean/std/classes when
-    the model has no card."""
+    """Provenance of a shrink.models.LoadedModel. The preprocessing is that of `info` (the DataInfo
+    of the real images the file is checked on: what its figures use) or else of the model's card;
+    labels come from the card, else from `info`."""
     card = loaded.card
     plan = _plan_fields(loaded.source)
     shape = tuple(loaded.input_shape)
+    contract = info.contract if info is not None else (card.contract if card else None)
     return ModelProvenance(
         source=str(loaded.source),
         input_shape=shape,
         params=plan.get("params", count_params(loaded.model)),
         macs=plan.get("macs", count_macs(loaded.model, shape)),
         plan_hash=plan.get("plan_hash"),
-        mean=tuple(card.mean) if card else (tuple(info.mean) if info else None),
-        std=tuple(card.std) if card else (tuple(info.std) if info else None),
+        mean=contract.mean if contract else None,
+        std=contract.std if contract else None,
         classes=tuple(card.classes) if card else (tuple(info.classes) if info else None),
-        dataset=card.dataset if card else (info.name if info else None),
+        dataset=info.name if info is not None else (card.dataset if card else None),
+        preprocessing=contract,
     )
 
 
@@ -115,6 +122,7 @@ def export_metadata(provenance: ModelProvenance, *, precision: str, exporter: st
         "std": list(provenance.std) if provenance.std is not None else None,
         "classes": list(provenance.classes) if provenance.classes is not None else None,
         "dataset": provenance.dataset,
+        PREPROCESSING_KEY: provenance.preprocessing.to_json() if provenance.preprocessing else None,
     }
     for key, value in optional.items():
         if value is not None:

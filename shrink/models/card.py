@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from shrink.data.preprocessing import Preprocessing, native
 from shrink.errors import ShrinkError
 from shrink.fileio import read_json, write_json_atomic
 from shrink.models.spec import ModelSpec
@@ -29,12 +30,25 @@ class ModelCard:
     epochs: int | None = None
     storage_dtype: str = "float32"
     versions: dict[str, str] = field(default_factory=dict)
+    # How an image becomes an input (resize, crop, colour, scale, mean/std); None on older cards,
+    # whose images were already at the input size (see `contract`).
+    preprocessing: Preprocessing | None = None
+
+    @property
+    def contract(self) -> Preprocessing:
+        """The preprocessing the weights were trained and measured with."""
+        spec = self.architecture
+        return self.preprocessing or native(spec.in_chans, spec.input_size, self.mean, self.std)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["architecture"] = self.architecture.to_dict()
         for k in ("mean", "std", "classes"):
             d[k] = list(d[k])
+        if self.preprocessing is None:
+            del d["preprocessing"]  # cards written before the record existed stay byte-identical
+        else:
+            d["preprocessing"] = self.preprocessing.to_dict()
         return d
 
     @classmethod
@@ -51,6 +65,7 @@ class ModelCard:
                     "mean": tuple(d["mean"]),
                     "std": tuple(d["std"]),
                     "classes": tuple(d["classes"]),
+                    "preprocessing": Preprocessing.from_dict(d["preprocessing"]) if d.get("preprocessing") else None,
                 }
             )
         except (KeyError, TypeError) as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from shrink.errors import ShrinkError
 from shrink.fileio import sha256_file
 from shrink.models.card import ModelCard, card_path_for, read_card
 from shrink.models.code import ModelCode, code_for_record, is_code_name
+from shrink.models.references import reference_card
 from shrink.models.registry import create_model, default_spec
 from shrink.models.spec import ModelSpec
 from shrink.models.weights import apply_state_dict, load_state_dict
@@ -26,10 +28,31 @@ class LoadedModel:
     card: ModelCard | None = None  # preprocessing, labels and provenance, when known
     code: ModelCode | None = None  # the user's model code that built it (file.py:factory models)
     files: tuple[Path, ...] = ()  # every file read to load it: no output may overwrite one
+    untrained: bool = False  # a registry architecture without weights: random init, says so everywhere
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
         return self.spec.input_shape
+
+
+UNTRAINED_NOTE = "untrained weights (random init: no --weights given)"
+
+
+def warn_if_untrained(loaded: LoadedModel, what: str) -> None:
+    """One line on stderr before a command measures or ships a model that was never trained."""
+    if loaded.untrained:
+        print(f"warning: {loaded.source} has {UNTRAINED_NOTE}; {what} means nothing. Give --weights FILE, or a "
+              "weights file with its card", file=sys.stderr)
+
+
+def _check_overrides(loaded: LoadedModel, overrides: dict) -> LoadedModel:
+    """--num-classes & co. on a model whose card or plan fixes the architecture must agree with it."""
+    differ = {k: v for k, v in overrides.items() if getattr(loaded.spec, k) != (tuple(v) if k == "input_size" else v)}
+    if differ:
+        said = ", ".join(f"{k} {getattr(loaded.spec, k)}" for k in differ)
+        raise ShrinkError(f"{loaded.source} fixes its architecture ({said}); leave out "
+                          + ", ".join(f"--{k.replace('_', '-')}" for k in differ))
+    return loaded
 
 
 def load_model(name_or_path: str, weights: str | None = None, *, code: ModelCode | None = None,
@@ -48,13 +71,16 @@ def load_model(name_or_path: str, weights: str | None = None, *, code: ModelCode
         if (path / "plan.json").is_file():
             from shrink.prune.saving import load_pruned  # the prune stage owns its format
 
-            return load_pruned(path, code=code)
+            return _check_overrides(load_pruned(path, code=code), spec_overrides)
         for candidate in ("model.json", "pruned.json"):
             if (path / candidate).is_file():
-                return _from_card(path / candidate, name_or_path, code)
+                return _check_overrides(_from_card(path / candidate, name_or_path, code), spec_overrides)
         raise ShrinkError(f"{path} is a directory without plan.json or model.json: not a model directory")
     if path.suffix == ".json":
-        return _from_card(path, name_or_path, code)
+        return _check_overrides(_from_card(path, name_or_path, code), spec_overrides)
+    reference = reference_card(name_or_path) if weights is None and not spec_overrides else None
+    if reference is not None:  # a built-in name: its trained weights ship with the package
+        return _from_card(reference, name_or_path, code)
     if path.suffix in WEIGHT_SUFFIXES:
         if weights is not None:
             raise ShrinkError("give either a weights file as MODEL or a name with --weights, not both")
@@ -66,7 +92,7 @@ def load_model(name_or_path: str, weights: str | None = None, *, code: ModelCode
                 f"no model card {card.name} next to {path}; name the architecture instead: "
                 f"NAME --weights {path} (see `shrink models`)"
             )
-        return _from_card(card, name_or_path, code)
+        return _check_overrides(_from_card(card, name_or_path, code), spec_overrides)
     if path.suffix == ".onnx":
         raise ShrinkError(f"{path} is an ONNX file; this command needs a PyTorch model")
     spec = default_spec(name_or_path, **spec_overrides)
@@ -77,7 +103,8 @@ def load_model(name_or_path: str, weights: str | None = None, *, code: ModelCode
     if weights is not None:
         apply_state_dict(model, load_state_dict(weights), source=str(weights))
         files.append(Path(weights))
-    return LoadedModel(model=model.eval(), spec=spec, source=name_or_path, code=code, files=tuple(files))
+    return LoadedModel(model=model.eval(), spec=spec, source=name_or_path, code=code, files=tuple(files),
+                       untrained=weights is None)
 
 
 def _from_card(card_path: Path, source: str, code: ModelCode | None) -> LoadedModel:

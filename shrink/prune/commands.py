@@ -113,7 +113,7 @@ def _run_unstructured(args, loaded) -> int:
                 inputs=loaded.files)
     print(report.label)
     print(f"{report.zeros:,} of {report.total:,} conv/linear weights are zero: sparsity {report.sparsity:.1%}")
-    print("shapes are unchanged: dense runtimes run exactly as fast (see docs/pruning.md)")
+    print("shapes are unchanged: dense runtimes run exactly as fast (see docs/pruning.md in the torch-shrink source)")
     print(f"wrote {Path(args.out) / 'plan.json'} and {Path(args.out) / 'pruned.safetensors'}")
     return 0
 

@@ -36,6 +36,7 @@ def config_from_args(args: argparse.Namespace) -> QuantizeConfig:
         bench_max_seconds=args.bench_max_seconds,
         bench_warmup_seconds=args.bench_warmup_seconds,
         bench_processes=args.bench_processes,
+        runtimes=tuple(args.runtime or ()),
         per_layer_sqnr=not args.no_sqnr,
         measure_all=args.measure_all,
     )
@@ -147,6 +148,9 @@ def register(subparsers) -> None:
     p.add_argument("--bench-max-seconds", type=float, default=QuantizeConfig().bench_max_seconds,
                    help="wall-clock cap of each timing run, all candidates together (default "
                         f"{QuantizeConfig().bench_max_seconds:g}); the decision record says when it stopped one")
+    p.add_argument("--runtime", action="append", metavar="NAME",
+                   help="a runtime the shipped file must load on (repeatable); onnxruntime alone allows its own "
+                        "operators (QOperator format); default: any ONNX runtime, standard operators only (QDQ)")
     p.add_argument("--no-sqnr", action="store_true", help="skip the per-layer SQNR analysis and its recipe")
     p.add_argument("--measure-all", action="store_true", help="measure every candidate's accuracy")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")

@@ -53,6 +53,9 @@ class QuantizeConfig:
     # Rounds of fresh worker processes: shrink bench's method, shorter (it times up to 8 candidates).
     bench_processes: int = 2
     bench_max_seconds: float = 60.0  # wall-clock cap of each timing run; the record says when it stopped one
+    # The runtimes the shipped file must load on. Empty: any mainstream ONNX runtime, so only
+    # standard-domain operators ship (QDQ); ["onnxruntime"] alone: its own operators (QOperator) may.
+    runtimes: tuple[str, ...] = ()
     per_layer_sqnr: bool = True  # analyse layers and try a recipe that keeps the worst in fp32
     measure_all: bool = False  # accuracy of every candidate, not only until the fastest within budget
 
@@ -77,6 +80,9 @@ class QuantizeConfig:
             raise ShrinkValueError("batch and bench_min_runs must be >= 1, bench_seconds and bench_warmup_seconds >= 0")
         if isinstance(self.bench_processes, bool) or not isinstance(self.bench_processes, int) or self.bench_processes < 1:
             raise ShrinkValueError(f"bench_processes must be a positive integer, got {self.bench_processes!r}")
+        object.__setattr__(self, "runtimes", tuple(self.runtimes))
+        if not all(isinstance(r, str) and r for r in self.runtimes):
+            raise ShrinkValueError(f"runtimes must be runtime names, e.g. [onnxruntime], got {list(self.runtimes)!r}")
         if not self.bench_max_seconds > 0:
             raise ShrinkValueError(f"bench_max_seconds must be > 0, got {self.bench_max_seconds}")
 

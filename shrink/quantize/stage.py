@@ -31,6 +31,7 @@ from shrink.quantize import measure
 from shrink.quantize.config import LAYER_SQNR_EXCLUDE_DB, MAX_EXCLUDED_LAYERS, SQNR_IMAGES, QuantizeConfig
 from shrink.quantize.decide import accuracy_order, confirm, decide
 from shrink.quantize.inputs import OnnxInput, check_calibration, load_onnx_input
+from shrink.quantize.portability import onnxruntime_only_allowed, operator_domains, runtime_specific
 from shrink.quantize.ptq import preprocess, quantize_recipe
 from shrink.quantize.result import FP32, Measured, QuantizeResult
 from shrink.quantize.search import search_space, with_excluded
@@ -87,7 +88,8 @@ def _evaluation(model: OnnxInput, config: QuantizeConfig, split, flags: list[str
     return not split.info.synthetic, info
 
 
-def _produce(recipes, pre: Path, work: Path, model: OnnxInput, batches, progress) -> list[Measured]:
+def _produce(recipes, pre: Path, work: Path, model: OnnxInput, batches, progress,
+             runtimes: tuple[str, ...] = ()) -> list[Measured]:
     produced = []
     for i, recipe in enumerate(recipes):
         path = work / f"candidate{i}.onnx"
@@ -95,10 +97,20 @@ def _produce(recipes, pre: Path, work: Path, model: OnnxInput, batches, progress
         try:
             quantize_recipe(pre, recipe, path, model.input_name, batches, cache_dir=work)
             create_session(path, "cpu")  # a recipe onnxruntime cannot run is a failed recipe
+            check_portable(path, runtimes)
             produced.append(Measured(recipe.name, recipe, str(path)))
         except ShrinkError as exc:
             produced.append(Measured(recipe.name, recipe, None, error=str(exc)))
     return produced
+
+
+def check_portable(path: Path, runtimes: tuple[str, ...]) -> None:
+    """A file with onnxruntime's own operators may ship only when onnxruntime is the only target."""
+    specific = runtime_specific(operator_domains(path))
+    if specific and not onnxruntime_only_allowed(runtimes):
+        raise ShrinkError(f"uses operators only onnxruntime loads ({', '.join(specific[:4])}"
+                          f"{' ...' if len(specific) > 4 else ''}); allowed only with quantize.runtimes: "
+                          "[onnxruntime] (--runtime onnxruntime)")
 
 
 def _sqnr_recipe(base: Measured, pre: Path, work: Path, model: OnnxInput, batches, flags: list[str], progress):
@@ -253,12 +265,12 @@ def quantize(onnx_path: str | Path, config: QuantizeConfig, out_path: str | Path
     # Candidates are written next to the output (not to /tmp), and removed however the run ends.
     with scratch_dir(out_path.parent, "quantize") as work:
         pre = preprocess(model.path, work / "preprocessed.onnx")
-        produced = _produce(recipes, pre, work, model, batches, progress)
+        produced = _produce(recipes, pre, work, model, batches, progress, config.runtimes)
         layers: tuple = ()
         if config.mode == "auto" and config.per_layer_sqnr:
             layers, extra = _sqnr_recipe(produced[0], pre, work, model, batches, flags, progress)
             if extra is not None and extra.name not in {m.name for m in produced}:
-                produced += _produce([extra], pre, work, model, batches, progress)
+                produced += _produce([extra], pre, work, model, batches, progress, config.runtimes)
         fp32 = Measured(FP32, None, str(model.path))
         fp32, timed, bench = _time(fp32, produced, config, progress)
         fp32, measured = _measure_accuracy(fp32, timed, config, eval_split, accuracy_required, progress)

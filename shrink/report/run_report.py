@@ -8,7 +8,8 @@ from typing import Any, Sequence
 
 from shrink.bench.caveats import pair_caveats
 from shrink.report import plots
-from shrink.report.document import Block, Bullets, Callout, Code, Heading, Image, Paragraph, Table
+from shrink.report.deploy import deploy_section
+from shrink.report.document import Block, Bullets, Callout, Heading, Image, Paragraph, Table
 
 WIDTH_KINDS = ("Conv1d", "Conv2d", "Conv3d", "Linear")
 SYNTHETIC_BANNER = ("SYNTHETIC DATA: this is a latency-only run. The inputs were random, so no accuracy was "
@@ -164,7 +165,8 @@ def _latency_source(lat: dict[str, Any], providers: list[str]) -> str:
 def _recovery_source(recovery: dict[str, Any], data: dict[str, Any]) -> str:
     train = recovery["config"].get("train") or {}
     how = "distillation from the dense model" if recovery["distilled"] else "fine-tuning on labels"
-    refit = (recovery["config"] or {}).get("reconstruct_images")
+    # The images reconstruction really used (fewer than asked for when the training subset is smaller).
+    refit = recovery.get("reconstruction_images") or (recovery["config"] or {}).get("reconstruct_images")
     text = (f"**Recovery**: layer-wise reconstruction (each pruned layer re-fitted to the dense model's outputs, "
             f"no labels) on {refit} training images" if refit
             else f"**Recovery**: BN recalibration on {recovery['bn_recal_images']} training images")
@@ -226,7 +228,7 @@ def quantization_section(summary: dict[str, Any]) -> list[Block]:
     blocks.append(Table(header, tuple(rows), (False, True, True, True, True, True, False)))
     blocks.append(Paragraph("The quantize stage measures fidelity to fp32 and accuracy only where its decision needs "
                             "them (measurably faster recipes, until one is within the accuracy budget; see "
-                            "docs/quantize.md); '—' means not measured. Its timings are its own, by the bench's "
+                            "docs/quantize.md in the torch-shrink source); '—' means not measured. Its timings are its own, by the bench's "
                             "method (below)."))
     return blocks + int8_speedup_section(summary)
 
@@ -251,21 +253,6 @@ def int8_speedup_section(summary: dict[str, Any]) -> list[Block]:
 
 def _ms(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}"
-
-
-def deploy_section(summary: dict[str, Any]) -> list[Block]:
-    pre, shipped = summary["preprocessing"], summary["shipped"]["file"]
-    items = [f"input `{pre['input_name']}`: shape {pre['input_shape']} ({pre['layout']}, {pre['dtype']})"]
-    if pre.get("mean") is not None:
-        items.append(f"preprocessing: {pre['formula']}, mean {pre['mean']}, std {pre['std']}")
-    if summary.get("labels"):
-        items.append("labels (output index order): " + ", ".join(f"{i}: {c}" for i, c in enumerate(summary["labels"])))
-    shape = [1 if d == "batch" else d for d in pre["input_shape"]]
-    code = (f"import numpy as np, onnxruntime as ort\n"
-            f"session = ort.InferenceSession({shipped!r}, providers=['CPUExecutionProvider'])\n"
-            f"x = np.zeros({tuple(shape)}, dtype=np.float32)  # preprocessed as above\n"
-            f"logits = session.run(None, {{{pre['input_name']!r}: x}})[0]")
-    return [Heading(f"Deploying {shipped}"), Bullets(tuple(items)), Code(code, "python")]
 
 
 def _cpu(seconds: float | None) -> str:

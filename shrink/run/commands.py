@@ -15,7 +15,7 @@ from shrink.run.gate import STRICT_EXIT_CODE
 
 def _add_common(parser: argparse.ArgumentParser, default_out: str) -> None:
     parser.add_argument("recipe", nargs="?", help="recipe YAML file (default: the built-in Fashion-MNIST "
-                                                  "ResNet-18 recipe; see docs/recipes.md)")
+                                                  "ResNet-18 recipe), or the name of a shipped example (`shrink recipes` lists them)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override one recipe field, e.g. --set prune.ratio=0.3 (YAML value; repeatable)")
     parser.add_argument("--model-code", metavar="FILE", help=f"{MODEL_CODE_HELP}; the same as --set model.code=FILE")
@@ -78,19 +78,48 @@ def _print(record: dict, summary: tuple[str, ...], as_json: bool) -> None:
         print("\n".join(summary))
 
 
+def recipes_command(args: argparse.Namespace) -> int:
+    from shrink.fileio import check_writable, write_text_atomic
+    from shrink.recipe import RECIPES_DIR, example_recipe
+
+    if args.name is None:
+        for path in sorted(RECIPES_DIR.glob("*.yaml")):
+            first = next((line[2:] for line in path.read_text(encoding="utf-8").splitlines() if line.startswith("# ")), "")
+            print(f"{path.stem:24s} {first}")
+        print("(shrink recipes NAME --out FILE writes one out to edit; shrink run FILE runs it)")
+        return 0
+    text = example_recipe(args.name)
+    if args.out is None:
+        print(text, end="")
+        return 0
+    if args.out.exists() and not args.force:
+        raise ShrinkValueError(f"{args.out} exists; choose another --out or pass --force")
+    check_writable(args.out)
+    write_text_atomic(args.out, text)
+    print(f"wrote {args.out}; edit it, then: shrink run {args.out}")
+    return 0
+
+
 def register(subparsers) -> None:
     from shrink.cli import add_command
 
+    p = add_command(subparsers, "recipes", func=recipes_command,
+                    help="list the example recipes that ship with torch-shrink, or write one out to edit",
+                    example="shrink recipes imagefolder_resnet50 --out my_recipe.yaml")
+    p.add_argument("name", nargs="?", help="the recipe to print or write (default: list them)")
+    p.add_argument("--out", type=Path, metavar="FILE", help="write it to FILE instead of printing it")
+    p.add_argument("--force", action="store_true", help="replace FILE if it exists")
+
     p = add_command(subparsers, "run", func=run_command,
                     help="the whole pipeline from a recipe: prune, recover, export, quantize, verify, bench, report",
-                    example="shrink run recipes/fmnist_resnet18.yaml --set prune.ratio=0.3 --out runs/r30")
+                    example="shrink run my_recipe.yaml --set prune.ratio=0.3 --out runs/r30")
     _add_common(p, "runs/<recipe name>")
     p.add_argument("--strict", action="store_true",
                    help=f"exit {STRICT_EXIT_CODE} when the ship gate warns (a recovery step that hurt, a shipped "
                         "file more than gate.max_drop_pt below dense), for CI pipelines")
     p = add_command(subparsers, "sweep", func=sweep_command,
                     help="run a recipe at several pruning ratios and precisions; Pareto table and plot",
-                    example="shrink sweep recipes/fmnist_resnet18.yaml --ratios 0.3,0.5,0.7 --precisions fp32,int8")
+                    example="shrink sweep --ratios 0.3,0.5,0.7 --precisions fp32,int8")
     _add_common(p, "runs/<recipe name>-sweep")
     p.add_argument("--ratios", default="0.3,0.5,0.7", help="pruning ratios, comma-separated (default 0.3,0.5,0.7)")
     p.add_argument("--precisions", default="fp32,int8", help="fp32, int8 or both (default fp32,int8)")

@@ -12,14 +12,15 @@ from typing import Any
 from shrink import __version__
 from shrink.bench.caveats import candidate_caveats, pair_caveats, with_caveats
 from shrink.bench.process_stats import hierarchical_speedup
+from shrink.data.preprocessing import from_metadata
 from shrink.fileio import sha256_file
+from shrink.quantize.portability import runtime_specific
 from shrink.run.gate import GateConfig, gate_warnings
 from shrink.run.rundir import RunPaths, StepRecord
 
 MANIFEST_FORMAT = "torch-shrink/run-manifest"
 MANIFEST_VERSION = 1
 CANDIDATES = ("dense fp32", "pruned fp32", "pruned int8")
-PREPROCESSING_FORMULA = "x = (pixels / 255 - mean) / std, per channel, float32, NCHW"
 
 
 def _latency(bench: dict[str, Any], name: str) -> tuple[dict | None, dict | None]:
@@ -56,6 +57,9 @@ def _candidate(name: str, records: dict[str, StepRecord], paths: RunPaths) -> di
         "latency": latency,
         "speedup": speedup,
         "caveats": candidate_caveats(records["bench"].result, name) if latency else [],
+        "domains": verified.get("domains"),  # operator types by domain: what a runtime must implement
+        "runtime_specific_ops": runtime_specific(verified["domains"]) if verified.get("domains") else None,
+        "checked_on": verified.get("checked_on"),
         "shipped": False,
         "note": None,
     }
@@ -101,7 +105,8 @@ def _recovery(recover: dict[str, Any]) -> dict[str, Any]:
     keys = ("recovered", "accuracy_before", "accuracy_bn_recal", "accuracy_reconstructed", "accuracy_after",
             "bn_recal_images", "epochs_run", "distilled", "train_images", "train_seconds", "config", "selection",
             "selection_images", "shipped_step")
-    return {k: recover.get(k) for k in keys}
+    return {**{k: recover.get(k) for k in keys},
+            "reconstruction_images": (recover.get("reconstruction") or {}).get("images")}
 
 
 def _gate(recovery: dict[str, Any], candidates: list[dict[str, Any]], config: GateConfig,
@@ -119,10 +124,13 @@ def _meta_json(meta: dict[str, str], key: str) -> Any:
 
 
 def _preprocessing(export: dict[str, Any]) -> dict[str, Any]:
+    """The deployment contract, as the shipped files carry it in their metadata: the record every
+    accuracy figure used, and its steps in words (none for synthetic data, which has no images)."""
     meta = export["metadata"]
+    record = from_metadata(meta)
     return {"input_name": meta.get("input_name"), "input_shape": _meta_json(meta, "input_shape"),
-            "layout": meta.get("input_layout"), "dtype": "float32", "mean": _meta_json(meta, "mean"),
-            "std": _meta_json(meta, "std"), "formula": PREPROCESSING_FORMULA}
+            "layout": meta.get("input_layout"), "dtype": "float32",
+            "record": record.to_dict() if record else None, "steps": record.steps() if record else None}
 
 
 def _measurement(records: dict[str, StepRecord], data: dict[str, Any]) -> dict[str, Any]:

@@ -80,7 +80,7 @@ class ReporterHandler(logging.Handler):
 
 class ProgressSplit:
     """A split whose batches advance a tqdm bar. It has the interface every stage reads (info,
-    len, subset, batches), so a stage shows progress without knowing about it."""
+    len, subset, to, batches), so a stage shows progress without knowing about it."""
 
     def __init__(self, split, desc: str, enabled: bool) -> None:
         self.split, self.desc, self.enabled = split, desc, enabled
@@ -91,6 +91,9 @@ class ProgressSplit:
 
     def subset(self, indices) -> "ProgressSplit":
         return ProgressSplit(self.split.subset(indices), self.desc, self.enabled)
+
+    def to(self, device: str) -> "ProgressSplit":
+        return ProgressSplit(self.split.to(device), self.desc, self.enabled)
 
     def batches(self, options) -> Iterator:
         bar = tqdm(total=len(self.split), desc=INDENT + self.desc, unit="img", leave=False, disable=not self.enabled)

@@ -319,8 +319,14 @@ def _verify_file(ctx: StepContext, name: str, path: Path, digest: str) -> dict[s
         result = evaluate_onnx(session, ctx.eval_split(f"{name}, onnxruntime"))
         accuracy = result.accuracy
         ctx.reporter.say(f"{name}: {path.name} top-1 {_pct(accuracy)} via {result.runtime}")
+    import onnxruntime
+
+    from shrink.quantize.portability import operator_domains
+
     return {"candidate": name, "file": path.name, "sha256": digest, "providers": list(session.get_providers()),
-            "accuracy": accuracy, "metadata": metadata, "size_bytes": path.stat().st_size}
+            "accuracy": accuracy, "metadata": metadata, "size_bytes": path.stat().st_size,
+            "domains": operator_domains(path),
+            "checked_on": [f"onnxruntime {onnxruntime.__version__} ({session.get_providers()[0]})"]}
 
 
 # ----------------------------------------------------------------------------- 7. bench

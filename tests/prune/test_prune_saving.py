@@ -91,7 +91,7 @@ def test_shipped_reference_keeps_its_card(tmp_path):
     from shrink.cli import main
 
     if not REFERENCE_RESNET18.is_file():
-        pytest.skip("models/fmnist_resnet18.safetensors is not shipped in this checkout")
+        pytest.skip("shrink/references/fmnist_resnet18.safetensors is not shipped in this checkout")
     out = tmp_path / "r18"
     assert main(["prune", str(REFERENCE_RESNET18), "--ratio", "0.5", "--out", str(out), "--no-verify"]) == 0
     loaded, dense = load_model(str(out)), load_model(str(REFERENCE_RESNET18))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import onnx
@@ -139,3 +140,19 @@ def test_a_failure_while_shipping_leaves_no_file(model_copy, real_split, monkeyp
                  eval_split=real_split)
     assert out.read_bytes() == b"previous"
     assert sorted(p.name for p in out.parent.iterdir()) == ["model.onnx", "q.onnx"]
+
+
+def test_the_shipped_int8_file_uses_only_standard_onnx_by_default(model_copy, real_split):
+    from shrink.quantize.portability import operator_domains, runtime_specific
+
+    config = QuantizeConfig(mode="auto", min_speedup=1.0, measure_all=True, **FAST)
+    result = quantize(model_copy, config, model_copy.with_name("q.onnx"), calibration_split=real_split,
+                      eval_split=real_split)
+    qop = next(m for m in result.candidates if m.recipe and m.recipe.quant_format == "qoperator")
+    assert qop.error and "only onnxruntime loads" in qop.error and "com.microsoft::" in qop.error
+    assert runtime_specific(operator_domains(result.output_path)) == []
+    # Named as the only runtime, onnxruntime's own format is allowed into the search.
+    ort_only = quantize(model_copy, dataclasses.replace(config, runtimes=("onnxruntime",)),
+                        model_copy.with_name("q2.onnx"), calibration_split=real_split, eval_split=real_split)
+    qop = next(m for m in ort_only.candidates if m.recipe and m.recipe.quant_format == "qoperator")
+    assert qop.error is None and qop.speedup is not None

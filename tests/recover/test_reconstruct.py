@@ -190,7 +190,7 @@ def test_reference_resnet18_at_16x_is_far_above_chance_without_labels(fmnist_dir
     from shrink.models import load_model
     from shrink.prune import PruneConfig, apply, plan
 
-    dense = load_model("models/fmnist_resnet18.safetensors").model.eval()
+    dense = load_model("fmnist_resnet18").model.eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         p = plan(dense, torch.randn(2, 1, 28, 28), PruneConfig(importance="l2", ratio=0.75, round_to=8))

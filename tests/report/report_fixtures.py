@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import copy
 
+from shrink.data.preprocessing import Preprocessing
+
+RECORD = Preprocessing(color="L", crop=(28, 28), mean=(0.286,), std=(0.353,))
+
 MACHINE = {"cpu_model": "Test CPU @ 2.00GHz", "physical_cores": 2, "logical_cpus": 2, "cpu_flags": ["avx2", "fma"],
            "os": "Linux-test", "python_version": "3.11.7", "torch_version": "2.14.1", "onnxruntime_version": "1.32.0",
            "onnxruntime_package": "onnxruntime"}
@@ -33,7 +37,7 @@ BASE = {
                         "test_images_available": 10000, "train_images": 2048, "train_images_available": 60000,
                         "seed": 0}},
     "preprocessing": {"input_name": "input", "input_shape": ["batch", 1, 28, 28], "layout": "NCHW",
-                      "dtype": "float32", "mean": [0.286], "std": [0.353], "formula": "x = (pixels / 255 - mean) / std"},
+                      "dtype": "float32", "record": RECORD.to_dict(), "steps": RECORD.steps()},
     "labels": [f"class{i}" for i in range(10)],
     "shipped": {"file": "model.int8.onnx", "int8": True, "reason": "int8 static-qdq: 1.8x faster"},
     "candidates": [

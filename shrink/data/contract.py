@@ -1,0 +1,57 @@
+"""Read a dataset exactly as a shipped file's preprocessing record says.
+
+`shrink eval`, `quantize` and `bench` given an ONNX file take its input size and preprocessing from
+the file's metadata, so a figure measured on the file uses the contract it ships with. A folder of
+images is read through the record itself; a dataset held in memory at its native size (fmnist,
+digits) is normalized with the record's mean and std, and refused when the record asks for a
+resize, a crop or a colour its images cannot give.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from shrink.data.preprocessing import Preprocessing
+from shrink.data.splits import TensorSplit
+from shrink.errors import ShrinkError
+
+
+def _check_folder_options(given, record: Preprocessing) -> None:
+    """Options the user typed must say what the file says (or be left out)."""
+    from shrink.data.imagefolder import FolderOptions
+
+    if given is None:
+        return
+    expected = FolderOptions.from_preprocessing(record, num_workers=given.num_workers)
+    default = FolderOptions(num_workers=given.num_workers)
+    differ = [f for f in ("image_size", "resize", "channels", "mean", "std", "interpolation")
+              if getattr(given, f) != getattr(default, f) and getattr(given, f) != getattr(expected, f)]
+    if differ:
+        raise ShrinkError(f"the file's preprocessing record sets {', '.join(differ)} "
+                          f"({', '.join(f'{f} {getattr(expected, f)}' for f in differ)}); leave those options out, "
+                          "they are read from the file")
+
+
+def load_by_contract(name: str, split: str, record: Preprocessing, *, data_dir: str | Path | None = None,
+                     folder_options=None):
+    from shrink.data import load_data
+
+    if name.startswith("imagefolder:"):
+        from shrink.data.imagefolder import FolderOptions, load_imagefolder
+
+        _check_folder_options(folder_options, record)
+        workers = folder_options.num_workers if folder_options is not None else FolderOptions().num_workers
+        return load_imagefolder(name.split(":", 1)[1], split, FolderOptions.from_preprocessing(record, workers))
+    data = load_data(name, split, data_dir=data_dir)
+    info = data.info
+    native = (record.resize is None and record.crop == tuple(info.image_size) and record.channels == info.in_chans
+              and abs(record.scale - 1 / 255) < 1e-12)
+    if not native or not isinstance(data, TensorSplit):
+        raise ShrinkError(f"the file's preprocessing ({'; '.join(record.steps()[:3])}) cannot be applied to {name}, "
+                          f"whose images are {info.in_chans}x{info.image_size[0]}x{info.image_size[1]} in memory; "
+                          "give the images as files (imagefolder:DIR)")
+    if (record.mean, record.std) == (tuple(info.mean), tuple(info.std)):
+        return data
+    contracted = replace(info, mean=record.mean, std=record.std, preprocessing=record)
+    return TensorSplit(data.images, data.labels, contracted)  # it normalizes with its info's mean and std

@@ -1,0 +1,62 @@
+"""The data an ONNX file should be measured on, read the way the file says.
+
+A file exported by torch-shrink carries its preprocessing record in its metadata; `shrink eval`,
+`quantize` and `bench` read the images by that record (shrink.data.contract), so the figure they
+print is the figure the deployed file gives. A file without one (made elsewhere) is read with the
+options typed on the command line, sized to the file's own input.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+from shrink.data.preprocessing import Preprocessing, from_metadata
+from shrink.errors import ShrinkError
+
+
+@dataclass(frozen=True)
+class OnnxContract:
+    input_shape: tuple[int | str, ...]  # as the graph declares it, e.g. ('batch', 3, 64, 64)
+    preprocessing: Preprocessing | None  # None: the file records none
+
+    @property
+    def image_shape(self) -> tuple[int, int, int] | None:
+        """(C, H, W) when the graph fixes them, else the record's (None if neither does)."""
+        dims = self.input_shape[1:]
+        if len(dims) == 3 and all(isinstance(d, int) and d > 0 for d in dims):
+            return tuple(dims)  # type: ignore[return-value]
+        if self.preprocessing is not None:
+            return (self.preprocessing.channels, *self.preprocessing.crop)
+        return None
+
+
+def read_contract(path: str | Path) -> OnnxContract:
+    import onnx
+
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf's DecodeError and friends: one line
+        raise ShrinkError(f"{path} cannot be read as ONNX: {str(exc).splitlines()[0] if str(exc) else exc!r}") from exc
+    initializers = {t.name for t in proto.graph.initializer}
+    inputs = [i for i in proto.graph.input if i.name not in initializers]
+    if not inputs:
+        raise ShrinkError(f"{path} has no graph input")
+    dims = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+                 for d in inputs[0].type.tensor_type.shape.dim)
+    meta = {p.key: p.value for p in proto.metadata_props}
+    return OnnxContract(input_shape=dims, preprocessing=from_metadata(meta))
+
+
+def load_data_for_onnx(path: str | Path, args: argparse.Namespace, split: str, **kwargs):
+    """One split of `args.data`, read by the file's record (or by the typed options, sized to the
+    file's input, when it has none)."""
+    from shrink.data import load_data
+    from shrink.data.arguments import folder_options
+
+    contract = read_contract(path)
+    shape = contract.image_shape
+    options = folder_options(args, image_size=shape[1] if shape else None, channels=shape[0] if shape else None)
+    return load_data(args.data, split, data_dir=getattr(args, "data_dir", None), folder_options=options,
+                     synthetic_shape=shape, preprocessing=contract.preprocessing, **kwargs)
