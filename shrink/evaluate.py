@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from shrink.data import BatchOptions, load_data
+from shrink.data import BatchOptions
 from shrink.errors import ShrinkError, ShrinkValueError
 from shrink.models.code import MODEL_CODE_HELP
 
@@ -104,10 +104,6 @@ def evaluate_onnx(path_or_session, split, *, provider: str = "cpu", batch_size: 
                       f"onnxruntime:{session.get_providers()[0]}", split.info.name, split_name, split.info.synthetic)
 
 
-def _typed_folder(args: argparse.Namespace) -> bool:
-    return any(getattr(args, k, None) is not None for k in ("image_size", "resize", "mean", "std"))
-
-
 def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -115,7 +111,7 @@ def default_device() -> str:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from shrink.data.arguments import folder_options
+    from shrink.data.arguments import load_for_model
     from shrink.data.onnx_contract import load_data_for_onnx
     from shrink.models import load_model, user_model_code, warn_if_untrained
     from shrink.models.arguments import spec_overrides
@@ -134,11 +130,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         loaded = load_model(args.model, weights=args.weights, code=user_model_code(args.model, args.model_code),
                             **spec_overrides(args))
-        card = loaded.card.contract if loaded.card else None
-        options = folder_options(args, image_size=loaded.input_shape[1], channels=loaded.input_shape[0])
-        split = load_data(args.data, args.split, data_dir=args.data_dir, synthetic_shape=loaded.input_shape,
-                          num_classes=loaded.spec.num_classes, folder_options=options,
-                          preprocessing=card if options is None or not _typed_folder(args) else None)
+        split = load_for_model(args, args.split, input_shape=loaded.input_shape, num_classes=loaded.spec.num_classes,
+                               contract=loaded.card.contract if loaded.card else None)
         _check_input(loaded.input_shape, split)
         warn_if_untrained(loaded, "its accuracy")  # once the inputs are known to be good
         device = args.device or default_device()

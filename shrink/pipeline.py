@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from shrink.dirlock import directory_lock
-from shrink.fileio import check_writable, sweep_stale_temporaries, write_text_atomic
+from shrink.fileio import check_writable, sweep_stale_temporaries, write_bytes_atomic, write_text_atomic
+from shrink.models import UNTRAINED_NOTE
 from shrink.recipe import Recipe
 from shrink.run.inputs import RunInputs, load_inputs, model_identity
 from shrink.run.progress import Reporter, ReporterHandler
@@ -38,6 +39,7 @@ from shrink.run.steps import STEPS, Step, StepContext
 STAGES = tuple(STEPS)
 DEFAULT_RUNS_DIR = Path("runs")
 SHRINK_PACKAGE_DIR = str(Path(__file__).resolve().parent)
+MODEL_CODE_DIR = "model_code"  # a copy of the user's model code, byte for byte, in the run directory
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,7 @@ class RunResult:
             "stages": [{"name": s.name, "seconds": round(s.seconds, 2), "reused": s.reused, "summary": s.summary}
                        for s in self.stages],
             "summary": list(self.summary),
+            "numbers": self.records["report"].result.get("numbers") if done else None,
             "warnings": list(self.warnings),
         }
 
@@ -123,8 +126,13 @@ def _run_locked(recipe: Recipe, options: RunOptions, paths: RunPaths, recipe_yam
     if inputs is None:
         reporter.say(f"loading {recipe.model.source} and {recipe.data.name}, checking that they match")
         inputs = load_inputs(recipe)  # model/data mismatches are errors here, before any write
+    if inputs.dense.untrained:
+        reporter.line(f"warning: {recipe.model.source} has {UNTRAINED_NOTE}; the report's accuracy means nothing "
+                      "(set model.weights)")
     paths.root.mkdir(parents=True, exist_ok=True)
     write_text_atomic(paths.recipe, recipe_yaml)
+    if inputs.dense.code is not None:  # the run reloads from anywhere: --model-code DIR/model_code/FILE
+        write_bytes_atomic(paths.root / MODEL_CODE_DIR / inputs.dense.code.path.name, inputs.dense.code.source)
     reporter.attach_log(paths.log)
     logger, handler = logging.getLogger("shrink"), ReporterHandler(reporter)
     logger.addHandler(handler)

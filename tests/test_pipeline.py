@@ -121,7 +121,9 @@ def test_manifest_says_what_was_measured_and_where(tiny):
         assert c["latency"]["p50_ms"] > 0 and c["accuracy_onnx"] is not None and c["size_bytes"] > 0
     assert m["candidates"][1]["macs"] < m["candidates"][0]["macs"]
     assert m["inputs"]["data"]["eval_images"] == 200 and not m["inputs"]["data"]["synthetic"]
-    assert len(m["labels"]) == 10 and len(m["preprocessing"]["mean"]) == 1
+    record = m["preprocessing"]["record"]  # the deployment contract, as the shipped files carry it
+    assert len(m["labels"]) == 10 and len(record["mean"]) == 1 and record["color"] == "L"
+    assert record["crop"] == [8, 8] and record["resize"] is None and m["preprocessing"]["steps"]
     assert m["measurement"]["machine"]["cpu_model"]
     assert m["measurement"]["latency"]["threads"] >= 1
     assert "CPUExecutionProvider" in m["measurement"]["accuracy"]["onnxruntime_providers"]

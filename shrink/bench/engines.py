@@ -124,10 +124,23 @@ def check_runtime(candidates: list[Candidate] | tuple[Candidate, ...], config: B
             )
 
 
-def resolve_input_shape(name: str, shape: list, batch: int) -> tuple[int, ...]:
-    """A concrete shape: the batch axis (0) from `batch` when dynamic; other axes must be fixed."""
+def declared_shape(path: str) -> list | None:
+    """The input shape a torch-shrink file declares in its metadata (`input_shape`), which fills the
+    axes a graph leaves dynamic; None for a file without it."""
+    from shrink.data.onnx_contract import read_contract
+
+    contract = read_contract(path)
+    image = contract.image_shape
+    return [None, *image] if image else None
+
+
+def resolve_input_shape(name: str, shape: list, batch: int, declared: list | None = None) -> tuple[int, ...]:
+    """A concrete shape: the batch axis (0) from `batch` when dynamic; another dynamic axis from the
+    file's declared input shape when it has one, else an error."""
     dims = []
     for axis, dim in enumerate(shape):
+        if not (isinstance(dim, int) and dim > 0) and axis > 0 and declared and len(declared) == len(shape):
+            dim = declared[axis]
         if isinstance(dim, int) and dim > 0:
             if axis == 0 and dim != batch:
                 raise ShrinkError(
@@ -145,15 +158,17 @@ def resolve_input_shape(name: str, shape: list, batch: int) -> tuple[int, ...]:
     return tuple(dims)
 
 
-def synthetic_inputs(session_inputs: list, batch: int, seed: int) -> dict[str, np.ndarray]:
-    """Seeded inputs shaped and typed like the graph's inputs (batch axis from `batch`)."""
+def synthetic_inputs(session_inputs: list, batch: int, seed: int, declared: list | None = None) -> dict[str, np.ndarray]:
+    """Seeded inputs shaped and typed like the graph's inputs (batch axis from `batch`; other dynamic
+    axes of a single input from `declared`, the file's own input shape)."""
     rng = np.random.default_rng(seed)
     feeds = {}
     for node_arg in session_inputs:
         dtype = ORT_TYPE_TO_NUMPY.get(node_arg.type)
         if dtype is None:
             raise ShrinkError(f"input {node_arg.name!r} has type {node_arg.type}, which bench cannot synthesize")
-        shape = resolve_input_shape(node_arg.name, list(node_arg.shape), batch)
+        shape = resolve_input_shape(node_arg.name, list(node_arg.shape), batch,
+                                    declared if len(session_inputs) == 1 else None)
         if np.issubdtype(dtype, np.floating):
             feeds[node_arg.name] = rng.standard_normal(shape).astype(dtype)
         else:
@@ -179,7 +194,7 @@ class OrtCpuEngine:
             profile_prefix=profile_prefix,
             spinning=config.spinning,
         )
-        self.feeds = synthetic_inputs(self.session.get_inputs(), config.batch, config.seed)
+        self.feeds = synthetic_inputs(self.session.get_inputs(), config.batch, config.seed, declared_shape(path))
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.info = EngineInfo("ort-cpu", tuple(self.session.get_providers()), **_input_info(self.feeds))
 
@@ -242,7 +257,7 @@ class OrtGpuEngine:
         # Inputs are needed before the session for TensorRT's shape profile; a CPU session would be
         # heavy for this, so read the declared inputs from the ONNX graph instead.
         probe_inputs = _graph_inputs(path)
-        self.feeds = synthetic_inputs(probe_inputs, config.batch, config.seed)
+        self.feeds = synthetic_inputs(probe_inputs, config.batch, config.seed, declared_shape(path))
         self.session = create_session(
             path,
             config.provider,

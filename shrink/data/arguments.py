@@ -55,3 +55,20 @@ def folder_options(args: argparse.Namespace, *, image_size: int | None = None, c
                          channels=channels,
                          mean=typed["mean"] or (default.mean if channels == 3 else (0.5,)),
                          std=typed["std"] or (default.std if channels == 3 else (0.5,)))
+
+
+def typed_folder_options(args: argparse.Namespace) -> bool:
+    return any(getattr(args, k, None) is not None for k in ("image_size", "resize", "mean", "std"))
+
+
+def load_for_model(args: argparse.Namespace, split: str, *, input_shape: tuple[int, int, int], num_classes: int,
+                   contract=None):
+    """One split of `args.data` for a PyTorch model of `input_shape`: read by the model's own
+    preprocessing record (`contract`, from its card) unless the user typed folder options, else by
+    those options sized to the model's input."""
+    from shrink.data import load_data
+
+    options = folder_options(args, image_size=input_shape[1], channels=input_shape[0])
+    return load_data(args.data, split, data_dir=getattr(args, "data_dir", None), folder_options=options,
+                     synthetic_shape=input_shape, num_classes=num_classes,
+                     preprocessing=None if typed_folder_options(args) else contract)

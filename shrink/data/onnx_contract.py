@@ -9,6 +9,7 @@ options typed on the command line, sized to the file's own input.
 from __future__ import annotations
 
 import argparse
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from shrink.errors import ShrinkError
 class OnnxContract:
     input_shape: tuple[int | str, ...]  # as the graph declares it, e.g. ('batch', 3, 64, 64)
     preprocessing: Preprocessing | None  # None: the file records none
+    metadata_shape: tuple | None = None  # the `input_shape` metadata of a torch-shrink file
 
     @property
     def image_shape(self) -> tuple[int, int, int] | None:
@@ -27,6 +29,9 @@ class OnnxContract:
         dims = self.input_shape[1:]
         if len(dims) == 3 and all(isinstance(d, int) and d > 0 for d in dims):
             return tuple(dims)  # type: ignore[return-value]
+        meta = self.metadata_shape[1:] if self.metadata_shape else ()
+        if len(meta) == 3 and all(isinstance(d, int) and d > 0 for d in meta):
+            return tuple(meta)  # type: ignore[return-value]
         if self.preprocessing is not None:
             return (self.preprocessing.channels, *self.preprocessing.crop)
         return None
@@ -46,7 +51,12 @@ def read_contract(path: str | Path) -> OnnxContract:
     dims = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
                  for d in inputs[0].type.tensor_type.shape.dim)
     meta = {p.key: p.value for p in proto.metadata_props}
-    return OnnxContract(input_shape=dims, preprocessing=from_metadata(meta))
+    try:
+        declared = json.loads(meta["input_shape"]) if "input_shape" in meta else None
+    except json.JSONDecodeError:
+        declared = None  # informative only: the graph's own shape still holds
+    return OnnxContract(input_shape=dims, preprocessing=from_metadata(meta),
+                        metadata_shape=tuple(declared) if isinstance(declared, list) else None)
 
 
 def load_data_for_onnx(path: str | Path, args: argparse.Namespace, split: str, **kwargs):

@@ -6,14 +6,16 @@ import argparse
 import json
 import logging
 
+from shrink.errors import ShrinkValueError
 from shrink.export.config import EXPORTERS, ONNX_OPSET, ExportConfig
 from shrink.models.code import MODEL_CODE_HELP
 
 
 def run(args: argparse.Namespace) -> int:
-    from shrink.data import load_data
+    from shrink.data.arguments import load_for_model, typed_folder_options
     from shrink.export.stage import export
-    from shrink.models import load_model, user_model_code
+    from shrink.models import load_model, user_model_code, warn_if_untrained
+    from shrink.models.arguments import spec_overrides
 
     logging.basicConfig(level=logging.WARNING, format="shrink export: %(message)s")
     config = ExportConfig(
@@ -24,9 +26,15 @@ def run(args: argparse.Namespace) -> int:
         provider=args.provider,
         eval_limit=args.eval_limit,
     )
-    loaded = load_model(args.model, weights=args.weights, code=user_model_code(args.model, args.model_code))
-    split = load_data(args.data, args.split, data_dir=args.data_dir) if args.data else None
+    loaded = load_model(args.model, weights=args.weights, code=user_model_code(args.model, args.model_code),
+                        **spec_overrides(args))
+    contract = loaded.card.contract if loaded.card else None
+    split = load_for_model(args, args.split, input_shape=loaded.input_shape, num_classes=loaded.spec.num_classes,
+                           contract=contract) if args.data else None
+    if not args.data and typed_folder_options(args):
+        raise ShrinkValueError("--image-size, --resize, --mean and --std describe --data imagefolder:DIR; add it")
     result = export(loaded, config, args.out, eval_split=split)
+    warn_if_untrained(loaded, f"the accuracy of {args.out}")
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return 0
@@ -45,12 +53,17 @@ def run(args: argparse.Namespace) -> int:
         print("  no eval data given (--data): parity checked on random inputs only")
     if result.slim:
         print(f"  onnxslim: {result.slim['nodes_before']} -> {result.slim['nodes_after']} nodes, verified again")
+    if "preprocessing" not in result.metadata:
+        print("  no preprocessing recorded: the model has no card and no --data was given, so the file does not "
+              "say how an image becomes its input (give --data to record it)")
     print(f"  sha256 {result.sha256}")
     return 0
 
 
 def register(subparsers) -> None:
     from shrink.cli import add_command
+    from shrink.data.arguments import add_data_arguments
+    from shrink.models.arguments import add_spec_arguments
 
     p = add_command(
         subparsers,
@@ -63,8 +76,9 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, help="the ONNX file to write")
     p.add_argument("--weights", help="weights for a registry name")
     p.add_argument("--model-code", metavar="FILE", help=MODEL_CODE_HELP)
-    p.add_argument("--data", help="eval data for the top-1 agreement check: fmnist | digits | imagefolder:DIR")
-    p.add_argument("--data-dir", help="directory with the dataset files")
+    add_data_arguments(p, default=None, help="eval data for the top-1 agreement check, and the preprocessing "
+                                             "record the file carries: fmnist | digits | imagefolder:DIR")
+    add_spec_arguments(p)
     p.add_argument("--split", default="test", help="split used for the agreement check (default: test)")
     p.add_argument("--eval-limit", type=int, help="check only this many eval images (default: all)")
     p.add_argument("--fp16", action="store_true", help="fp16 weights and compute for GPU targets (fp32 I/O)")

@@ -72,12 +72,17 @@ def _num_outputs(model: torch.nn.Module, example: torch.Tensor) -> int | None:
 
 
 def export(loaded, config: ExportConfig, out_path: str | Path, *, eval_split=None,
-           provenance: ModelProvenance | None = None) -> ExportResult:
-    """Export `loaded` (a shrink.models.LoadedModel) to `out_path` and verify it.
+           provenance: ModelProvenance | None = None, input_shape=None, example_input=None) -> ExportResult:
+    """Export `loaded` to `out_path` and verify it. `loaded` is a shrink.models.LoadedModel, or a
+    plain nn.Module with its `input_shape` (C, H, W) or an `example_input` batch (N, C, H, W).
 
-    `eval_split` (real images) adds the top-1 agreement check; without it parity uses random inputs.
-    The given model is not modified (fp16 export works on a copy)."""
+    `eval_split` (real images) adds the top-1 agreement check and the preprocessing record the file
+    carries; without it parity uses random inputs. The given model's weights are not modified (fp16
+    export works on a copy); it is left in eval mode."""
+    from shrink.models.in_memory import as_loaded
+
     start = time.perf_counter()
+    loaded = as_loaded(loaded, input_shape=input_shape, example_input=example_input)
     out_path = Path(out_path)
     check_onnx_destination(out_path, loaded.files)  # before any work: never over an input, nor a stray .data
     if eval_split is not None and tuple(eval_split.info.input_shape) != tuple(loaded.input_shape):

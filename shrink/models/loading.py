@@ -11,7 +11,7 @@ import torch.nn as nn
 from shrink.errors import ShrinkError
 from shrink.fileio import sha256_file
 from shrink.models.card import ModelCard, card_path_for, read_card
-from shrink.models.code import ModelCode, code_for_record, is_code_name
+from shrink.models.code import ModelCode, code_for_record, is_code_name, split_code_name
 from shrink.models.references import reference_card
 from shrink.models.registry import create_model, default_spec
 from shrink.models.spec import ModelSpec
@@ -43,6 +43,17 @@ def warn_if_untrained(loaded: LoadedModel, what: str) -> None:
     if loaded.untrained:
         print(f"warning: {loaded.source} has {UNTRAINED_NOTE}; {what} means nothing. Give --weights FILE, or a "
               "weights file with its card", file=sys.stderr)
+
+
+def absolute_source(source: str) -> str:
+    """A model source that names a file (a weights file or card, a pruned directory, the file of
+    `file.py:factory`) with an absolute path, so a record of it reads the same from any directory;
+    a registry name (tv:resnet50, fmnist_resnet18) unchanged."""
+    if is_code_name(source):
+        path, factory = split_code_name(source)
+        return f"{path.expanduser().resolve()}:{factory}"
+    path = Path(source).expanduser()
+    return str(path.resolve()) if path.exists() else source
 
 
 def _check_overrides(loaded: LoadedModel, overrides: dict) -> LoadedModel:

@@ -44,27 +44,32 @@ def config_from_args(args: argparse.Namespace) -> PruneConfig:
     )
 
 
-def _batches(args: argparse.Namespace, config: PruneConfig):
+def _batches(args: argparse.Namespace, config: PruneConfig, loaded):
     if not config.needs_batches:
         return None
     if not args.data:
         raise ShrinkValueError(f"--importance {config.importance} needs labeled batches: add --data NAME (e.g. fmnist)")
     from shrink.data import BatchOptions, load_data
+    from shrink.data.arguments import folder_options
 
-    split = load_data(args.data, "train")
+    split = load_data(args.data, "train", data_dir=args.data_dir, folder_options=folder_options(
+        args, image_size=loaded.input_shape[1], channels=loaded.input_shape[0]))
     return split.batches(BatchOptions(batch_size=args.batch_size, shuffle=True, seed=args.seed))
 
 
 def run(args: argparse.Namespace) -> int:
-    from shrink.models import load_model, user_model_code
+    from shrink.models import load_model, user_model_code, warn_if_untrained
+    from shrink.models.arguments import spec_overrides
     from shrink.prune.guards import GuardLimits
     from shrink.prune.saving import check_output_dir
 
     if Path(args.model).is_dir():
         raise ShrinkError(f"{args.model} is already a pruned model; prune the dense model (use --steps for several steps)")
     check_output_dir(args.out, args.force)  # refuse early, before loading and minutes of work
-    loaded = load_model(args.model, weights=args.weights, code=user_model_code(args.model, args.model_code))
+    loaded = load_model(args.model, weights=args.weights, code=user_model_code(args.model, args.model_code),
+                        **spec_overrides(args))
     check_output_dir(args.out, args.force, loaded.files)  # and never over a file the model came from
+    warn_if_untrained(loaded, "what is pruned (channels ranked by random weights)")
     generator = torch.Generator().manual_seed(args.seed)
     inputs = (torch.randn(CHECK_BATCH, *loaded.spec.input_shape, generator=generator),)
     limits = GuardLimits(seconds=args.time_limit, memory_mb=args.memory_limit)
@@ -80,7 +85,7 @@ def _run_structured(args, loaded, inputs, limits) -> int:
     config = config_from_args(args)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = plan(loaded.model, inputs, config, batches=_batches(args, config), limits=limits, verify=not args.no_verify)
+        result = plan(loaded.model, inputs, config, batches=_batches(args, config, loaded), limits=limits, verify=not args.no_verify)
     for w in caught:
         if issubclass(w.category, UserWarning) and "torch_pruning" not in str(w.filename):
             print(f"warning: {w.message}")
@@ -95,6 +100,7 @@ def _run_structured(args, loaded, inputs, limits) -> int:
         loaded.spec,
         card=loaded.card,
         source=args.model,
+        source_weights=args.weights,
         verification=report.to_dict() if report else None,
         force=args.force,
         inputs=loaded.files,
@@ -139,6 +145,8 @@ def _arrow(before: int, after: int) -> str:
 
 def register(subparsers) -> None:
     from shrink.cli import add_command
+    from shrink.data.arguments import add_data_arguments
+    from shrink.models.arguments import add_spec_arguments
 
     parser = add_command(
         subparsers,
@@ -167,7 +175,8 @@ def register(subparsers) -> None:
     parser.add_argument("--ignore", action="append", default=[], metavar="GLOB", help="keep the output channels of matching modules (repeatable)")
     parser.add_argument("--steps", type=int, default=1, help="reach the ratio/target in this many steps (default 1)")
     parser.add_argument("--attention", default="dims", help=f"attention: {', '.join(ATTENTION_MODES)} (default dims)")
-    parser.add_argument("--data", help="labeled data for taylor/hessian importance, e.g. fmnist")
+    add_data_arguments(parser, default=None, help="labeled data for taylor/hessian importance, e.g. fmnist")
+    add_spec_arguments(parser)
     parser.add_argument("--calibration-batches", type=int, default=4, help="batches read for taylor/hessian (default 4)")
     parser.add_argument("--batch-size", type=int, default=64, help="batch size for taylor/hessian (default 64)")
     parser.add_argument("--unstructured", type=float, metavar="SPARSITY", help="instead: zero this share of single weights (no speedup; see docs)")

@@ -22,6 +22,7 @@ from shrink.errors import ShrinkError
 from shrink.fileio import check_not_inputs, check_writable, read_json, sha256_file, write_json_atomic
 from shrink.models import LoadedModel, ModelCard, ModelSpec, apply_state_dict, create_model, load_state_dict, save_state_dict
 from shrink.models.code import ModelCode, code_for_record
+from shrink.models.loading import absolute_source
 from shrink.prune.apply import ChannelTracker, apply, check_widths
 from shrink.prune.plan import PLAN_FORMAT, PLAN_VERSION, PrunePlan
 from shrink.prune.unstructured import SparsityReport
@@ -65,17 +66,23 @@ def save_pruned(
     *,
     card: ModelCard | None = None,
     source: str = "",
+    source_weights: str | Path | None = None,
     verification: dict[str, Any] | None = None,
     force: bool = False,
     inputs: tuple[str | Path, ...] = (),
 ) -> Path:
-    """Write plan.json and pruned.safetensors into `directory` (atomically, never over `inputs`)."""
+    """Write plan.json and pruned.safetensors into `directory` (atomically, never over `inputs`).
+    `source_weights`, the dense weights a registry-named `source` was loaded with, is recorded
+    (absolute, with its sha256) so the dense model can be rebuilt later as the teacher."""
     directory = check_output_dir(directory, force, inputs)
     created = not directory.exists()
     weights = directory / WEIGHTS_FILE
     try:
         save_state_dict(model, weights)
         document = _document(result, spec, card, source, verification)
+        if source_weights is not None:
+            document["source_weights"] = str(Path(source_weights).resolve())
+            document["source_weights_sha256"] = sha256_file(source_weights)
         document["weights"] = WEIGHTS_FILE
         document["weights_sha256"] = sha256_file(weights)
         write_json_atomic(directory / PLAN_FILE, document)  # last: until it exists, nothing loads from here
@@ -89,7 +96,7 @@ def save_pruned(
 
 
 def _document(result, spec, card, source, verification) -> dict[str, Any]:
-    head = {"model": spec.to_dict(), "card": card.to_dict() if card else None, "source": source}
+    head = {"model": spec.to_dict(), "card": card.to_dict() if card else None, "source": absolute_source(source)}
     if isinstance(result, PrunePlan):
         body = result.to_dict()
         body["plan_hash"] = result.digest()

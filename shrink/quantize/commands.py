@@ -77,16 +77,16 @@ def print_summary(result) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from shrink.data import load_data
+    from shrink.data.onnx_contract import load_data_for_onnx
     from shrink.quantize.inputs import load_onnx_input
     from shrink.quantize.stage import check_outputs, quantize
 
     config = config_from_args(args)
     model = load_onnx_input(args.model)  # fail fast on a bad file, before loading any data
     check_outputs(args.model, args.out)  # and on a bad output
-    shape = model.image_shape
-    calibration = load_data(args.data, args.calibration_split, data_dir=args.data_dir, synthetic_shape=shape)
-    evaluation = load_data(args.data, args.eval_split, data_dir=args.data_dir, synthetic_shape=shape)
+    # Calibration and accuracy read the images by the file's own preprocessing record.
+    calibration = load_data_for_onnx(args.model, args, args.calibration_split)
+    evaluation = load_data_for_onnx(args.model, args, args.eval_split)
     progress = (lambda line: print(f"shrink quantize: {line}", file=sys.stderr)) if not args.quiet else None
     result = quantize(args.model, config, args.out, calibration_split=calibration, eval_split=evaluation,
                       progress=progress)
@@ -99,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
 
 def register(subparsers) -> None:
     from shrink.cli import add_command
+    from shrink.data.arguments import add_data_arguments
 
     p = add_command(
         subparsers,
@@ -109,8 +110,9 @@ def register(subparsers) -> None:
     )
     p.add_argument("model", help="the fp32 ONNX file (from `shrink export`)")
     p.add_argument("--out", required=True, help="the file to ship (int8, or a copy of fp32 when int8 does not pay)")
-    p.add_argument("--data", required=True, help="fmnist | digits | imagefolder:DIR | synthetic:CxHxW (latency only)")
-    p.add_argument("--data-dir", help="directory with the dataset files")
+    add_data_arguments(p, default=None, required=True,
+                       help="fmnist | digits | imagefolder:DIR | synthetic:CxHxW (latency only); the images are read "
+                            "by the file's preprocessing record")
     p.add_argument("--calibration-split", default="train", help="split to calibrate on (default: train)")
     p.add_argument("--eval-split", default="test", help="split to measure accuracy on (default: test)")
     mode = p.add_mutually_exclusive_group()

@@ -12,6 +12,7 @@ quantize() wires the steps together:
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from pathlib import Path
 from typing import Callable
@@ -248,10 +249,26 @@ def check_outputs(onnx_path: str | Path, out_path: str | Path) -> Path:
     return record_path
 
 
-def quantize(onnx_path: str | Path, config: QuantizeConfig, out_path: str | Path, *, calibration_split=None,
-             eval_split=None, progress: Progress | None = None) -> QuantizeResult:
+def fp32_path_for(out_path: str | Path) -> Path:
+    """Where quantize exports a plain nn.Module before quantizing it: `NAME.fp32.onnx` beside the output."""
+    out_path = Path(out_path)
+    return out_path.with_name(f"{out_path.name.removesuffix('.onnx')}.fp32.onnx")
+
+
+def quantize(onnx_path, config: QuantizeConfig, out_path: str | Path, *, calibration_split=None,
+             eval_split=None, progress: Progress | None = None, input_shape=None, example_input=None) -> QuantizeResult:
     """Quantize `onnx_path` (fp32) per `config`; write the file worth shipping to `out_path` and the
-    decision record next to it (see the module docstring)."""
+    decision record next to it (see the module docstring). `onnx_path` may also be a plain
+    nn.Module with its `input_shape` (C, H, W) or an `example_input`: it is exported first, verified,
+    to `fp32_path_for(out_path)`, which stays as the fp32 baseline."""
+    if not isinstance(onnx_path, (str, os.PathLike)):
+        from shrink.export import ExportConfig, export
+
+        fp32_file = fp32_path_for(out_path)
+        check_outputs(fp32_file, out_path)  # before the export: the same refusals as for a file
+        export(onnx_path, ExportConfig(), fp32_file, eval_split=eval_split, input_shape=input_shape,
+               example_input=example_input)
+        onnx_path = fp32_file
     start = time.perf_counter()
     out_path = Path(out_path)
     record_path = check_outputs(onnx_path, out_path)

@@ -12,6 +12,8 @@ from pathlib import Path
 import torch
 
 from shrink.data import load_data, train_val_split
+from shrink.data.arguments import folder_options
+from shrink.models.arguments import spec_overrides
 from shrink.dirlock import directory_lock
 from shrink.errors import ShrinkError
 from shrink.fileio import check_not_inputs, check_writable, sha256_file
@@ -33,6 +35,12 @@ def training_command(args: argparse.Namespace) -> str:
              "--seed", str(args.seed), "--save-dtype", args.save_dtype, "--out", args.out]
     if args.cifar_stem:
         words.append("--cifar-stem")
+    for flag in ("image_size", "resize"):
+        if getattr(args, flag, None) is not None:
+            words += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+    for flag in ("mean", "std"):
+        if getattr(args, flag, None) is not None:
+            words += [f"--{flag}", ",".join(map(str, getattr(args, flag)))]
     return shlex.join(words)
 
 
@@ -57,12 +65,20 @@ def _train_locked(args: argparse.Namespace, out: Path, weights_path: Path, code)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
                          weight_decay=args.weight_decay, schedule=args.schedule, label_smoothing=args.label_smoothing,
                          seed=args.seed, device=args.device)
-    train = load_data(args.data, "train", data_dir=args.data_dir)
-    test = load_data(args.data, "test", data_dir=args.data_dir)
+    options = folder_options(args, image_size=args.input_size[0] if args.input_size else None,
+                             channels=args.in_chans)
+    train = load_data(args.data, "train", data_dir=args.data_dir, folder_options=options)
+    test = load_data(args.data, "test", data_dir=args.data_dir, folder_options=options)
     if train.info.synthetic:
         raise ShrinkError("refusing to train on synthetic data: the weights would be meaningless")
     info = train.info
-    spec = default_spec(args.model, num_classes=info.num_classes, in_chans=info.in_chans, input_size=info.image_size)
+    from_data = {"num_classes": info.num_classes, "in_chans": info.in_chans, "input_size": tuple(info.image_size)}
+    differ = [f"--{k.replace('_', '-')} {v} (the data has {from_data[k]})" for k, v in spec_overrides(args).items()
+              if (tuple(v) if k == "input_size" else v) != from_data[k]]
+    if differ:
+        raise ShrinkError(f"the model is sized by its training data; {', '.join(differ)} cannot hold"
+                          + ("; for your own images set --image-size" if info.name.startswith("imagefolder:") else ""))
+    spec = default_spec(args.model, **from_data)
     if args.cifar_stem:
         spec = replace(spec, cifar_stem=True)
     if code is not None:
@@ -94,6 +110,7 @@ def _train_locked(args: argparse.Namespace, out: Path, weights_path: Path, code)
     card = ModelCard(
         architecture=spec, dataset=info.name, weights=weights_path.name, sha256=sha256_file(weights_path),
         mean=info.mean, std=info.std, classes=info.classes, test_accuracy=round(accuracy, 2),
+        preprocessing=info.contract,
         training_command=training_command(args),
         seed=config.seed, epochs=config.epochs, storage_dtype=args.save_dtype,
         versions={"torch": torch.__version__, "torchvision": torchvision.__version__,
@@ -107,13 +124,15 @@ def _train_locked(args: argparse.Namespace, out: Path, weights_path: Path, code)
 
 def register(subparsers) -> None:
     from shrink.cli import add_command
+    from shrink.data.arguments import add_data_arguments
+    from shrink.models.arguments import add_spec_arguments
     from shrink.recover.finetune import register_finetune
 
     p = add_command(subparsers, "train", help="train a model from scratch (CPU or GPU); writes weights + card",
                     example="shrink train fmnist_resnet18 --data fmnist --epochs 15 --out runs/ref", func=run_train)
     p.add_argument("model", help="registry name (see `shrink models`)")
-    p.add_argument("--data", default="fmnist", help="fmnist | digits | imagefolder:DIR")
-    p.add_argument("--data-dir", help="directory with the dataset files")
+    add_data_arguments(p, help="fmnist | digits | imagefolder:DIR")
+    add_spec_arguments(p)
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--optimizer", default="sgd", help="sgd | adamw")

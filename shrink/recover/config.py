@@ -164,7 +164,9 @@ class RecoverConfig:
         if not 0.0 <= self.val_fraction < 1.0:
             raise ShrinkValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.distill is not None and self.train is None:
-            raise ShrinkValueError("distillation needs training: give a train config too")
+            raise ShrinkValueError("distillation needs training: give a train config too, or for the label-free "
+                                   "step only set both train and distill to null (recover.train: null, "
+                                   "recover.distill: null)")
         if self.train is not None and self.train.early_stopping_patience is not None and self.val_fraction == 0:
             raise ShrinkValueError("early stopping needs a validation split: set val_fraction > 0")
 

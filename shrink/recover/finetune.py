@@ -72,14 +72,27 @@ def resolve_teacher(args: argparse.Namespace, document: dict, pruned_dir: Path, 
 def resolve_dense(document: dict, pruned_dir: Path, remedy: str, code):
     """The dense model the plan was made from (its `source`), with a one-line error naming `remedy`.
     The source is a name read from the plan, so only the user's `code` may build it."""
-    from shrink.models import load_model
+    from shrink.models import ModelSpec, load_model
+    from shrink.models.code import code_for_record
+    from shrink.models.references import reference_card
 
     source = document.get("source") or ""
     if not source:
         raise ShrinkError(f"{pruned_dir / PLAN_FILE} does not name the dense model; {remedy}")
-    if not Path(source).exists():
+    weights = document.get("source_weights")
+    if weights:  # a registry name loaded with --weights: the plan recorded both, and the architecture
+        if not Path(weights).is_file():
+            raise ShrinkError(f"the dense weights {weights} recorded by {pruned_dir / PLAN_FILE} are not there "
+                              f"any more; {remedy}")
+        if document.get("source_weights_sha256") and sha256_file(weights) != document["source_weights_sha256"]:
+            raise ShrinkError(f"{weights} changed since {pruned_dir / PLAN_FILE} was made from it; {remedy}")
+        spec = ModelSpec.from_dict(document["model"])
+        code = code_for_record(f"the pruned model {pruned_dir}", spec.name, spec.code_sha256, code)
+        overrides = {k: getattr(spec, k) for k in ("num_classes", "in_chans", "input_size", "cifar_stem")}
+        return load_model(spec.name, weights=weights, code=code, **overrides), source
+    if not Path(source).exists() and reference_card(source) is None:
         raise ShrinkError(f"the dense model {source!r} named by {pruned_dir / PLAN_FILE} is not a file here "
-                          f"(a registry name has no trained weights); {remedy}")
+                          f"and was pruned without --weights (a registry name has no trained weights); {remedy}")
     return load_model(source, code=code), source
 
 
@@ -117,15 +130,17 @@ def run_finetune(args: argparse.Namespace) -> int:
 
 def _finetune_locked(args: argparse.Namespace, pruned_dir: Path, out: Path, document: dict,
                      config: RecoverConfig) -> int:
-    from shrink.data import load_data
+    from shrink.data.arguments import load_for_model
     from shrink.models import load_model, save_state_dict
     from shrink.recover.api import recover
     from shrink.recover.distributed import distributed_session, resolve_device
 
     code = ModelCode.read(args.model_code) if args.model_code else None
     loaded = load_model(str(pruned_dir), code=code)
-    train = load_data(args.data, "train", data_dir=args.data_dir)
-    test = load_data(args.data, "test", data_dir=args.data_dir)
+    # The images are read by the model's own preprocessing record (its card), unless typed otherwise.
+    read = dict(input_shape=loaded.input_shape, num_classes=loaded.spec.num_classes,
+                contract=loaded.card.contract if loaded.card else None)
+    train, test = load_for_model(args, "train", **read), load_for_model(args, "test", **read)
     if train.info.synthetic:
         raise ShrinkError("refusing to fine-tune on synthetic data: the weights would be meaningless")
     if tuple(train.info.input_shape) != tuple(loaded.spec.input_shape):
@@ -186,6 +201,8 @@ def _finetune_locked(args: argparse.Namespace, pruned_dir: Path, out: Path, docu
 
 
 def register_finetune(subparsers, add_command) -> None:
+    from shrink.data.arguments import add_data_arguments
+
     d_train, d_distill, d_recover = default_finetune(), default_distill(), RecoverConfig()
     p = add_command(subparsers, "finetune", func=run_finetune, example=EXAMPLE,
                     help="recover a pruned model's accuracy: BN recalibration, fine-tuning, distillation "
@@ -194,8 +211,7 @@ def register_finetune(subparsers, add_command) -> None:
     p.add_argument("--out", required=True, help="output directory (a pruned dir again; a rerun resumes here)")
     p.add_argument("--model-code", metavar="FILE", help=MODEL_CODE_HELP)
     p.add_argument("--force", action="store_true", help="overwrite fine-tuned weights already in --out")
-    p.add_argument("--data", default="fmnist", help="fmnist | digits | imagefolder:DIR")
-    p.add_argument("--data-dir", help="directory with the dataset files")
+    add_data_arguments(p, help="fmnist | digits | imagefolder:DIR")
     p.add_argument("--epochs", type=int, default=d_train.epochs)
     p.add_argument("--batch-size", type=int, default=d_train.batch_size, help="global: split over torchrun processes")
     p.add_argument("--optimizer", default=d_train.optimizer, help="sgd | adamw")

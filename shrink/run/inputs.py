@@ -13,7 +13,7 @@ from shrink.data import load_data
 from shrink.data.splits import DataInfo
 from shrink.errors import ShrinkError
 from shrink.fileio import sha256_file
-from shrink.models import LoadedModel, card_path_for, load_model, user_model_code
+from shrink.models import UNTRAINED_NOTE, LoadedModel, card_path_for, load_model, user_model_code
 from shrink.models.code import is_code_name, split_code_name
 from shrink.recipe import DataSection, ModelSection, Recipe
 from shrink.recover import check_classes
@@ -111,12 +111,12 @@ def _close(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
 
 
 def _notes(dense: LoadedModel, info: DataInfo) -> tuple[str, ...]:
-    """What differs between the model card and the data, for the report (not an error: a model may
-    be evaluated on other data of the same shape on purpose)."""
+    """What the report must say about the inputs: untrained weights, and what differs between the
+    model card and the data (not an error: a model may be evaluated on other data on purpose)."""
+    notes = [f"{dense.source}: {UNTRAINED_NOTE}; its accuracy figures mean nothing"] if dense.untrained else []
     card = dense.card
     if card is None or info.synthetic:
-        return ()
-    notes = []
+        return tuple(notes)
     if not (_close(card.mean, info.mean) and _close(card.std, info.std)):
         notes.append(f"the model card normalizes with mean {list(card.mean)} std {list(card.std)}, the data with "
                      f"mean {list(info.mean)} std {list(info.std)}; the data's are used")

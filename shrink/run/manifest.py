@@ -212,7 +212,9 @@ def build_summary(recipe_name: str, records: dict[str, StepRecord], paths: RunPa
         "run": {"name": recipe_name, "torch-shrink": __version__, "recipe": "recipe.yaml",
                 "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")},
         "inputs": {"model": {"source": model["source"], "files_sha256": model.get("files", {}), "spec": model["spec"],
-                             "card_test_accuracy": (model["card"] or {}).get("test_accuracy")},
+                             "card_test_accuracy": (model["card"] or {}).get("test_accuracy"),
+                             "untrained": bool(model.get("untrained")),
+                             "weights": "untrained weights (random init)" if model.get("untrained") else "trained"},
                    "data": data},
         "preprocessing": _preprocessing(records["export"].result),
         "labels": (model["card"] or {}).get("classes") or _meta_json(records["export"].result["metadata"], "classes"),
@@ -268,3 +270,39 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         lines.append(f"int8 not shipped: {summary['shipped']['reason'].split(';')[0]}")
     # The gate's warnings are never cut: they are what must not be missed.
     return lines[:4] + [f"WARNING: {w}" for w in (summary.get("gate") or {}).get("warnings", [])]
+
+
+def summary_numbers(summary: dict[str, Any]) -> dict[str, Any]:
+    """The closing lines as numbers, for `shrink run --json`: the shipped file, its accuracy
+    against dense, its latency and speedup with their 95% intervals, and every caveat and warning."""
+    rows = {c["name"]: c for c in summary["candidates"]}
+    dense = rows["dense fp32"]
+    shipped = next((c for c in summary["candidates"] if c["shipped"]), rows["pruned fp32"])
+    data = summary["inputs"]["data"]
+
+    def latency(c: dict[str, Any]) -> dict[str, Any] | None:
+        lat = c.get("latency")
+        return None if not lat else {"p50_ms": lat["p50_ms"], "ci_low_ms": lat["median_ci_low_ms"],
+                                     "ci_high_ms": lat["median_ci_high_ms"], "noisy": lat["noisy"]}
+
+    speedup = shipped.get("speedup")
+    accuracy = None if data["synthetic"] else {
+        "shipped": shipped["accuracy_onnx"], "dense": dense["accuracy_onnx"],
+        "change_pt": shipped["accuracy_onnx"] - dense["accuracy_onnx"], "images": data["eval_images"],
+        "split": data["eval_split"], "runtime": "onnxruntime"}
+    return {
+        "shipped": {"file": shipped["file"], "candidate": shipped["name"], "int8": summary["shipped"]["int8"],
+                    "size_bytes": shipped["size_bytes"], "dense_size_bytes": dense["size_bytes"]},
+        "mac_reduction": summary["pruning"]["mac_reduction"],
+        "accuracy": accuracy,
+        "latency": {"dense": latency(dense), "shipped": latency(shipped),
+                    "threads": summary["measurement"]["latency"]["threads"],
+                    "batch": summary["measurement"]["latency"]["batch"]},
+        "speedup": None if not speedup else {"ratio": speedup["ratio"], "ci_low": speedup["ci_low"],
+                                             "ci_high": speedup["ci_high"]},
+        "caveats": pair_caveats(dense, shipped) if speedup and dense.get("latency") else [],
+        "noisy": bool((latency(dense) or {}).get("noisy") or (latency(shipped) or {}).get("noisy")),
+        "synthetic": bool(data["synthetic"]),
+        "untrained": summary["inputs"]["model"].get("untrained", False),
+        "warnings": list((summary.get("gate") or {}).get("warnings", [])),
+    }

@@ -92,6 +92,7 @@ def model_step(ctx: StepContext, done: Done) -> Step:
             "files": ctx.inputs.model_identity["files"],
             "spec": dense.spec.to_dict(),
             "card": dense.card.to_dict() if dense.card else None,
+            "untrained": dense.untrained,
             "params": int(exported.metadata["params"]),
             "macs": int(macs) if macs else None,
             "accuracy_torch": accuracy,
@@ -178,7 +179,7 @@ def recover_step(ctx: StepContext, done: Done) -> Step:
             model = recovered.model
             result = {"recovered": True, **recovered.to_dict()}
         save_pruned(ctx.paths.root, model, plan, dense.spec, card=dense.card, source=dense.source,
-                    verification=pruned_record["exactness"], force=True,
+                    source_weights=ctx.recipe.model.weights, verification=pruned_record["exactness"], force=True,
                     inputs=dense.files)
         return {**result, "params": sum(p.numel() for p in model.parameters()),
                 "train_images": len(ctx.inputs.train), "eval_images": len(ctx.inputs.eval)}
@@ -360,7 +361,7 @@ REPORT_FILES = ("report.md", "report.html", "latency.png", "accuracy_latency.png
 def report_step(ctx: StepContext, done: Done) -> Step:
     from shrink.fileio import write_json_atomic
     from shrink.report import run_report, write_report
-    from shrink.run.manifest import artifact_hashes, build_summary, summary_lines
+    from shrink.run.manifest import artifact_hashes, build_summary, summary_lines, summary_numbers
 
     paths = ctx.paths
 
@@ -374,7 +375,7 @@ def report_step(ctx: StepContext, done: Done) -> Step:
                      "model.onnx", "model.int8.onnx", *files]
         write_json_atomic(paths.manifest, {**summary, "artifacts": artifact_hashes(paths.root, artifacts)})
         return {"files": [*files, "manifest.json"], "summary": summary_lines(summary),
-                "gate_warnings": list(summary["gate"]["warnings"])}
+                "numbers": summary_numbers(summary), "gate_warnings": list(summary["gate"]["warnings"])}
 
     # finished_utc too: a stage recomputed on the same inputs (its record deleted) has new numbers.
     material = {"recipe.yaml": sha256_file(paths.recipe), "notes": list(ctx.inputs.notes), "gate": ctx.recipe.gate.to_dict(),

@@ -127,7 +127,7 @@ def _source_without_weights(dirs, tmp_path):
     moved = tmp_path / "moved"
     shutil.copytree(dirs["pruned"], moved)
     plan = json.loads((moved / "plan.json").read_text())
-    plan["source"] = "fmnist_resnet18"
+    plan["source"] = "tv:resnet18"  # fmnist_resnet18 would load its shipped weights
     (moved / "plan.json").write_text(json.dumps(plan))
     return moved
 
@@ -187,3 +187,31 @@ def test_help_ends_with_an_example(capsys):
     assert capsys.readouterr().out.rstrip().splitlines()[-1].strip().startswith("shrink finetune")
 
 
+
+
+def test_finetune_on_a_folder_of_png_files(tmp_path, fmnist_dir, capsys):
+    """Your own images: prune a file.py:factory model given by --weights, then distill it on an
+    ImageFolder of real PNG files. The teacher is the dense model the plan recorded (its weights by
+    absolute path), so finetune needs no --teacher, and the images are read at the plan's input size."""
+    from own_model_fixtures import INPUT_SIZE, write_image_folder, write_model_code
+
+    from shrink.models import create_model, default_spec, save_state_dict
+    from shrink.models.code import ModelCode
+
+    images = write_image_folder(tmp_path / "images", fmnist_dir, {"train": 20, "val": 10})
+    code = write_model_code(tmp_path)
+    name = f"{code}:small_cnn"
+    spec = default_spec(name, num_classes=3, input_size=(INPUT_SIZE, INPUT_SIZE))
+    save_state_dict(create_model(spec, code=ModelCode.read(code)), tmp_path / "dense.safetensors")
+    assert main(["prune", name, "--weights", str(tmp_path / "dense.safetensors"), "--num-classes", "3",
+                 "--input-size", str(INPUT_SIZE), "--ratio", "0.5", "--round-to", "4",
+                 "--out", str(tmp_path / "pruned")]) == 0
+    capsys.readouterr()
+    args = ["finetune", str(tmp_path / "pruned"), "--model-code", str(code), "--data", f"imagefolder:{images}",
+            "--resize", str(INPUT_SIZE + 4), "--epochs", "1", "--batch-size", "16", "--bn-images", "20", "--distill",
+            "--device", "cpu", "--out", str(tmp_path / "tuned")]
+    assert main(args) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert f"imagefolder:{images} test top-1" in out and "distilled" in out
+    result = json.loads((tmp_path / "tuned" / "recovery.json").read_text())
+    assert result["teacher"] == name.replace(str(code), str(code.resolve())) and result["epochs_completed"] == 1
