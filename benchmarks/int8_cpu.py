@@ -52,7 +52,7 @@ class Case:
 
 
 CASES = {
-    "fmnist_resnet18": Case(str(REPO_ROOT / "models" / "fmnist_resnet18.safetensors"), "fmnist", True),
+    "fmnist_resnet18": Case("fmnist_resnet18", "fmnist", True),
     "resnet18": Case("tv:resnet18", "synthetic:3x224x224", False),
     "resnet50": Case("tv:resnet50", "synthetic:3x224x224", False),
 }

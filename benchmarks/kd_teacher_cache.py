@@ -43,7 +43,7 @@ CASES = (("fmnist_resnet18", 15.81), ("fmnist_mobilenetv2", 8.47))  # model, MAC
 
 
 def pruned_model(name: str, reduction: float):
-    dense = load_model(str(REPO / "models" / f"{name}.safetensors")).model.eval()
+    dense = load_model(name).model.eval()
     example = torch.randn(2, 1, 28, 28)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch-pruning's tracing warnings

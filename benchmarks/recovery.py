@@ -95,7 +95,7 @@ TAYLOR_BATCHES, TAYLOR_BATCH_SIZE = 4, 64
 
 @dataclass(frozen=True)
 class Row:
-    model: str  # file under models/
+    model: str  # a reference name: its weights ship in shrink/references/
     label: str  # model name in the table
     kept: str  # channels kept, as the table says it
     mac_reduction: float  # the MAC reduction: --scope global reaches it (target MACs, within 1%)
@@ -223,7 +223,7 @@ def run_row(index: int, args) -> dict:
     train, test = train_cpu.to(device), test_cpu.to(device)
     n_val = min(VAL_IMAGES, len(train) // 5)
     select_train, select_val = train_val_split(train, n_val / len(train), seed=args.seed)
-    dense = load_model(str(REPO / "models" / f"{row.model}.safetensors")).model
+    dense = load_model(row.model).model
     dense_acc = accuracy(dense, test, device)
     # Recovered models are scored on select_val with --select-on-val: compare them to the dense model there.
     dense_val_acc = accuracy(dense, select_val, device)

@@ -44,7 +44,7 @@ def run_case(keep: float, distill: bool, steps: int, batch_size: int, data_dir: 
 
     torch.manual_seed(0)
     train = load_data("fmnist", "train", data_dir=data_dir)
-    teacher = load_model(str(REPO / "models" / "fmnist_resnet18.safetensors")).model
+    teacher = load_model("fmnist_resnet18").model
     student = teacher
     if keep < 1.0:
         from shrink.prune import PruneConfig, apply, plan

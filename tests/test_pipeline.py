@@ -121,6 +121,9 @@ def test_manifest_says_what_was_measured_and_where(tiny):
         assert c["latency"]["p50_ms"] > 0 and c["accuracy_onnx"] is not None and c["size_bytes"] > 0
     assert m["candidates"][1]["macs"] < m["candidates"][0]["macs"]
     assert m["inputs"]["data"]["eval_images"] == 200 and not m["inputs"]["data"]["synthetic"]
+    # The tiny model has no weights: random init, said in the manifest and the report's notes.
+    assert m["inputs"]["model"]["untrained"] and m["inputs"]["model"]["weights"].startswith("untrained weights")
+    assert any("untrained weights" in note for note in m["notes"])
     record = m["preprocessing"]["record"]  # the deployment contract, as the shipped files carry it
     assert len(m["labels"]) == 10 and len(record["mean"]) == 1 and record["color"] == "L"
     assert record["crop"] == [8, 8] and record["resize"] is None and m["preprocessing"]["steps"]
@@ -186,8 +189,16 @@ def test_a_changed_field_needs_force_and_reruns_only_what_depends_on_it(tiny, tm
     assert code == 2 and "holds a run of another recipe" in err and "--force" in err
     code, stdout, _ = cli(capsys, "run", tiny.recipe, "--out", out, "--set", "bench.min_runs=12", "--force", "--json")
     assert code == 0
-    reused = {s["name"]: s["reused"] for s in json.loads(stdout)["stages"]}
+    result = json.loads(stdout)
+    reused = {s["name"]: s["reused"] for s in result["stages"]}
     assert reused == {**{name: True for name in STAGES[:6]}, "bench": False, "report": False}
+    # --json carries the numbers, not only sentences: the shipped file, accuracy, latency, speedup.
+    numbers, manifest = result["numbers"], json.loads((out / "manifest.json").read_text())
+    shipped = next(c for c in manifest["candidates"] if c["shipped"])
+    assert numbers["shipped"]["file"] == shipped["file"] and numbers["accuracy"]["shipped"] == shipped["accuracy_onnx"]
+    assert numbers["speedup"]["ratio"] == shipped["speedup"]["ratio"]
+    assert numbers["latency"]["shipped"]["ci_low_ms"] <= numbers["latency"]["shipped"]["p50_ms"]
+    assert numbers["untrained"] is True and isinstance(numbers["caveats"], list)
     assert "min_runs: 12" in (out / "recipe.yaml").read_text()
 
 

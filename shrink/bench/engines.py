@@ -15,7 +15,7 @@ import copy
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Mapping, Protocol
 
 import numpy as np
 
@@ -124,13 +124,12 @@ def check_runtime(candidates: list[Candidate] | tuple[Candidate, ...], config: B
             )
 
 
-def declared_shape(path: str) -> list | None:
-    """The input shape a torch-shrink file declares in its metadata (`input_shape`), which fills the
-    axes a graph leaves dynamic; None for a file without it."""
-    from shrink.data.onnx_contract import read_contract
+def declared_shape(meta: Mapping[str, str]) -> list | None:
+    """The input shape a torch-shrink file declares in its metadata, which fills the axes a graph
+    leaves dynamic; None for a file without it."""
+    from shrink.data.onnx_contract import declared_image_shape  # light: no torch, no onnx
 
-    contract = read_contract(path)
-    image = contract.image_shape
+    image = declared_image_shape(meta)
     return [None, *image] if image else None
 
 
@@ -194,7 +193,8 @@ class OrtCpuEngine:
             profile_prefix=profile_prefix,
             spinning=config.spinning,
         )
-        self.feeds = synthetic_inputs(self.session.get_inputs(), config.batch, config.seed, declared_shape(path))
+        self.feeds = synthetic_inputs(self.session.get_inputs(), config.batch, config.seed,
+                                      declared_shape(self.session.get_modelmeta().custom_metadata_map))
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.info = EngineInfo("ort-cpu", tuple(self.session.get_providers()), **_input_info(self.feeds))
 
@@ -257,7 +257,7 @@ class OrtGpuEngine:
         # Inputs are needed before the session for TensorRT's shape profile; a CPU session would be
         # heavy for this, so read the declared inputs from the ONNX graph instead.
         probe_inputs = _graph_inputs(path)
-        self.feeds = synthetic_inputs(probe_inputs, config.batch, config.seed, declared_shape(path))
+        self.feeds = synthetic_inputs(probe_inputs, config.batch, config.seed, declared_shape(_metadata(path)))
         self.session = create_session(
             path,
             config.provider,
@@ -309,6 +309,12 @@ class _GraphInput:
     name: str
     type: str
     shape: list
+
+
+def _metadata(path: str) -> dict[str, str]:
+    import onnx
+
+    return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
 
 
 def _graph_inputs(path: str) -> list[_GraphInput]:

@@ -1,21 +1,42 @@
-"""Datasets by name: fmnist | digits | imagefolder:DIR | synthetic[:CxHxW]."""
+"""Datasets by name: fmnist | digits | imagefolder:DIR | synthetic[:CxHxW].
+
+The names below load their module on first use, so importing one light module of this package (the
+preprocessing record, an ONNX file's contract) does not import torch or onnxruntime: a bench worker
+process that reads a file's declared input shape starts in a second, not in seven.
+"""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from shrink.data.preprocessing import Preprocessing
-from shrink.data.calibration import CalibrationConfig, CalibrationReader, calibration_batches
-from shrink.data.splits import (
-    BatchOptions,
-    DataInfo,
-    ImageSplit,
-    LoaderSplit,
-    TensorSplit,
-    batch_indices,
-    train_val_split,
-)
 from shrink.errors import ShrinkError
+
+if TYPE_CHECKING:
+    from shrink.data.preprocessing import Preprocessing
+    from shrink.data.splits import ImageSplit
+
+_LAZY = {
+    "Preprocessing": "shrink.data.preprocessing",
+    "CalibrationConfig": "shrink.data.calibration",
+    "CalibrationReader": "shrink.data.calibration",
+    "calibration_batches": "shrink.data.calibration",
+    "BatchOptions": "shrink.data.splits",
+    "DataInfo": "shrink.data.splits",
+    "ImageSplit": "shrink.data.splits",
+    "LoaderSplit": "shrink.data.splits",
+    "TensorSplit": "shrink.data.splits",
+    "batch_indices": "shrink.data.splits",
+    "train_val_split": "shrink.data.splits",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'shrink.data' has no attribute {name!r}")
+
 
 DATASETS = ("fmnist", "digits", "imagefolder:DIR", "synthetic[:CxHxW]")
 

@@ -12,29 +12,43 @@ import argparse
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 from shrink.data.preprocessing import Preprocessing, from_metadata
 from shrink.errors import ShrinkError
 
 
+def declared_image_shape(meta: Mapping[str, str]) -> tuple[int, int, int] | None:
+    """(C, H, W) that a torch-shrink file declares in its metadata (`input_shape`, else the crop of
+    its preprocessing record); None for a file that declares neither."""
+    try:
+        declared = json.loads(meta["input_shape"]) if "input_shape" in meta else None
+    except json.JSONDecodeError:
+        declared = None  # informative only: the graph's own shape still holds
+    dims = declared[1:] if isinstance(declared, list) else ()
+    if len(dims) == 3 and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims):
+        return tuple(dims)  # type: ignore[return-value]
+    record = from_metadata(meta)
+    return (record.channels, *record.crop) if record is not None else None
+
+
 @dataclass(frozen=True)
 class OnnxContract:
     input_shape: tuple[int | str, ...]  # as the graph declares it, e.g. ('batch', 3, 64, 64)
-    preprocessing: Preprocessing | None  # None: the file records none
-    metadata_shape: tuple | None = None  # the `input_shape` metadata of a torch-shrink file
+    metadata: dict[str, str]
+
+    @property
+    def preprocessing(self) -> Preprocessing | None:
+        """The file's record; None when it has none (made elsewhere, or by an older torch-shrink)."""
+        return from_metadata(self.metadata)
 
     @property
     def image_shape(self) -> tuple[int, int, int] | None:
-        """(C, H, W) when the graph fixes them, else the record's (None if neither does)."""
+        """(C, H, W) when the graph fixes them, else what the metadata declares (None if neither)."""
         dims = self.input_shape[1:]
         if len(dims) == 3 and all(isinstance(d, int) and d > 0 for d in dims):
             return tuple(dims)  # type: ignore[return-value]
-        meta = self.metadata_shape[1:] if self.metadata_shape else ()
-        if len(meta) == 3 and all(isinstance(d, int) and d > 0 for d in meta):
-            return tuple(meta)  # type: ignore[return-value]
-        if self.preprocessing is not None:
-            return (self.preprocessing.channels, *self.preprocessing.crop)
-        return None
+        return declared_image_shape(self.metadata)
 
 
 def read_contract(path: str | Path) -> OnnxContract:
@@ -50,13 +64,7 @@ def read_contract(path: str | Path) -> OnnxContract:
         raise ShrinkError(f"{path} has no graph input")
     dims = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
                  for d in inputs[0].type.tensor_type.shape.dim)
-    meta = {p.key: p.value for p in proto.metadata_props}
-    try:
-        declared = json.loads(meta["input_shape"]) if "input_shape" in meta else None
-    except json.JSONDecodeError:
-        declared = None  # informative only: the graph's own shape still holds
-    return OnnxContract(input_shape=dims, preprocessing=from_metadata(meta),
-                        metadata_shape=tuple(declared) if isinstance(declared, list) else None)
+    return OnnxContract(input_shape=dims, metadata={p.key: p.value for p in proto.metadata_props})
 
 
 def load_data_for_onnx(path: str | Path, args: argparse.Namespace, split: str, **kwargs):

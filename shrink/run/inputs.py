@@ -125,6 +125,17 @@ def _notes(dense: LoadedModel, info: DataInfo) -> tuple[str, ...]:
     return tuple(notes)
 
 
+def _folder_note(data: DataSection) -> tuple[str, ...]:
+    """A folder read with the default resize cuts the border off every image (torchvision's ImageNet
+    evaluation): right for a model trained that way, a hidden loss for one trained on whole images."""
+    if not data.name.startswith("imagefolder:") or data.folder.resize is not None:
+        return ()
+    record = data.folder.preprocessing()
+    return (f"data.folder.resize is not set, so every image was resized to {record.resize} px (shorter side) and "
+            f"its centre {record.crop[1]}x{record.crop[0]} cut out, torchvision's ImageNet evaluation; if the model "
+            f"was trained on whole images, set data.folder.resize to {record.crop[0]}",)
+
+
 def load_inputs(recipe: Recipe) -> RunInputs:
     """Load and check the model and the data (seconds); every mismatch is an error here, before
     the run directory is touched."""
@@ -148,4 +159,5 @@ def load_inputs(recipe: Recipe) -> RunInputs:
         "seed": recipe.data.seed,
     }
     return RunInputs(dense=dense, model_identity=model_identity(recipe.model), info=test.info, eval=eval_split,
-                     train=train_split, data=data, notes=_notes(dense, test.info), select=select)
+                     train=train_split, data=data, notes=_notes(dense, test.info) + _folder_note(recipe.data),
+                     select=select)

@@ -35,6 +35,17 @@ def test_dynamic_spatial_axis_is_an_error():
         resolve_input_shape("input", ["batch", 3, "height", 224], 1)
 
 
+def test_a_dynamic_spatial_axis_takes_the_size_the_file_declares():
+    from shrink.bench.engines import declared_shape
+    from shrink.data.preprocessing import Preprocessing
+
+    declared = declared_shape({"input_shape": '["batch", 3, 64, 48]'})
+    assert resolve_input_shape("input", ["batch", 3, "height", "width"], 2, declared) == (2, 3, 64, 48)
+    record = Preprocessing(color="L", crop=(32, 32), mean=(0.5,), std=(0.5,))
+    assert declared_shape({"preprocessing": record.to_json()}) == [None, 1, 32, 32]
+    assert declared_shape({}) is None  # a file that declares nothing: the axis stays an error
+
+
 def test_missing_and_non_onnx_files(tmp_path):
     with pytest.raises(ShrinkError, match="ONNX file not found"):
         check_onnx_file(tmp_path / "nope.onnx")

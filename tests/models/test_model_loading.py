@@ -44,3 +44,37 @@ def test_card_checksum_mismatch(tmp_path):
     (tmp_path / "m.json").write_text(json.dumps(card))
     with pytest.raises(ShrinkError, match="does not match the sha256 on its card"):
         load_model(str(tmp_path / "m.json"))
+
+
+def test_a_reference_name_loads_its_shipped_trained_weights():
+    from shrink.models import load_model
+
+    by_name, by_file = load_model("fmnist_resnet18"), load_model(str(REFERENCE_RESNET18))
+    assert not by_name.untrained and by_name.card == by_file.card and by_name.card.test_accuracy > 90
+    for a, b in zip(by_name.model.state_dict().values(), by_file.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_untrained_weights_are_said_on_every_measuring_command(tmp_path, capsys):
+    """A tv: model without --weights is random: eval, export and prune say so on stderr."""
+    from shrink.cli import main
+
+    common = ["--num-classes", "10", "--in-chans", "1", "--input-size", "28"]
+    assert main(["eval", "tv:resnet18", *common, "--data", "fmnist", "--limit", "8", "--device", "cpu"]) == 0
+    assert "tv:resnet18 has untrained weights (random init" in capsys.readouterr().err
+    assert main(["export", "tv:resnet18", *common, "--exporter", "torchscript", "--out", str(tmp_path / "m.onnx")]) == 0
+    assert "untrained weights" in capsys.readouterr().err
+    assert main(["prune", "tv:resnet18", *common, "--ratio", "0.5", "--no-verify", "--out", str(tmp_path / "p")]) == 0
+    assert "untrained weights" in capsys.readouterr().err
+    # Trained weights: no warning.
+    assert main(["eval", "fmnist_resnet18", "--data", "fmnist", "--limit", "8", "--device", "cpu"]) == 0
+    assert "untrained" not in capsys.readouterr().err
+
+
+def test_architecture_flags_that_contradict_a_card_are_refused():
+    from shrink.errors import ShrinkError
+    from shrink.models import load_model
+
+    with pytest.raises(ShrinkError, match=r"fixes its architecture \(num_classes 10\); leave out --num-classes"):
+        load_model(str(REFERENCE_RESNET18), num_classes=3)
+    assert load_model(str(REFERENCE_RESNET18), num_classes=10).spec.num_classes == 10  # agreeing is fine

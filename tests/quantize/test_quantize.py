@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import onnx
 import pytest
 
+from shrink.data import BatchOptions
 from shrink.errors import ShrinkError
 from shrink.export import read_metadata
 from shrink.quantize import QuantizeConfig, QuantRecipe, quantize
 from shrink.quantize import stage as stage_module
+from shrink.quantize.portability import operator_domains, runtime_specific
 from shrink.quantize.search import search_space
 
 FAST = dict(calibration_images=64, bench_seconds=0.2, bench_min_runs=10, bench_warmup_seconds=0.1, threads=1)
@@ -108,6 +109,10 @@ def test_auto_mode_searches_measures_and_records(model_copy, real_split):
         assert result.shipped == "fp32" and "shipping fp32" in result.reason
     record = json.loads(result_record(result))
     assert record["machine"]["cpu_flags"] is not None and record["bench"]["threads"] == 1
+    # By default what ships is standard ONNX: onnxruntime's own format is made, then refused.
+    qop = next(c for c in result.candidates if c.recipe and c.recipe.quant_format == "qoperator")
+    assert qop.error and "only onnxruntime loads" in qop.error and "com.microsoft::" in qop.error
+    assert runtime_specific(operator_domains(result.output_path)) == []
 
 
 def test_dynamic_mode_quantizes_matmuls(tmp_path, real_split):
@@ -142,17 +147,22 @@ def test_a_failure_while_shipping_leaves_no_file(model_copy, real_split, monkeyp
     assert sorted(p.name for p in out.parent.iterdir()) == ["model.onnx", "q.onnx"]
 
 
-def test_the_shipped_int8_file_uses_only_standard_onnx_by_default(model_copy, real_split):
-    from shrink.quantize.portability import operator_domains, runtime_specific
+def test_onnxruntime_only_operators_ship_only_when_onnxruntime_is_the_only_runtime(model_copy, real_split, tmp_path):
+    """The QOperator format writes com.microsoft operators: refused by default, allowed for
+    quantize.runtimes [onnxruntime]. (The default search's shipped file: the auto-mode test.)"""
+    import numpy as np
 
-    config = QuantizeConfig(mode="auto", min_speedup=1.0, measure_all=True, **FAST)
-    result = quantize(model_copy, config, model_copy.with_name("q.onnx"), calibration_split=real_split,
-                      eval_split=real_split)
-    qop = next(m for m in result.candidates if m.recipe and m.recipe.quant_format == "qoperator")
-    assert qop.error and "only onnxruntime loads" in qop.error and "com.microsoft::" in qop.error
-    assert runtime_specific(operator_domains(result.output_path)) == []
-    # Named as the only runtime, onnxruntime's own format is allowed into the search.
-    ort_only = quantize(model_copy, dataclasses.replace(config, runtimes=("onnxruntime",)),
-                        model_copy.with_name("q2.onnx"), calibration_split=real_split, eval_split=real_split)
-    qop = next(m for m in ort_only.candidates if m.recipe and m.recipe.quant_format == "qoperator")
-    assert qop.error is None and qop.speedup is not None
+    from shrink.quantize.ptq import preprocess, quantize_recipe
+    from shrink.quantize.stage import check_portable
+
+    pre = preprocess(model_copy, tmp_path / "pre.onnx")
+    batches = [x.numpy().astype(np.float32) for x, _ in real_split.batches(BatchOptions(batch_size=32))]
+    qop = quantize_recipe(pre, QuantRecipe(quant_format="qoperator"), tmp_path / "qop.onnx", "input", batches)
+    qdq = quantize_recipe(pre, QuantRecipe(), tmp_path / "qdq.onnx", "input", batches)
+    assert any(op.startswith("com.microsoft::") for op in runtime_specific(operator_domains(qop)))
+    with pytest.raises(ShrinkError, match="uses operators only onnxruntime loads .*com.microsoft::"):
+        check_portable(qop, ())
+    with pytest.raises(ShrinkError, match="only onnxruntime loads"):
+        check_portable(qop, ("onnxruntime", "tensorrt"))  # another runtime must load it too
+    check_portable(qop, ("onnxruntime",))
+    assert runtime_specific(operator_domains(qdq)) == [] and check_portable(qdq, ()) is None

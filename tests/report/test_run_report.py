@@ -93,3 +93,19 @@ def test_the_int8_speedup_is_shown_each_time_it_was_measured():
     text = render_markdown(title, blocks)
     assert "| quantize search | worker processes, 2 round(s) | 2.15× [2.13, 2.17] |" in text
     assert "do NOT all overlap" in text
+
+
+def test_reconstruction_reports_the_images_it_used_not_the_ones_asked_for():
+    """A small folder leaves fewer training images than the recipe's reconstruct_images."""
+    summary = make_summary()
+    summary["recovery"]["config"] = {**summary["recovery"]["config"], "reconstruct_images": 512}
+    summary["recovery"]["reconstruction_images"] = 90
+    text = markdown(summary)
+    assert "on 90 training images" in text and "on 512 training images" not in text
+
+
+def test_the_deploy_section_gives_every_preprocessing_step_and_code_that_does_them():
+    text = markdown(make_summary())
+    deploy = text[text.index("## Deploying"):]
+    assert "convert it to one grey channel" in deploy and "must already be 28x28" in deploy
+    assert "mean [0.286], std [0.353]" in deploy and "def preprocess(path):" in deploy
