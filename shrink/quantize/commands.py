@@ -37,6 +37,7 @@ def config_from_args(args: argparse.Namespace) -> QuantizeConfig:
         bench_warmup_seconds=args.bench_warmup_seconds,
         bench_processes=args.bench_processes,
         runtimes=tuple(args.runtime or ()),
+        force_int8=args.force_int8,
         per_layer_sqnr=not args.no_sqnr,
         measure_all=args.measure_all,
     )
@@ -153,6 +154,9 @@ def register(subparsers) -> None:
     p.add_argument("--runtime", action="append", metavar="NAME",
                    help="a runtime the shipped file must load on (repeatable); onnxruntime alone allows its own "
                         "operators (QOperator format); default: any ONNX runtime, standard operators only (QDQ)")
+    p.add_argument("--force-int8", action="store_true",
+                   help="ship int8 even where it is not measured faster on this machine, for a deployment CPU that "
+                        "is another one (still within --budget; every record says it was forced)")
     p.add_argument("--no-sqnr", action="store_true", help="skip the per-layer SQNR analysis and its recipe")
     p.add_argument("--measure-all", action="store_true", help="measure every candidate's accuracy")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")

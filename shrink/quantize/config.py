@@ -56,6 +56,9 @@ class QuantizeConfig:
     # The runtimes the shipped file must load on. Empty: any mainstream ONNX runtime, so only
     # standard-domain operators ship (QDQ); ["onnxruntime"] alone: its own operators (QOperator) may.
     runtimes: tuple[str, ...] = ()
+    # Ship int8 even where it is not measured faster here: for a deployment CPU that is not this one
+    # (within the accuracy budget still; every record says it was forced, and the speed measured here).
+    force_int8: bool = False
     per_layer_sqnr: bool = True  # analyse layers and try a recipe that keeps the worst in fp32
     measure_all: bool = False  # accuracy of every candidate, not only until the fastest within budget
 

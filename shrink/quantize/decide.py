@@ -92,6 +92,29 @@ def accuracy_order(candidates: Sequence[Measured], min_speedup: float) -> list[M
     return tied + [c for c in fast if c not in tied]
 
 
+def forced_order(candidates: Sequence[Measured]) -> list[Measured]:
+    """--force-int8: the produced candidates, most faithful to fp32 first (speed here is not the
+    target's, so it does not rank them)."""
+    return sorted((c for c in candidates if c.path and not c.error), key=lambda c: -_sqnr(c))
+
+
+def decide_forced(fp32: Measured, candidates: Sequence[Measured], budget_pt: float,
+                  accuracy_required: bool = True) -> Decision:
+    """--force-int8: the most accurate produced candidate within the accuracy budget, whatever its
+    speed on this machine (the deployment CPU is another one); fp32 when none is within budget."""
+    verdicts = tuple(verdict(c, fp32, budget_pt, 1.0, accuracy_required) for c in candidates)
+    within = [c for c in forced_order(candidates) if not accuracy_required or (
+        c.accuracy is not None and fp32.accuracy is not None and fp32.accuracy - c.accuracy <= budget_pt + 1e-9)]
+    if not within:
+        return Decision(FP32, False, f"--force-int8: no int8 recipe is within the {budget_pt:g} pt accuracy budget; "
+                                     "shipping fp32", verdicts)
+    best = max(within, key=lambda c: (c.accuracy if c.accuracy is not None else -math.inf, -within.index(c)))
+    here = _speed(best) if best.speedup is not None and best.speedup_ci_low is not None else "not timed"
+    accuracy = f", top-1 {best.accuracy:.2f}%" if best.accuracy is not None else " (accuracy NOT checked)"
+    return Decision(best.name, True, f"int8 {best.name} FORCED (--force-int8, for another CPU){accuracy}; on this "
+                                     f"machine it is {here} faster than fp32: time it on the target", verdicts)
+
+
 def decide(fp32: Measured, candidates: Sequence[Measured], budget_pt: float, min_speedup: float,
            accuracy_required: bool = True) -> Decision:
     """Pick the int8 candidate to ship, else fp32 (see the module docstring)."""

@@ -30,7 +30,7 @@ from shrink.onnx_files import onnx_files
 from shrink.ort_session import create_session
 from shrink.quantize import measure
 from shrink.quantize.config import LAYER_SQNR_EXCLUDE_DB, MAX_EXCLUDED_LAYERS, SQNR_IMAGES, QuantizeConfig
-from shrink.quantize.decide import accuracy_order, confirm, decide
+from shrink.quantize.decide import accuracy_order, confirm, decide, decide_forced, forced_order
 from shrink.quantize.inputs import OnnxInput, check_calibration, load_onnx_input
 from shrink.quantize.portability import onnxruntime_only_allowed, operator_domains, runtime_specific
 from shrink.quantize.ptq import preprocess, quantize_recipe
@@ -161,7 +161,7 @@ def _measure_accuracy(fp32: Measured, timed: list[Measured], config: QuantizeCon
     """Fidelity to fp32 (logits SQNR, top-1 agreement) of every fast candidate, then accuracy in
     decide.accuracy_order, stopping at the first within budget (the one decide() ships) unless
     `measure_all`."""
-    fast = accuracy_order(timed, config.min_speedup)
+    fast = forced_order(timed) if config.force_int8 else accuracy_order(timed, config.min_speedup)
     order = [m for m in timed if m.path] if config.measure_all else fast
     if not order:
         return fp32, timed
@@ -176,13 +176,16 @@ def _measure_accuracy(fp32: Measured, timed: list[Measured], config: QuantizeCon
         return fp32, [updated[m.name] for m in timed]
     if config.measure_all:
         order = [updated[m.name] for m in order]
+    elif config.force_int8:  # the most faithful first, now that the SQNR is known
+        order = forced_order([updated[m.name] for m in fast])
     else:  # re-rank now that the SQNR is known
         order = accuracy_order([updated[m.name] for m in fast], config.min_speedup)
     _say(progress, f"measuring fp32 accuracy on {split.info.name}")
     fp32 = dataclasses.replace(fp32, accuracy=measure.accuracy(fp32.path, split, threads=config.threads,
                                                                 limit=config.eval_limit))
     for m in order:
-        _say(progress, f"measuring accuracy of {m.name} ({m.speedup:.2f}x, {m.logits_sqnr_db:.1f} dB)")
+        speed = f"{m.speedup:.2f}x" if m.speedup is not None else "not timed"
+        _say(progress, f"measuring accuracy of {m.name} ({speed}, {m.logits_sqnr_db:.1f} dB)")
         acc = measure.accuracy(m.path, split, threads=config.threads, limit=config.eval_limit)
         updated[m.name] = dataclasses.replace(updated[m.name], accuracy=acc)
         if not config.measure_all and fp32.accuracy - acc <= config.budget_pt + 1e-9:
@@ -291,9 +294,15 @@ def quantize(onnx_path, config: QuantizeConfig, out_path: str | Path, *, calibra
         fp32 = Measured(FP32, None, str(model.path))
         fp32, timed, bench = _time(fp32, produced, config, progress)
         fp32, measured = _measure_accuracy(fp32, timed, config, eval_split, accuracy_required, progress)
-        decision = decide(fp32, measured, config.budget_pt, config.min_speedup, accuracy_required)
+        if config.force_int8:
+            decision = decide_forced(fp32, measured, config.budget_pt, accuracy_required)
+            if decision.int8:
+                flags.append(f"int8 was forced (--force-int8): {decision.shipped} ships although it was not required "
+                             "to be faster on this machine; its speed here is in the table, time it on the target")
+        else:
+            decision = decide(fp32, measured, config.budget_pt, config.min_speedup, accuracy_required)
         alone = None
-        if decision.int8 and sum(1 for m in measured if m.path) > 1:  # one candidate was timed alone already
+        if decision.int8 and not config.force_int8 and sum(1 for m in measured if m.path) > 1:
             _say(progress, f"confirming {decision.shipped}: timed against fp32 alone")
             _, (alone,), _ = _time(fp32, [next(m for m in measured if m.name == decision.shipped)], config, progress)
             decision = confirm(decision, alone, config.min_speedup)

@@ -116,3 +116,17 @@ def test_the_choice_ships_only_if_it_is_still_faster_timed_against_fp32_alone():
     assert dropped.verdicts == d.verdicts  # the search's verdicts stay on record
     fp32_decision = decide(FP32, [cand("slow", 0.8, 94.0)], budget_pt=0.5, min_speedup=1.05)
     assert confirm(fp32_decision, cand("slow", 3.0, 94.0), 1.05) is fp32_decision
+
+
+def test_forced_int8_ships_the_most_accurate_within_budget_whatever_its_speed_here():
+    from shrink.quantize.decide import decide_forced, forced_order
+
+    slow_good, slow_bad, error = cand("slow_good", 0.8, 93.8, sqnr=30.0), cand("slow_bad", 0.7, 92.0, sqnr=35.0), \
+        cand("broken", 1.5, error="no")
+    assert [c.name for c in forced_order([slow_good, slow_bad, error])] == ["slow_bad", "slow_good"]  # by fidelity
+    d = decide_forced(FP32, [slow_good, slow_bad, error], budget_pt=0.5)
+    assert d.int8 and d.shipped == "slow_good"
+    assert "FORCED (--force-int8, for another CPU)" in d.reason and "0.80x" in d.reason and "time it on the target" in d.reason
+    # The accuracy budget still holds: nothing within it, fp32 ships and says why.
+    d = decide_forced(FP32, [slow_bad], budget_pt=0.5)
+    assert not d.int8 and "no int8 recipe is within the 0.5 pt accuracy budget" in d.reason

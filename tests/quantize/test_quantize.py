@@ -166,3 +166,13 @@ def test_onnxruntime_only_operators_ship_only_when_onnxruntime_is_the_only_runti
         check_portable(qop, ("onnxruntime", "tensorrt"))  # another runtime must load it too
     check_portable(qop, ("onnxruntime",))
     assert runtime_specific(operator_domains(qdq)) == [] and check_portable(qdq, ()) is None
+
+
+def test_forced_int8_ships_int8_and_every_record_says_so(model_copy, real_split):
+    out = model_copy.with_name("forced.onnx")
+    result = quantize(model_copy, QuantizeConfig(mode="static", force_int8=True, budget_pt=100.0, **FAST), out,
+                      calibration_split=real_split, eval_split=real_split)
+    assert result.int8 and "FORCED" in result.reason
+    assert any("forced (--force-int8)" in flag for flag in result.flags)
+    assert "forced (--force-int8)" in read_metadata(out)["warnings"]
+    assert {"QuantizeLinear", "DequantizeLinear"} <= _ops(out)
