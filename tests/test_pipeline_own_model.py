@@ -109,3 +109,20 @@ def test_the_report_code_prepares_an_image_exactly_as_the_record_does(own_run):
     record = Preprocessing.from_dict(json.loads((out / "manifest.json").read_text())["preprocessing"]["record"])
     image = sorted((home / "images" / "val" / "bag").iterdir())[0]
     np.testing.assert_array_equal(namespace["preprocess"](image)[0], record.apply(Image.open(image)))
+
+
+def test_a_recipe_without_data_folder_reads_the_images_by_the_model_card(own_run):
+    """A model trained by `shrink train` carries its record on its card: a recipe that leaves
+    data.folder out reads the folder by it (and says so), instead of at 224 px with ImageNet's crop."""
+    from shrink.models import read_card
+    from shrink.recipe import load_recipe
+    from shrink.run.inputs import load_inputs
+
+    home, _ = own_run
+    recipe = home / "bare.yaml"
+    recipe.write_text("model: {source: trained/model.safetensors, code: my_model.py}\n"
+                      "data: {name: 'imagefolder:images', eval_images: 8, train_images: 16, select_images: 0}\n",
+                      encoding="utf-8")
+    inputs = load_inputs(load_recipe(recipe))
+    assert inputs.info.contract == read_card(home / "trained" / "model.json").preprocessing
+    assert any("read by the preprocessing record on the model's card" in note for note in inputs.notes)

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from shrink.data import load_data
+from shrink.data.imagefolder import FolderOptions
 from shrink.data.splits import DataInfo
 from shrink.errors import ShrinkError
 from shrink.fileio import sha256_file
@@ -90,8 +91,22 @@ def seeded_subset(split, count: int | None, seed: int):
     return split.subset(order.sort().values)
 
 
+def folder_for(data: DataSection, dense: LoadedModel) -> FolderOptions:
+    """How a folder is read: `data.folder` as the recipe sets it; left at its defaults, the model's
+    own preprocessing record (its card's), else the defaults sized to the model's input."""
+    if data.folder != FolderOptions():
+        return data.folder
+    if dense.card is not None and dense.card.preprocessing is not None:
+        return FolderOptions.from_preprocessing(dense.card.preprocessing, data.folder.num_workers)
+    c, h, _ = dense.input_shape
+    if c == 3 and h != data.folder.image_size:
+        return FolderOptions(image_size=h, num_workers=data.folder.num_workers)
+    return data.folder
+
+
 def _load_split(data: DataSection, which: str, dense: LoadedModel):
-    return load_data(data.name, which, data_dir=data.dir, folder_options=data.folder,
+    folder = folder_for(data, dense) if data.name.startswith("imagefolder:") else data.folder
+    return load_data(data.name, which, data_dir=data.dir, folder_options=folder,
                      synthetic_shape=dense.input_shape, num_classes=dense.spec.num_classes)
 
 
@@ -125,12 +140,19 @@ def _notes(dense: LoadedModel, info: DataInfo) -> tuple[str, ...]:
     return tuple(notes)
 
 
-def _folder_note(data: DataSection) -> tuple[str, ...]:
+def _folder_note(data: DataSection, dense: LoadedModel) -> tuple[str, ...]:
     """A folder read with the default resize cuts the border off every image (torchvision's ImageNet
-    evaluation): right for a model trained that way, a hidden loss for one trained on whole images."""
-    if not data.name.startswith("imagefolder:") or data.folder.resize is not None:
+    evaluation): right for a model trained that way, a hidden loss for one trained on whole images.
+    Where the model's card gave the record, the note says so instead."""
+    if not data.name.startswith("imagefolder:"):
         return ()
-    record = data.folder.preprocessing()
+    folder = folder_for(data, dense)
+    if folder is not data.folder and dense.card is not None and dense.card.preprocessing is not None:
+        return ("data.folder is not set, so the images were read by the preprocessing record on the model's card "
+                f"({'; '.join(dense.card.preprocessing.steps()[1:3])})",)
+    if folder.resize is not None:
+        return ()
+    record = folder.preprocessing()
     return (f"data.folder.resize is not set, so every image was resized to {record.resize} px (shorter side) and "
             f"its centre {record.crop[1]}x{record.crop[0]} cut out, torchvision's ImageNet evaluation; if the model "
             f"was trained on whole images, set data.folder.resize to {record.crop[0]}",)
@@ -159,5 +181,5 @@ def load_inputs(recipe: Recipe) -> RunInputs:
         "seed": recipe.data.seed,
     }
     return RunInputs(dense=dense, model_identity=model_identity(recipe.model), info=test.info, eval=eval_split,
-                     train=train_split, data=data, notes=_notes(dense, test.info) + _folder_note(recipe.data),
+                     train=train_split, data=data, notes=_notes(dense, test.info) + _folder_note(recipe.data, dense),
                      select=select)
