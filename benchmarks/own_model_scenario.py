@@ -4,9 +4,9 @@ deploy script that follows only the report.
 
     python benchmarks/own_model_scenario.py --shrink /path/to/venv/bin/shrink --out runs/own_scenario
 
-`--shrink` is the `shrink` to run (default: the one on PATH), e.g. one installed from the wheel into
+`--shrink` is the `shrink` to run (default: the one beside this Python), e.g. one installed from the wheel into
 a venv outside the checkout. The images are real Fashion-MNIST items (pullover, coat, shirt: the
-three classes it confuses most), 100 train and 30 val per class, written as RGB PNG at 64x64. The
+three classes it confuses most), 500 train and 30 val per class, written as RGB PNG at 64x64. The
 dense model is trained by `shrink train` on whole images (`--resize 64`), as a user's own script
 would; the run uses the same preprocessing. Writes OUT/own_model_scenario.md (the fragment
 docs/measured/local-own-model-scenario.md holds).
@@ -28,7 +28,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 CLIENT = REPO / "tests" / "data" / "contract_client.py"
 CLASSES = {"coat": 4, "pullover": 2, "shirt": 6}
-PER_SPLIT = {"train": 100, "val": 30}
+PER_SPLIT = {"train": 500, "val": 30}
 SIZE = 64
 
 MODEL_CODE = '''import torchvision
@@ -48,7 +48,7 @@ data:
   name: imagefolder:images
   eval_images: null
   train_images: null
-  select_images: 60
+  select_images: 150
   folder: {{image_size: {SIZE}, resize: {SIZE}}}
 prune: {{ratio: 0.5}}
 """
@@ -82,9 +82,11 @@ def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--shrink", default=shutil.which("shrink") or "shrink")
+    beside = Path(sys.executable).with_name("shrink")  # the venv this script runs in
+    parser.add_argument("--shrink", default=str(beside) if beside.is_file() else shutil.which("shrink") or "shrink",
+                        help="the shrink command to run (default: the one beside this Python, else on PATH)")
     parser.add_argument("--data-dir", default=os.environ.get("SHRINK_DATA", "/usr/share/datasets/fashion-mnist"))
-    parser.add_argument("--epochs", type=int, default=20, help="epochs of the dense model's training")
+    parser.add_argument("--epochs", type=int, default=15, help="epochs of the dense model's training")
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "own_scenario")
     args = parser.parse_args()
     work = args.out.resolve()

@@ -35,6 +35,9 @@ LOCAL = {
     # the bench method against the old interleaving and an independent fresh-process reference
     "local-bench-method": (["benchmarks/bench_method.py", "--out", "runs/bench_method"], "runs/bench_method/bench_method.md"),
     "local-int8-cpu": (["benchmarks/int8_cpu.py", "--out", "runs/int8_cpu"], "runs/int8_cpu/int8_cpu.md"),
+    # a new user's own model and images, end to end, through the report's deploy section
+    "local-own-model-scenario": (["benchmarks/own_model_scenario.py", "--out", "runs/own_scenario"],
+                                 "runs/own_scenario/own_model_scenario.md"),
     # issue 5's Fashion-MNIST accuracy target (0.2 pt) asked of auto mode through its budget
     "local-int8-fmnist-budget": (["benchmarks/int8_cpu.py", "--models", "fmnist_resnet18", "--budget", "0.2",
                                   "--out", "runs/int8_cpu_budget"], "runs/int8_cpu_budget/int8_cpu.md"),
