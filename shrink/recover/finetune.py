@@ -12,11 +12,13 @@ import argparse
 import contextlib
 import hashlib
 import json
+import sys
 from pathlib import Path
 
 import torch
 
 from shrink.errors import ShrinkError
+from shrink.models import UNTRAINED_NOTE
 from shrink.models.code import MODEL_CODE_HELP, ModelCode
 from shrink.dirlock import directory_lock
 from shrink.fileio import check_not_inputs, check_writable, read_json, sha256_file, write_json_atomic
@@ -96,6 +98,19 @@ def resolve_dense(document: dict, pruned_dir: Path, remedy: str, code):
     return load_model(source, code=code), source
 
 
+def pruned_from_untrained(document: dict) -> bool:
+    """Whether a plan was made from a registry architecture that had no trained weights: neither a
+    file, nor a shipped reference, nor loaded with --weights."""
+    from shrink.models.references import reference_card
+
+    source = document.get("source") or ""
+    if not source or document.get("source_weights") or reference_card(source) is not None:
+        return False
+    from shrink.models.code import is_code_name
+
+    return is_code_name(source) or source.startswith(("tv:", "timm:")) or not Path(source).exists()
+
+
 def recover_config(args: argparse.Namespace) -> RecoverConfig:
     train = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
@@ -160,6 +175,9 @@ def _finetune_locked(args: argparse.Namespace, pruned_dir: Path, out: Path, docu
         dense = (teacher if teacher is not None and teacher_source == document.get("source")
                  else resolve_dense(document, pruned_dir, "--reconstruct needs the dense weights the plan was made from",
                                     code)[0]).model
+    if pruned_from_untrained(document):
+        print(f"warning: {pruned_dir} was pruned from {document.get('source')} without --weights: {UNTRAINED_NOTE}; "
+              "what it learns here starts from random weights", file=sys.stderr)
     run_id = "|".join([
         "finetune", document.get("weights_sha256") or sha256_file(pruned_dir / WEIGHTS_FILE), train.info.name,
         str(teacher_source), hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()[:16],

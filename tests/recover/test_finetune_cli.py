@@ -215,3 +215,12 @@ def test_finetune_on_a_folder_of_png_files(tmp_path, fmnist_dir, capsys):
     assert f"imagefolder:{images} test top-1" in out and "distilled" in out
     result = json.loads((tmp_path / "tuned" / "recovery.json").read_text())
     assert result["teacher"] == name.replace(str(code), str(code.resolve())) and result["epochs_completed"] == 1
+
+
+def test_a_plan_made_from_random_weights_is_recognized():
+    from shrink.recover.finetune import pruned_from_untrained
+
+    assert pruned_from_untrained({"source": "tv:resnet18"})
+    assert pruned_from_untrained({"source": "/somewhere/my_model.py:build"})
+    assert not pruned_from_untrained({"source": "tv:resnet18", "source_weights": "/w/resnet18.safetensors"})
+    assert not pruned_from_untrained({"source": "fmnist_resnet18"})  # its trained weights ship in the package
