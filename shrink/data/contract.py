@@ -17,22 +17,6 @@ from shrink.data.splits import TensorSplit
 from shrink.errors import ShrinkError
 
 
-def _check_folder_options(given, record: Preprocessing) -> None:
-    """Options the user typed must say what the file says (or be left out)."""
-    from shrink.data.imagefolder import FolderOptions
-
-    if given is None:
-        return
-    expected = FolderOptions.from_preprocessing(record, num_workers=given.num_workers)
-    default = FolderOptions(num_workers=given.num_workers)
-    differ = [f for f in ("image_size", "resize", "channels", "mean", "std", "interpolation")
-              if getattr(given, f) != getattr(default, f) and getattr(given, f) != getattr(expected, f)]
-    if differ:
-        raise ShrinkError(f"the file's preprocessing record sets {', '.join(differ)} "
-                          f"({', '.join(f'{f} {getattr(expected, f)}' for f in differ)}); leave those options out, "
-                          "they are read from the file")
-
-
 def load_by_contract(name: str, split: str, record: Preprocessing, *, data_dir: str | Path | None = None,
                      folder_options=None):
     from shrink.data import load_data
@@ -40,9 +24,8 @@ def load_by_contract(name: str, split: str, record: Preprocessing, *, data_dir: 
     if name.startswith("imagefolder:"):
         from shrink.data.imagefolder import FolderOptions, load_imagefolder
 
-        _check_folder_options(folder_options, record)
         workers = folder_options.num_workers if folder_options is not None else FolderOptions().num_workers
-        return load_imagefolder(name.split(":", 1)[1], split, FolderOptions.from_preprocessing(record, workers))
+        return load_imagefolder(name.split(":", 1)[1], split, FolderOptions(num_workers=workers), record=record)
     data = load_data(name, split, data_dir=data_dir)
     info = data.info
     native = (record.resize is None and record.crop == tuple(info.image_size) and record.channels == info.in_chans

@@ -78,7 +78,10 @@ def _train_transform(record: Preprocessing):
                       T.RandomHorizontalFlip(), _Contract(replace(record, resize=None))])
 
 
-def load_imagefolder(root: str | Path, split: str, options: FolderOptions = FolderOptions()) -> LoaderSplit:
+def load_imagefolder(root: str | Path, split: str, options: FolderOptions = FolderOptions(), *,
+                     record: Preprocessing | None = None) -> LoaderSplit:
+    """One split of ROOT. Images are read by `record` when given (a shipped file's or a card's, kept
+    exactly), else by the record `options` stand for; `options.num_workers` decode them."""
     from torchvision.datasets import ImageFolder
 
     root = Path(root)
@@ -91,7 +94,7 @@ def load_imagefolder(root: str | Path, split: str, options: FolderOptions = Fold
     if directory is None:
         raise ShrinkError(f"{root} has no {' or '.join(names)}/ folder for the {split} split")
     try:
-        record = options.preprocessing()
+        record = record or options.preprocessing()
         plain = ImageFolder(str(directory), transform=_Contract(record))
         augmented = ImageFolder(str(directory), transform=_train_transform(record))
     except (FileNotFoundError, RuntimeError) as exc:  # torchvision: "Found no valid file for the classes..."
@@ -99,10 +102,10 @@ def load_imagefolder(root: str | Path, split: str, options: FolderOptions = Fold
     info = DataInfo(
         name=f"imagefolder:{root}",
         classes=tuple(plain.classes),
-        in_chans=options.channels,
-        image_size=(options.image_size, options.image_size),
-        mean=tuple(options.mean),
-        std=tuple(options.std),
+        in_chans=record.channels,
+        image_size=record.crop,
+        mean=record.mean,
+        std=record.std,
         preprocessing=record,
     )
     return LoaderSplit(plain, info, train_dataset=augmented, num_workers=options.num_workers)

@@ -67,6 +67,19 @@ def read_contract(path: str | Path) -> OnnxContract:
     return OnnxContract(input_shape=dims, metadata={p.key: p.value for p in proto.metadata_props})
 
 
+def check_typed_options(args: argparse.Namespace, record: Preprocessing) -> None:
+    """Folder options the user typed must say what the file's record says (or be left out)."""
+    from shrink.data.imagefolder import FolderOptions
+
+    expected = FolderOptions.from_preprocessing(record)
+    typed = {k: getattr(args, k, None) for k in ("image_size", "resize", "mean", "std")}
+    differ = [k for k, v in typed.items() if v is not None and v != getattr(expected, k)]
+    if differ:
+        raise ShrinkError(f"the file's preprocessing record sets {', '.join(differ)} "
+                          f"({', '.join(f'{k} {getattr(expected, k)}' for k in differ)}); leave those options out, "
+                          "they are read from the file")
+
+
 def load_data_for_onnx(path: str | Path, args: argparse.Namespace, split: str, **kwargs):
     """One split of `args.data`, read by the file's record (or by the typed options, sized to the
     file's input, when it has none)."""
@@ -74,7 +87,10 @@ def load_data_for_onnx(path: str | Path, args: argparse.Namespace, split: str, *
     from shrink.data.arguments import folder_options
 
     contract = read_contract(path)
-    shape = contract.image_shape
+    shape, record = contract.image_shape, contract.preprocessing
     options = folder_options(args, image_size=shape[1] if shape else None, channels=shape[0] if shape else None)
+    if record is not None and options is not None:
+        check_typed_options(args, record)
+        options = None  # the record decides how the folder is read
     return load_data(args.data, split, data_dir=getattr(args, "data_dir", None), folder_options=options,
-                     synthetic_shape=shape, preprocessing=contract.preprocessing, **kwargs)
+                     synthetic_shape=shape, preprocessing=record, **kwargs)

@@ -89,6 +89,9 @@ class Preprocessing:
             image = image.resize(size, getattr(Image.Resampling, self.interpolation.upper()))
         width, height = image.size
         crop_h, crop_w = self.crop
+        if self.resize is None and (width, height) != (crop_w, crop_h):
+            raise ShrinkError(f"an image of {width}x{height} given to a model whose preprocessing takes {crop_w}x{crop_h} "
+                              "images without a resize; resize them first, or read them with a resize (--resize)")
         if width < crop_w or height < crop_h:
             raise ShrinkError(f"an image of {width}x{height} is smaller than the {crop_w}x{crop_h} input; set a resize")
         left, top = (width - crop_w) // 2, (height - crop_h) // 2

@@ -91,22 +91,25 @@ def seeded_subset(split, count: int | None, seed: int):
     return split.subset(order.sort().values)
 
 
+def card_record(data: DataSection, dense: LoadedModel):
+    """The model card's preprocessing record, when it decides how a folder is read: the recipe
+    left data.folder at its defaults and the card has one."""
+    if not data.name.startswith("imagefolder:") or data.folder != FolderOptions():
+        return None
+    return dense.card.preprocessing if dense.card is not None else None
+
+
 def folder_for(data: DataSection, dense: LoadedModel) -> FolderOptions:
-    """How a folder is read: `data.folder` as the recipe sets it; left at its defaults, the model's
-    own preprocessing record (its card's), else the defaults sized to the model's input."""
-    if data.folder != FolderOptions():
-        return data.folder
-    if dense.card is not None and dense.card.preprocessing is not None:
-        return FolderOptions.from_preprocessing(dense.card.preprocessing, data.folder.num_workers)
+    """`data.folder` as the recipe sets it; left at its defaults, sized to the model's input."""
     c, h, _ = dense.input_shape
-    if c == 3 and h != data.folder.image_size:
+    if data.folder == FolderOptions() and c == 3 and h != data.folder.image_size:
         return FolderOptions(image_size=h, num_workers=data.folder.num_workers)
     return data.folder
 
 
 def _load_split(data: DataSection, which: str, dense: LoadedModel):
     folder = folder_for(data, dense) if data.name.startswith("imagefolder:") else data.folder
-    return load_data(data.name, which, data_dir=data.dir, folder_options=folder,
+    return load_data(data.name, which, data_dir=data.dir, folder_options=folder, preprocessing=card_record(data, dense),
                      synthetic_shape=dense.input_shape, num_classes=dense.spec.num_classes)
 
 
@@ -146,10 +149,11 @@ def _folder_note(data: DataSection, dense: LoadedModel) -> tuple[str, ...]:
     Where the model's card gave the record, the note says so instead."""
     if not data.name.startswith("imagefolder:"):
         return ()
-    folder = folder_for(data, dense)
-    if folder is not data.folder and dense.card is not None and dense.card.preprocessing is not None:
+    record = card_record(data, dense)
+    if record is not None:
         return ("data.folder is not set, so the images were read by the preprocessing record on the model's card "
-                f"({'; '.join(dense.card.preprocessing.steps()[1:3])})",)
+                f"({'; '.join(record.steps()[1:3])})",)
+    folder = folder_for(data, dense)
     if folder.resize is not None:
         return ()
     record = folder.preprocessing()

@@ -59,8 +59,10 @@ def test_apply_resizes_the_shorter_side_then_crops_the_centre():
 def test_without_a_resize_the_image_must_already_be_the_input_size():
     record = native(1, (28, 28), (0.286,), (0.353,))
     assert record.apply(Image.new("L", (28, 28))).shape == (1, 28, 28)
-    with pytest.raises(ShrinkError, match="smaller than the 28x28 input"):
-        record.apply(Image.new("L", (20, 20)))
+    for size in ((20, 20), (64, 64)):  # smaller or larger: the record says nothing of how to get to 28x28
+        with pytest.raises(ShrinkError, match=f"an image of {size[0]}x{size[1]} given to a model whose preprocessing "
+                                              "takes 28x28 images without a resize"):
+            record.apply(Image.new("L", size))
 
 
 def test_the_folder_is_read_exactly_by_its_record(tmp_path):
