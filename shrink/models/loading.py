@@ -89,9 +89,9 @@ def load_model(name_or_path: str, weights: str | None = None, *, code: ModelCode
         raise ShrinkError(f"{path} is a directory without plan.json or model.json: not a model directory")
     if path.suffix == ".json":
         return _check_overrides(_from_card(path, name_or_path, code), spec_overrides)
-    reference = reference_card(name_or_path) if weights is None and not spec_overrides else None
+    reference = reference_card(name_or_path) if weights is None else None
     if reference is not None:  # a built-in name: its trained weights ship with the package
-        return _from_card(reference, name_or_path, code)
+        return _check_overrides(_from_card(reference, name_or_path, code), spec_overrides)
     if path.suffix in WEIGHT_SUFFIXES:
         if weights is not None:
             raise ShrinkError("give either a weights file as MODEL or a name with --weights, not both")
