@@ -314,35 +314,26 @@ def _is_path_like(value: str) -> bool:
     return is_code_name(value) or "/" in value or value.startswith(".") or Path(value).suffix != ""
 
 
-def _anchored(value: str, base: Path) -> str:
-    """`value` as an absolute path when it is a relative path; anything else unchanged."""
-    from shrink.models.code import is_code_name, split_code_name
-
-    if is_code_name(value):
-        path, factory = split_code_name(value)
-        return f"{_anchored(str(path), base)}:{factory}"
-    path = Path(value).expanduser()
-    return value if path.is_absolute() else str((base / path).resolve())
-
-
 def anchor_paths(layer: dict[str, Any], base: Path) -> dict[str, Any]:
     """The paths of a recipe layer made absolute against `base` (the recipe file's directory):
     model.source (when it is a path or file.py:factory), weights, code; data.dir; imagefolder:DIR."""
+    from shrink.models.loading import anchor_path
+
     layer = {k: dict(v) if isinstance(v, Mapping) else v for k, v in layer.items()}
     model, data = layer.get("model"), layer.get("data")
     if isinstance(model, dict):
         source = model.get("source")
         if isinstance(source, str) and _is_path_like(source):
-            model["source"] = _anchored(source, base)
+            model["source"] = anchor_path(source, base)
         for key in ("weights", "code"):
             if isinstance(model.get(key), str):
-                model[key] = _anchored(model[key], base)
+                model[key] = anchor_path(model[key], base)
     if isinstance(data, dict):
         if isinstance(data.get("dir"), str):
-            data["dir"] = _anchored(data["dir"], base)
+            data["dir"] = anchor_path(data["dir"], base)
         name = data.get("name")
         if isinstance(name, str) and name.startswith("imagefolder:"):
-            data["name"] = "imagefolder:" + _anchored(name.split(":", 1)[1], base)
+            data["name"] = "imagefolder:" + anchor_path(name.split(":", 1)[1], base)
     return layer
 
 

@@ -53,3 +53,16 @@ def write_image_folder(root: Path, fmnist_dir: Path, per_class: dict[str, int] |
                 rgb = np.stack([np.asarray(grey), np.asarray(grey) // 2, 255 - np.asarray(grey)], axis=-1)
                 Image.fromarray(rgb.astype(np.uint8)).save(folder / f"{i:03d}.png")
     return root
+
+
+def user_directory(home: Path, fmnist_dir: Path, epochs: int) -> tuple[Path, Path]:
+    """HOME/images, HOME/my_model.py, and HOME/trained/model.safetensors with its card, trained by
+    `shrink train` on the images at INPUT_SIZE after a resize to RESIZE. Returns (images, code)."""
+    from shrink.cli import main
+
+    images = write_image_folder(home / "images", fmnist_dir)
+    code = write_model_code(home)
+    assert main(["train", f"{code}:small_cnn", "--data", f"imagefolder:{images}", "--image-size", str(INPUT_SIZE),
+                 "--resize", str(RESIZE), "--epochs", str(epochs), "--batch-size", "32", "--lr", "0.05",
+                 "--out", str(home / "trained")]) == 0
+    return images, code

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from own_model_fixtures import INPUT_SIZE, RESIZE, write_image_folder, write_model_code
+from own_model_fixtures import INPUT_SIZE, RESIZE, user_directory
 
 from shrink.cli import main
 
@@ -39,11 +39,7 @@ bench: {{min_seconds: 0.3, min_runs: 10, warmup_runs: 3, warmup_seconds: 0.1}}
 def own_run(tmp_path_factory, fmnist_dir):
     """A user's directory (model code, images, trained weights, recipe) and a run from elsewhere."""
     home = tmp_path_factory.mktemp("user")
-    images = write_image_folder(home / "images", fmnist_dir)
-    code = write_model_code(home)
-    assert main(["train", f"{code}:small_cnn", "--data", f"imagefolder:{images}", "--image-size", str(INPUT_SIZE),
-                 "--resize", str(RESIZE), "--epochs", "2", "--batch-size", "32", "--lr", "0.05",
-                 "--out", str(home / "trained")]) == 0
+    user_directory(home, fmnist_dir, epochs=2)
     recipe = home / "own.yaml"
     recipe.write_text(RECIPE.format(size=INPUT_SIZE, resize=RESIZE), encoding="utf-8")
     out = tmp_path_factory.mktemp("elsewhere") / "run"

@@ -54,22 +54,24 @@ def load_data(
     """One split of a named dataset. `synthetic_shape` sets the shape of `synthetic` when the name
     does not (usually the model's input shape). `preprocessing`, the record a shipped file carries,
     makes the images read exactly as it says (shrink.data.contract)."""
-    if preprocessing is not None and not (name == "synthetic" or name.startswith("synthetic:")):
-        from shrink.data.contract import load_by_contract
+    if name in ("fmnist", "digits"):
+        if name == "fmnist":
+            from shrink.data.fmnist import load_fmnist
 
-        return load_by_contract(name, split, preprocessing, data_dir=data_dir, folder_options=folder_options)
-    if name == "fmnist":
-        from shrink.data.fmnist import load_fmnist
+            data = load_fmnist(split, data_dir)
+        else:
+            from shrink.data.digits import load_digits_split
 
-        return load_fmnist(split, data_dir)
-    if name == "digits":
-        from shrink.data.digits import load_digits_split
+            data = load_digits_split(split)
+        if preprocessing is None:
+            return data
+        from shrink.data.contract import with_contract
 
-        return load_digits_split(split)
+        return with_contract(data, preprocessing, name)
     if name.startswith("imagefolder:"):
         from shrink.data.imagefolder import FolderOptions, load_imagefolder
 
-        return load_imagefolder(name.split(":", 1)[1], split, folder_options or FolderOptions())
+        return load_imagefolder(name.split(":", 1)[1], split, folder_options or FolderOptions(), record=preprocessing)
     if name == "synthetic" or name.startswith("synthetic:"):
         from shrink.data.synthetic import load_synthetic, parse_shape
 

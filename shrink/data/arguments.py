@@ -12,6 +12,7 @@ from shrink.data.imagefolder import FolderOptions
 from shrink.errors import ShrinkValueError
 
 DATA_HELP = "fmnist | digits | imagefolder:DIR | synthetic:CxHxW"
+FOLDER_FLAGS = ("image_size", "resize", "mean", "std")  # the argparse names of the imagefolder options
 
 
 def add_data_arguments(parser: argparse.ArgumentParser, *, default: str | None = "fmnist", required: bool = False,
@@ -42,7 +43,7 @@ def folder_options(args: argparse.Namespace, *, image_size: int | None = None, c
                    ) -> FolderOptions | None:
     """FolderOptions for `imagefolder:` data: the typed options, else the model's own input size
     and channels (`image_size`, `channels`); None for other data, where the options mean nothing."""
-    typed = {k: getattr(args, k, None) for k in ("image_size", "resize", "mean", "std")}
+    typed = {k: getattr(args, k, None) for k in FOLDER_FLAGS}
     data = getattr(args, "data", None) or ""
     if not data.startswith("imagefolder:"):
         given = [f"--{k.replace('_', '-')}" for k, v in typed.items() if v is not None]
@@ -57,8 +58,9 @@ def folder_options(args: argparse.Namespace, *, image_size: int | None = None, c
                          std=typed["std"] or (default.std if channels == 3 else (0.5,)))
 
 
-def typed_folder_options(args: argparse.Namespace) -> bool:
-    return any(getattr(args, k, None) is not None for k in ("image_size", "resize", "mean", "std"))
+def typed_folder_options(args: argparse.Namespace) -> dict[str, object]:
+    """The folder options the user typed (empty when none was)."""
+    return {k: getattr(args, k) for k in FOLDER_FLAGS if getattr(args, k, None) is not None}
 
 
 def load_for_model(args: argparse.Namespace, split: str, *, input_shape: tuple[int, int, int], num_classes: int,

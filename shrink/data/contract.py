@@ -10,27 +10,20 @@ resize, a crop or a colour its images cannot give.
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 from shrink.data.preprocessing import Preprocessing
 from shrink.data.splits import TensorSplit
 from shrink.errors import ShrinkError
 
 
-def load_by_contract(name: str, split: str, record: Preprocessing, *, data_dir: str | Path | None = None,
-                     folder_options=None):
-    from shrink.data import load_data
-
-    if name.startswith("imagefolder:"):
-        from shrink.data.imagefolder import FolderOptions, load_imagefolder
-
-        workers = folder_options.num_workers if folder_options is not None else FolderOptions().num_workers
-        return load_imagefolder(name.split(":", 1)[1], split, FolderOptions(num_workers=workers), record=record)
-    data = load_data(name, split, data_dir=data_dir)
+def with_contract(data: TensorSplit, record: Preprocessing, name: str) -> TensorSplit:
+    """A dataset held in memory at its native size, normalized as `record` says; refused when the
+    record asks for a resize, a crop or a colour its images cannot give. (A folder of files is read
+    through the record itself: shrink.data.imagefolder.)"""
     info = data.info
     native = (record.resize is None and record.crop == tuple(info.image_size) and record.channels == info.in_chans
               and abs(record.scale - 1 / 255) < 1e-12)
-    if not native or not isinstance(data, TensorSplit):
+    if not native:
         raise ShrinkError(f"the file's preprocessing ({'; '.join(record.steps()[:3])}) cannot be applied to {name}, "
                           f"whose images are {info.in_chans}x{info.image_size[0]}x{info.image_size[1]} in memory; "
                           "give the images as files (imagefolder:DIR)")

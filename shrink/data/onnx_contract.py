@@ -69,11 +69,11 @@ def read_contract(path: str | Path) -> OnnxContract:
 
 def check_typed_options(args: argparse.Namespace, record: Preprocessing) -> None:
     """Folder options the user typed must say what the file's record says (or be left out)."""
+    from shrink.data.arguments import typed_folder_options
     from shrink.data.imagefolder import FolderOptions
 
     expected = FolderOptions.from_preprocessing(record)
-    typed = {k: getattr(args, k, None) for k in ("image_size", "resize", "mean", "std")}
-    differ = [k for k, v in typed.items() if v is not None and v != getattr(expected, k)]
+    differ = [k for k, v in typed_folder_options(args).items() if v != getattr(expected, k)]
     if differ:
         raise ShrinkError(f"the file's preprocessing record sets {', '.join(differ)} "
                           f"({', '.join(f'{k} {getattr(expected, k)}' for k in differ)}); leave those options out, "

@@ -26,13 +26,13 @@ def run(args: argparse.Namespace) -> int:
         provider=args.provider,
         eval_limit=args.eval_limit,
     )
+    if not args.data and typed_folder_options(args):
+        raise ShrinkValueError("--image-size, --resize, --mean and --std describe --data imagefolder:DIR; add it")
     loaded = load_model(args.model, weights=args.weights, code=user_model_code(args.model, args.model_code),
                         **spec_overrides(args))
     contract = loaded.card.contract if loaded.card else None
     split = load_for_model(args, args.split, input_shape=loaded.input_shape, num_classes=loaded.spec.num_classes,
                            contract=contract) if args.data else None
-    if not args.data and typed_folder_options(args):
-        raise ShrinkValueError("--image-size, --resize, --mean and --std describe --data imagefolder:DIR; add it")
     result = export(loaded, config, args.out, eval_split=split)
     warn_if_untrained(loaded, f"the accuracy of {args.out}")
     if args.json:

@@ -45,15 +45,20 @@ def warn_if_untrained(loaded: LoadedModel, what: str) -> None:
               "weights file with its card", file=sys.stderr)
 
 
+def anchor_path(value: str, base: Path) -> str:
+    """A path, or the file of `file.py:factory`, made absolute against `base` (unchanged if absolute)."""
+    if is_code_name(value):
+        path, factory = split_code_name(value)
+        return f"{anchor_path(str(path), base)}:{factory}"
+    path = Path(value).expanduser()
+    return value if path.is_absolute() else str((base / path).resolve())
+
+
 def absolute_source(source: str) -> str:
     """A model source that names a file (a weights file or card, a pruned directory, the file of
     `file.py:factory`) with an absolute path, so a record of it reads the same from any directory;
     a registry name (tv:resnet50, fmnist_resnet18) unchanged."""
-    if is_code_name(source):
-        path, factory = split_code_name(source)
-        return f"{path.expanduser().resolve()}:{factory}"
-    path = Path(source).expanduser()
-    return str(path.resolve()) if path.exists() else source
+    return anchor_path(source, Path.cwd()) if is_code_name(source) or Path(source).expanduser().exists() else source
 
 
 def _check_overrides(loaded: LoadedModel, overrides: dict) -> LoadedModel:

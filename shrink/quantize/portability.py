@@ -9,7 +9,6 @@ standard ONNX unless the recipe names onnxruntime as its only runtime.
 
 from __future__ import annotations
 
-import os
 from collections import defaultdict
 from typing import Sequence
 
@@ -17,11 +16,12 @@ STANDARD_DOMAINS = ("", "ai.onnx")
 ONNXRUNTIME = "onnxruntime"
 
 
-def operator_domains(path: str | os.PathLike) -> dict[str, list[str]]:
-    """Operator types the graph uses, by domain ('ai.onnx' for the standard one), sorted."""
+def operator_domains(model) -> dict[str, list[str]]:
+    """Operator types the graph uses, by domain ('ai.onnx' for the standard one), sorted. `model`
+    is a path or an already loaded onnx.ModelProto."""
     import onnx
 
-    proto = onnx.load(str(path), load_external_data=False)
+    proto = model if isinstance(model, onnx.ModelProto) else onnx.load(str(model), load_external_data=False)
     found: dict[str, set[str]] = defaultdict(set)
     for node in proto.graph.node:
         found[node.domain or "ai.onnx"].add(node.op_type)

@@ -76,7 +76,6 @@ def resolve_dense(document: dict, pruned_dir: Path, remedy: str, code):
     The source is a name read from the plan, so only the user's `code` may build it."""
     from shrink.models import ModelSpec, load_model
     from shrink.models.code import code_for_record
-    from shrink.models.references import reference_card
 
     source = document.get("source") or ""
     if not source:
@@ -92,7 +91,7 @@ def resolve_dense(document: dict, pruned_dir: Path, remedy: str, code):
         code = code_for_record(f"the pruned model {pruned_dir}", spec.name, spec.code_sha256, code)
         overrides = {k: getattr(spec, k) for k in ("num_classes", "in_chans", "input_size", "cifar_stem")}
         return load_model(spec.name, weights=weights, code=code, **overrides), source
-    if not Path(source).exists() and reference_card(source) is None:
+    if pruned_from_untrained(document):
         raise ShrinkError(f"the dense model {source!r} named by {pruned_dir / PLAN_FILE} is not a file here "
                           f"and was pruned without --weights (a registry name has no trained weights); {remedy}")
     return load_model(source, code=code), source

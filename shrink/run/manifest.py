@@ -109,11 +109,16 @@ def _recovery(recover: dict[str, Any]) -> dict[str, Any]:
             "reconstruction_images": (recover.get("reconstruction") or {}).get("images")}
 
 
+def dense_and_shipped(candidates: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The dense baseline's row and the shipped file's (pruned fp32 until the shipped flags are set)."""
+    rows = {c["name"]: c for c in candidates}
+    return rows["dense fp32"], next((c for c in candidates if c["shipped"]), rows["pruned fp32"])
+
+
 def _gate(recovery: dict[str, Any], candidates: list[dict[str, Any]], config: GateConfig,
           synthetic: bool) -> dict[str, Any]:
-    rows = {c["name"]: c for c in candidates}
-    shipped = next((c for c in candidates if c["shipped"]), rows["pruned fp32"])
-    warnings = gate_warnings(recovery, rows["dense fp32"].get("accuracy_onnx"), shipped.get("accuracy_onnx"),
+    dense, shipped = dense_and_shipped(candidates)
+    warnings = gate_warnings(recovery, dense.get("accuracy_onnx"), shipped.get("accuracy_onnx"),
                              shipped["file"], config, synthetic)
     return {**config.to_dict(), "warnings": warnings}
 
@@ -247,9 +252,7 @@ def artifact_hashes(root: Path, names: list[str]) -> dict[str, dict[str, Any]]:
 def summary_lines(summary: dict[str, Any]) -> list[str]:
     """At most four lines for the end of a run, then every warning of the gate (the caller adds the
     report path)."""
-    rows = {c["name"]: c for c in summary["candidates"]}
-    dense = rows["dense fp32"]
-    shipped = next((c for c in summary["candidates"] if c["shipped"]), rows["pruned fp32"])
+    dense, shipped = dense_and_shipped(summary["candidates"])
     data = summary["inputs"]["data"]
     lines = [f"shipped {shipped['file']} ({shipped['name']}): {summary['pruning']['mac_reduction']:.2f}x fewer MACs, "
              f"{dense['size_bytes'] / 2**20:.1f} MB -> {shipped['size_bytes'] / 2**20:.1f} MB"]
@@ -275,9 +278,7 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
 def summary_numbers(summary: dict[str, Any]) -> dict[str, Any]:
     """The closing lines as numbers, for `shrink run --json`: the shipped file, its accuracy
     against dense, its latency and speedup with their 95% intervals, and every caveat and warning."""
-    rows = {c["name"]: c for c in summary["candidates"]}
-    dense = rows["dense fp32"]
-    shipped = next((c for c in summary["candidates"] if c["shipped"]), rows["pruned fp32"])
+    dense, shipped = dense_and_shipped(summary["candidates"])
     data = summary["inputs"]["data"]
 
     def latency(c: dict[str, Any]) -> dict[str, Any] | None:

@@ -22,7 +22,7 @@ from shrink.run.rundir import RunPaths, StepRecord
 CHECK_BATCH = 2  # example batch for pruning: BN statistics need more than one value per channel
 # What a deployer needs from a shipped file's metadata; preprocessing is only known for real data.
 REQUIRED_METADATA = ("input_name", "input_shape", "input_layout", "precision")
-PREPROCESSING_METADATA = ("mean", "std", "classes")
+PREPROCESSING_METADATA = ("preprocessing", "mean", "std", "classes")
 
 
 @dataclass(frozen=True)
@@ -303,14 +303,19 @@ def verify_step(ctx: StepContext, done: Done) -> Step:
 
 
 def _verify_file(ctx: StepContext, name: str, path: Path, digest: str) -> dict[str, Any]:
+    import onnx
+    import onnxruntime
+
     from shrink.evaluate import evaluate_onnx
     from shrink.export import read_metadata
     from shrink.ort_session import create_session
+    from shrink.quantize.portability import operator_domains
 
     if sha256_file(path) != digest:
         raise ShrinkError(f"{path} changed since it was written (sha256 differs); rerun to rebuild it")
     session = create_session(path, "cpu")
-    metadata = read_metadata(path)
+    proto = onnx.load(str(path), load_external_data=False)  # read once: metadata and operators
+    metadata = read_metadata(proto)
     required = REQUIRED_METADATA + (() if ctx.synthetic else PREPROCESSING_METADATA)
     missing = [key for key in required if key not in metadata]
     if missing:
@@ -320,13 +325,9 @@ def _verify_file(ctx: StepContext, name: str, path: Path, digest: str) -> dict[s
         result = evaluate_onnx(session, ctx.eval_split(f"{name}, onnxruntime"))
         accuracy = result.accuracy
         ctx.reporter.say(f"{name}: {path.name} top-1 {_pct(accuracy)} via {result.runtime}")
-    import onnxruntime
-
-    from shrink.quantize.portability import operator_domains
-
     return {"candidate": name, "file": path.name, "sha256": digest, "providers": list(session.get_providers()),
             "accuracy": accuracy, "metadata": metadata, "size_bytes": path.stat().st_size,
-            "domains": operator_domains(path),
+            "domains": operator_domains(proto),
             "checked_on": [f"onnxruntime {onnxruntime.__version__} ({session.get_providers()[0]})"]}
 
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from own_model_fixtures import INPUT_SIZE, RESIZE, write_image_folder, write_model_code
+from own_model_fixtures import INPUT_SIZE, RESIZE, user_directory
 
 from shrink.cli import main
 
@@ -21,11 +21,7 @@ CLIENT = Path(__file__).with_name("contract_client.py")
 def exported(tmp_path_factory, fmnist_dir):
     """(images root, model.onnx) for a small CNN trained 4 epochs on the PNG folder."""
     root = tmp_path_factory.mktemp("own")
-    images = write_image_folder(root / "images", fmnist_dir)
-    code = write_model_code(root)
-    assert main(["train", f"{code}:small_cnn", "--data", f"imagefolder:{images}", "--image-size", str(INPUT_SIZE),
-                 "--resize", str(RESIZE), "--epochs", "4", "--batch-size", "32", "--lr", "0.05",
-                 "--out", str(root / "trained")]) == 0
+    images, code = user_directory(root, fmnist_dir, epochs=4)
     onnx_path = root / "model.onnx"
     assert main(["export", str(root / "trained" / "model.safetensors"), "--model-code", str(code),
                  "--data", f"imagefolder:{images}", "--exporter", "torchscript", "--out", str(onnx_path)]) == 0
