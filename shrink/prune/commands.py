@@ -169,8 +169,9 @@ def register(subparsers) -> None:
     parser.add_argument("--max-layer-ratio", type=float, default=0.9, help="no group loses more than this (default 0.9)")
     parser.add_argument(
         "--round-to",
-        default="8",
-        help="kept widths are multiples of this: an integer or a target " + ", ".join(f"{k}={v}" for k, v in ROUND_TO_BY_TARGET.items()) + " (default 8)",
+        default="machine",
+        help="kept widths are multiples of this: an integer, machine (this CPU's granule: 16 with AVX-512, "
+             "8 with AVX2; the default) or a target " + ", ".join(f"{k}={v}" for k, v in ROUND_TO_BY_TARGET.items()),
     )
     parser.add_argument("--ignore", action="append", default=[], metavar="GLOB", help="keep the output channels of matching modules (repeatable)")
     parser.add_argument("--steps", type=int, default=1, help="reach the ratio/target in this many steps (default 1)")

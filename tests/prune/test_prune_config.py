@@ -10,7 +10,34 @@ from shrink.prune.config import ROUND_TO_BY_TARGET, resolve_round_to
 def test_defaults():
     config = PruneConfig()
     assert config.ratio == 0.5 and config.target_kind == "ratio"
-    assert config.importance == "l2" and config.scope == "uniform" and config.round_to == 8
+    assert config.importance == "l2" and config.scope == "uniform"
+
+
+def test_round_to_defaults_to_this_machines_granule():
+    from shrink.bench.granule import granule
+    from shrink.bench.machine import simd_block
+
+    assert PruneConfig().round_to == granule("cpu", "fp32") == resolve_round_to("machine")
+    assert granule("cpu", "fp32", cpu_flags=("avx2", "avx512f")) == simd_block(("avx512f",)) == 16
+    assert granule("cpu", "fp32", cpu_flags=("avx2",)) == 8
+    assert granule("cpu", "int8") == 16 and granule("tensorrt", "int8") == 32 and granule("tensorrt", "fp16") == 8
+    with pytest.raises(ValueError, match="no granule for runtime 'tpu'"):
+        granule("tpu", "fp32")
+
+
+def test_latency_budget_is_a_fraction_or_milliseconds():
+    assert PruneConfig(target_latency=0.25).latency_budget == (0.25, None)
+    assert PruneConfig(target_latency="12ms").latency_budget == (None, 12.0)
+    assert PruneConfig(target_latency=0.25).target_kind == "latency"
+    assert PruneConfig.from_dict(PruneConfig(target_latency="12ms").to_dict()).target_latency == "12ms"
+    for bad, message in ((1.5, "must be in \\(0, 1\\)"), (0, "must be in"), (-0.2, "must be in"),
+                         ("0ms", "milliseconds must be a number > 0"), ("fast", "give a fraction")):
+        with pytest.raises(ValueError, match=message):
+            PruneConfig(target_latency=bad)
+    with pytest.raises(ValueError, match="give one of ratio, target_macs, target_params, target_latency"):
+        PruneConfig(ratio=0.5, target_latency=0.5)
+    with pytest.raises(ValueError, match="planned in one step"):
+        PruneConfig(target_latency=0.5, steps=2)
 
 
 def test_round_trips_through_dict():
