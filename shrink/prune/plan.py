@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from shrink.errors import ShrinkError
@@ -125,6 +125,29 @@ class LeftWhole:
 
 
 @dataclass(frozen=True)
+class LatencyPlan:
+    """How a latency budget was planned: the table it used, the budget, what the table predicts
+    (in the table's milliseconds), and, once the plan was exported and timed, what was measured."""
+
+    table_key: dict[str, Any]
+    requested: float | str  # as given: a fraction of dense, or "12ms"
+    budget_ms: float  # the budget in the table's milliseconds
+    dense_predicted_ms: float
+    predicted_ms: float
+    groups_ms: dict[str, float]  # predicted ms of the layers each group writes
+    measured: tuple[dict[str, Any], ...] = ()  # one record per closed-loop round
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["measured"] = list(self.measured)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "LatencyPlan":
+        return cls(**{**d, "measured": tuple(d.get("measured", ()))})
+
+
+@dataclass(frozen=True)
 class PrunePlan:
     config: PruneConfig
     input_shapes: tuple[tuple[int, ...], ...]
@@ -134,6 +157,7 @@ class PrunePlan:
     layers: tuple[LayerWidth, ...]
     left_whole: tuple[LeftWhole, ...] = ()
     versions: dict[str, str] = field(default_factory=dict)
+    latency: LatencyPlan | None = None  # set when the widths were chosen for a latency budget
 
     @property
     def groups(self) -> tuple[PlanGroup, ...]:
@@ -171,10 +195,10 @@ class PrunePlan:
             PlanStep(s.index, s.ratio, tuple(g for g in s.groups if keep(g))) for s in self.steps
         )
         return PrunePlan(self.config, self.input_shapes, steps, self.before, self.after, self.layers,
-                         self.left_whole, self.versions)
+                         self.left_whole, self.versions, self.latency)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "format": PLAN_FORMAT,
             "version": PLAN_VERSION,
             "mode": "structured",
@@ -187,6 +211,9 @@ class PrunePlan:
             "layers": [w.to_dict() for w in self.layers],
             "steps": [s.to_dict() for s in self.steps],
         }
+        if self.latency is not None:
+            d["latency"] = self.latency.to_dict()
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "PrunePlan":
@@ -204,6 +231,7 @@ class PrunePlan:
                 layers=tuple(LayerWidth.from_dict(w) for w in d["layers"]),
                 left_whole=tuple(LeftWhole(n["root"], n["reason"], tuple(n["layers"])) for n in d["left_whole"]),
                 versions=dict(d.get("versions", {})),
+                latency=LatencyPlan.from_dict(d["latency"]) if d.get("latency") else None,
             )
         except (KeyError, TypeError) as exc:
             raise ShrinkError(f"prune plan is incomplete or malformed: {exc!r}") from exc

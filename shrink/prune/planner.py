@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import warnings
 from typing import Callable, Iterable, Iterator
 
 import torch
 import torch.nn as nn
 
+from shrink.bench.latency_table import LatencyTable
 from shrink.errors import ShrinkError
 from shrink.prune.apply import ChannelTracker, replay_step
 from shrink.prune.attention import fused_attention_groups
@@ -34,8 +36,10 @@ from shrink.prune.graph import trace_graph
 from shrink.prune.groups import CoupledGroup, discover_groups
 from shrink.prune.guards import GuardLimits, ResourceGuard
 from shrink.prune.importance import group_scores, make_importance, prepare_gradients
-from shrink.prune.plan import Counts, LayerWidth, LeftWhole, PlanGroup, PlanStep, PrunedLayer, PrunePlan
+from shrink.prune.budget import allocate
+from shrink.prune.plan import Counts, LatencyPlan, LayerWidth, LeftWhole, PlanGroup, PlanStep, PrunedLayer, PrunePlan
 from shrink.prune.selection import Keeps, Ranked, one_step_moves, rank, removed_roots, select
+from shrink.prune.space import WidthSpace, structure_hash, width_space
 from shrink.prune.targets import solve
 
 MAX_REPAIR_ROUNDS = 4  # rounds of "leave failing groups whole, choose again"
@@ -71,13 +75,19 @@ def plan(
     batches: Batches | None = None,
     limits: GuardLimits = GuardLimits(),
     verify: bool = True,
+    latency_table: LatencyTable | None = None,
+    keeps: Keeps | None = None,
 ) -> PrunePlan:
-    """Plan all `config.steps` steps back to back (no recovery in between). `model` is not changed."""
+    """Plan all `config.steps` steps back to back (no recovery in between). `model` is not changed.
+
+    `latency_table` is the cost model for `config.target_latency` (see shrink.bench.layers).
+    `keeps` (group root -> units kept) fixes the widths instead of choosing them (one step)."""
     current, result = model, None
     for _ in range(config.steps):
         if result is not None:
             current = _replay_last_step(current, result)
-        result = plan_step(current, example_inputs, config, previous=result, batches=batches, limits=limits, verify=verify)
+        result = plan_step(current, example_inputs, config, previous=result, batches=batches, limits=limits,
+                           verify=verify, latency_table=latency_table, keeps=keeps)
     return result
 
 
@@ -114,6 +124,8 @@ def plan_step(
     batches: Batches | None = None,
     limits: GuardLimits = GuardLimits(),
     verify: bool = True,
+    latency_table: LatencyTable | None = None,
+    keeps: Keeps | None = None,
 ) -> PrunePlan:
     """Plan the next step on `model`, which is the dense model (previous=None) or the model pruned by
     `previous` (possibly fine-tuned since). Returns the cumulative plan: previous steps plus this one."""
@@ -123,6 +135,8 @@ def plan_step(
     index = len(done) + 1
     if index > config.steps:
         raise ShrinkError(f"the plan already has all {config.steps} steps")
+    if config.target_kind == "latency":
+        check_table(latency_table, model, inputs)
     with ResourceGuard(limits) as guard:
         guard.stage("building the dependency graph")
         # Tracing only reads the model (and the MAC counter rides along, leaving nothing behind);
@@ -131,17 +145,15 @@ def plan_step(
         with preserved_modes(work), mac_counter(work) as dense_macs:
             graph = trace_graph(work, inputs)
         guard.stage("finding coupled groups")
-        fused = fused_attention_groups(graph, config.attention)
-        found = discover_groups(graph, config.ignore, config.attention, claimed=fused.claimed)
-        found.groups[:0] = fused.groups
-        found.left_whole[:0] = fused.left_whole
+        found = _discover(graph, config)
         guard.stage("scoring channels")
         ranked, unscored = _rank_groups(work, found.groups, config, batches, previous)
         if not ranked:
             raise ShrinkError("nothing to prune, every coupled group is left whole: " + _reasons(found.left_whole + unscored))
         guard.stage("choosing and checking channels", watch_memory=False)  # copies of the model, on purpose
         dense = previous.before if previous else Counts(int(dense_macs.macs), count_params(model))
-        step, pruned, repaired = _choose_step(model, inputs, config, index, ranked, done, dense, verify)
+        choose = _chooser(config, latency_table, keeps)
+        step, pruned, repaired = _choose_step(model, inputs, config, index, ranked, done, dense, verify, choose)
     notes = _notes(previous, found.left_whole + unscored + repaired)
     result = PrunePlan(
         config=config,
@@ -152,9 +164,33 @@ def plan_step(
         layers=_layer_widths(model, pruned, previous, step),
         left_whole=notes,
         versions=versions(),
+        latency=latency_record(latency_table, config, step) if config.target_kind == "latency" else None,
     )
     _warn_left_whole(found.left_whole + unscored + repaired)
     return result
+
+
+def width_space_of(model: nn.Module, example_inputs, config: PruneConfig = PruneConfig(),
+                   limits: GuardLimits = GuardLimits()) -> WidthSpace:
+    """The groups `plan` would prune, the widths each may keep, and which group sets each layer's
+    widths: what a latency table is measured over. `model` is not changed."""
+    inputs = as_inputs(example_inputs)
+    model = _on_cpu(model)
+    with ResourceGuard(limits) as guard, preserved_modes(model):
+        guard.stage("building the dependency graph")
+        graph = trace_graph(model, inputs)
+        guard.stage("finding coupled groups")
+        found = _discover(graph, config)
+    ranked = [rank(g, torch.zeros(g.width), g.width) for g in found.groups]
+    return width_space(ranked, config.max_layer_ratio, config.round_to, structure_hash(model, tuple(inputs[0].shape)))
+
+
+def _discover(graph, config: PruneConfig):
+    fused = fused_attention_groups(graph, config.attention)
+    found = discover_groups(graph, config.ignore, config.attention, claimed=fused.claimed)
+    found.groups[:0] = fused.groups
+    found.left_whole[:0] = fused.left_whole
+    return found
 
 
 @contextlib.contextmanager
@@ -201,13 +237,13 @@ def _reasons(left_whole: list[LeftWhole], shown: int = 3) -> str:
 # ----------------------------------------------------------------------------- choosing
 
 
-def _choose_step(model, inputs, config, index, ranked, done, dense, verify):
+def _choose_step(model, inputs, config, index, ranked, done, dense, verify, choose=None):
     """(step, pruned copy, groups left whole). Groups that fail the check on a copy are left whole
     and the choice is made again without them. The pruned copy may have random weights: it is for
     counting and measuring widths."""
     left_whole: list[LeftWhole] = []
     for _ in range(MAX_REPAIR_ROUNDS):
-        keeps, ratio = _solve_keeps(model, inputs, config, index, ranked, done, dense)
+        keeps, ratio = (choose or _solve_keeps)(model, inputs, config, index, ranked, done, dense)
         step = build_step(ranked, keeps, ratio, index, done, config.attention)
         if not verify:
             return step, _replay(model, done, step), left_whole
@@ -258,6 +294,58 @@ def _solve_keeps(model, inputs, config, index, ranked, done, dense) -> tuple[Kee
             stacklevel=4,
         )
     return solution.keeps, solution.ratio
+
+
+def _chooser(config: PruneConfig, table: LatencyTable | None, fixed: Keeps | None):
+    """How this step's keeps are chosen when not by ratio or size: fixed, or by a latency budget."""
+    if fixed is not None:
+        def given(model, inputs, config, index, ranked, done, dense):
+            unknown = sorted(set(fixed) - {r.name for r in ranked})
+            if unknown:
+                raise ShrinkError(f"keeps name groups this model does not have (or left whole): {', '.join(unknown[:4])}")
+            keeps = {r.name: min(fixed.get(r.name, len(r.units)), len(r.units)) for r in ranked}
+            return keeps, _channel_ratio(ranked, keeps)
+        return given
+    if config.target_kind != "latency":
+        return None
+
+    def by_latency(model, inputs, config, index, ranked, done, dense):
+        fraction, ms = config.latency_budget
+        budget_ms = ms if ms is not None else fraction * table.dense_ms()
+        allocation = allocate(ranked, table, budget_ms, config.max_layer_ratio, config.round_to)
+        return allocation.keeps, _channel_ratio(ranked, allocation.keeps)
+    return by_latency
+
+
+def _channel_ratio(ranked: list[Ranked], keeps: Keeps) -> float:
+    total = sum(r.channels(len(r.units)) for r in ranked)
+    kept = sum(r.channels(keeps[r.name]) for r in ranked)
+    return 1.0 - kept / total if total else 0.0
+
+
+def check_table(table: LatencyTable | None, model: nn.Module, inputs) -> None:
+    """A latency budget needs a table made for this model (its structure and input shape)."""
+    if table is None:
+        raise ShrinkError("target_latency needs a latency table: build one with `shrink bench layers MODEL` "
+                          "(or shrink.bench.layers.build_table) and pass it as latency_table")
+    wanted = structure_hash(model, tuple(inputs[0].shape))
+    if table.key.structure != wanted:
+        raise ShrinkError(f"the latency table was made for another model or input shape: structure "
+                          f"{table.key.structure}, this model {wanted}")
+
+
+def latency_record(table: LatencyTable, config: PruneConfig, step: PlanStep) -> LatencyPlan:
+    widths = {g.root: g.width - len(g.removed) for g in step.groups}
+    fraction, ms = config.latency_budget
+    dense = table.dense_ms()
+    return LatencyPlan(
+        table_key=dataclasses.asdict(table.key),
+        requested=config.target_latency,
+        budget_ms=ms if ms is not None else fraction * dense,
+        dense_predicted_ms=dense,
+        predicted_ms=table.predict(widths),
+        groups_ms={k: round(v, 5) for k, v in table.group_ms(widths).items()},
+    )
 
 
 def build_step(ranked: list[Ranked], keeps: Keeps, ratio: float, index: int, done, attention: str) -> PlanStep:
