@@ -88,9 +88,22 @@ def _os_error_line(exc: OSError) -> str:
     return f"{exc.strerror or exc}{where}"
 
 
+# Two-word commands: `shrink bench layers` is the subcommand `bench-layers` (`shrink bench` itself
+# takes ONNX files as positionals, so a nested subparser would swallow them).
+TWO_WORD_COMMANDS = {("bench", "layers"): "bench-layers"}
+
+
+def _join_two_word_command(argv: list[str]) -> list[str]:
+    words = [i for i, a in enumerate(argv) if not a.startswith("-")][:2]
+    if len(words) == 2 and words[1] == words[0] + 1 and (argv[words[0]], argv[words[1]]) in TWO_WORD_COMMANDS:
+        i = words[0]
+        return argv[:i] + [TWO_WORD_COMMANDS[(argv[i], argv[i + 1])]] + argv[i + 2:]
+    return argv
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_join_two_word_command(list(sys.argv[1:] if argv is None else argv)))
     if args.command is None:
         parser.print_help()
         return 2

@@ -24,8 +24,11 @@ COMPARE_EXAMPLE = "shrink bench-compare runs/bench-xeon/bench.json runs/bench-ep
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from shrink.bench.layers_commands import register as register_layers
+
     _register_bench(subparsers)
     _register_compare(subparsers)
+    register_layers(subparsers)
 
 
 def _register_bench(subparsers: argparse._SubParsersAction) -> None:

@@ -46,6 +46,14 @@ class LayerSite:
     channel_axis: int  # 1 for NCHW convs, -1 for MatMul/Gemm
     kind: str = ""
     ops: tuple[str, ...] = ()
+    out_shape: list[int] | None = None
+
+    def pixels(self, shape: list[int] | None) -> int:
+        """Positions per channel: H*W for a conv, tokens for a Linear."""
+        if not shape:
+            return 1
+        inner = shape[2:] if self.channel_axis == 1 else shape[1:-1]
+        return int(np.prod(inner)) if len(inner) else 1
 
 
 def _attrs(node: onnx.NodeProto) -> dict:
@@ -97,6 +105,7 @@ def find_sites(model: onnx.ModelProto, names: set[str]) -> tuple[list[LayerSite]
         site = _site(node, name, inits, shapes)
         if site is None:
             continue
+        site.out_shape = shapes.get(node.output[0])
         members = _grow_epilogue(site, index, nodes, consumers, produced_at, inits, shapes, claimed)
         site.outputs = _outputs(site, members, nodes, consumers, graph_outputs)
         sites.append(site)

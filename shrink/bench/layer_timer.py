@@ -4,7 +4,7 @@ This one file is the timing loop of every latency table. `shrink bench layers` r
 worker process of its own on this machine; `--export-kit DIR` copies it into DIR next to the
 subgraphs, so that the same loop runs on the deployment device:
 
-    python layer_timer.py DIR            # writes DIR/times.json with that device's machine block
+    python layer_timer.py DIR            # writes DIR/table.json with that device's machine block
 
 It imports nothing from torch or torch-shrink, on purpose. Method, as `shrink bench` times a file:
 - one onnxruntime session at a time, in this process only, made with explicit intra-op threads,
@@ -32,7 +32,9 @@ import numpy as np
 import onnxruntime as ort
 
 KIT_FORMAT = "torch-shrink-layer-kit"
-TIMES_FORMAT = "torch-shrink-layer-times"
+# The table this writes is read by shrink.bench.latency_table (a test keeps the two in step).
+TABLE_FORMAT = "torch-shrink-latency-table"
+TABLE_VERSION = 1
 TRACKED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "asimd", "asimddp", "sve")
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
 NUMPY_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int64)": np.int64,
@@ -110,7 +112,8 @@ def feeds_for(session: ort.InferenceSession, rng: np.random.Generator) -> dict:
 
 
 def time_entry(path: str, kit: dict, rng: np.random.Generator) -> float:
-    """Median ms of one subgraph, alone in its session."""
+    """Median ms of one subgraph, alone in its session. `kit` holds the run counts (an entry may
+    override them: the whole models of the calibration are timed longer)."""
     session = make_session(path, kit)
     feeds, outputs = feeds_for(session, rng), [o.name for o in session.get_outputs()]
     start, runs = time.perf_counter(), 0
@@ -163,34 +166,57 @@ def run_kit(kit_dir: Path, quiet: bool = False) -> dict:
         order = list(entries)
         order_rng.shuffle(order)
         for entry in order:
-            per_round[entry["id"]].append(time_entry(str(kit_dir / entry["file"]), kit, input_rng))
+            per_round[entry["id"]].append(time_entry(str(kit_dir / entry["file"]), {**kit, **entry.get("timing", {})}, input_rng))
             done += 1
             progress.update(done, entry["id"])
-    block = machine_block()
+    ms = {k: float(np.median(v)) for k, v in per_round.items()}
+    meta = json.loads((kit_dir / "kit_meta.json").read_text())
+    return table_dict(meta, ms, machine_block(), round(time.perf_counter() - started, 2))
+
+
+def table_dict(meta: dict, ms: dict, block: dict, seconds: float) -> dict:
+    """The latency table JSON: the kit's layers and grids with their times, this machine's block,
+    and the calibration points (whole-model times), which the package fits when it loads the table."""
+    kinds = {}
+    for name, k in meta["kinds"].items():
+        if k["depthwise"]:
+            diagonal = [ms[k["entries"][f"{c}x{c}"]] for c in k["cout"]]
+            grid = [[diagonal[i] if i == j else 0.0 for j in range(len(diagonal))] for i in range(len(diagonal))]
+        else:
+            grid = [[ms[k["entries"][f"{ci}x{co}"]] for co in k["cout"]] for ci in k["cin"]]
+        kinds[name] = {"kind": name, "ops": k["ops"], "cin": k["cin"], "cout": k["cout"], "ms": grid, "depthwise": k["depthwise"]}
+    target = meta["target"]
     return {
-        "format": TIMES_FORMAT,
+        "format": TABLE_FORMAT,
+        "version": TABLE_VERSION,
+        "key": {"structure": meta["structure"], "machine": fingerprint(block), "runtime": target["runtime"],
+                "precision": target["precision"], "threads": target["threads"], "batch": target["batch"]},
         "machine": block,
-        "fingerprint": fingerprint(block),
-        "kit": kit.get("kit_id"),
-        "seconds": round(time.perf_counter() - started, 2),
-        "ms": {k: float(np.median(v)) for k, v in per_round.items()},
-        "rounds_ms": per_round,
+        "timing": {"seconds": seconds, "rounds": target["rounds"], "grid_points": target["grid_points"],
+                   "subgraphs": len(ms) - len(meta["calibration"]), "min_runs": target["min_runs"],
+                   "min_seconds": target["min_seconds"]},
+        "notes": meta.get("notes", []),
+        "groups": meta["groups"],
+        "layers": meta["layers"],
+        "kinds": kinds,
+        "calibration": {"points": [{"widths": c["widths"], "whole_ms": ms[c["id"]]} for c in meta["calibration"]]},
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Time a torch-shrink layer kit on this device (onnxruntime + numpy only).")
     parser.add_argument("kit", type=Path, help="the kit directory (holds kit.json)")
-    parser.add_argument("--out", type=Path, help="where to write the times (default KIT/times.json)")
+    parser.add_argument("--out", type=Path, help="where to write the latency table (default KIT/table.json)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     result = run_kit(args.kit, args.quiet)
-    out = args.out or args.kit / "times.json"
+    out = args.out or args.kit / "table.json"
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(result, indent=1))
     os.replace(tmp, out)
     if not args.quiet:
-        print(f"wrote {out}: {len(result['ms'])} entries in {result['seconds']:.0f} s on {result['machine']['cpu_model']}", file=sys.stderr)
+        print(f"wrote {out}: {result['timing']['subgraphs']} layer subgraphs and {len(result['calibration']['points'])} whole "
+              f"models in {result['timing']['seconds']:.0f} s on {result['machine']['cpu_model']}", file=sys.stderr)
     return 0
 
 

@@ -5,11 +5,12 @@
 2. The dense model is exported once; each conv/linear layer that a group changes is cut out with
    its epilogue (shrink.bench.layer_graphs), and layers of the same shape share one "kind".
 3. A kit: every kind rebuilt on a grid of (c_in, c_out) pairs, tabled jointly (a group changes one
-   layer's output and the next one's input), plus the whole model at three uniform widths for the
-   calibration. int8 subgraphs are quantized as `shrink quantize` ships them (QDQ, u8 activations,
+   layer's output and the next one's input), plus whole models at a few width configurations
+   (dense, uniform, random) for the calibration. int8 subgraphs are quantized as `shrink quantize` ships them (QDQ, u8 activations,
    s8 per-channel weights).
 4. The kit is timed by shrink/bench/layer_timer.py in a fresh worker process (here) or on the
-   device (`--export-kit`), and the times are assembled into the table.
+   device (`--export-kit`), which writes the table JSON; the calibration is fitted when the table
+   is loaded (shrink.bench.latency_table).
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ from typing import Callable
 import numpy as np
 
 from shrink.bench.granule import PRECISIONS, RUNTIMES
-from shrink.bench.latency_table import Calibration, LatencyTable, LayerKind, TableKey, TableLayer, axis_width
+from shrink.bench.latency_table import LatencyTable, TableKey, TableLayer, axis_width
 from shrink.errors import ShrinkError, ShrinkValueError
 
 GRID_POINTS = 5  # widths sampled per axis; the table interpolates between them
-CALIBRATION_RATIOS = (0.0, 0.3, 0.6)  # uniform ratios of the whole-model calibration points
+CALIBRATION_RATIOS = (0.0, 0.3, 0.6, 0.85)  # uniform ratios of whole-model calibration points
+CALIBRATION_RANDOM = 3  # and this many random width configurations
 OPSET = 18
 TIMER = Path(__file__).with_name("layer_timer.py")
 KIT_META = "kit_meta.json"
@@ -53,6 +55,8 @@ class TableTarget:
     warmup_seconds: float = 0.02
     min_runs: int = 7
     min_seconds: float = 0.05
+    whole_seconds: float = 1.0  # each calibration model is timed this long (its figure anchors every prediction)
+    calibration_random: int = CALIBRATION_RANDOM  # random width configurations among the calibration models
     spinning: bool = True
     graph_optimization: str = "all"
     seed: int = 0
@@ -136,7 +140,7 @@ def _quantize_subgraph(src: Path, dst: Path, seed: int) -> None:
         quantize_static(str(src), str(dst), OneSample(), **QuantRecipe().ort_kwargs())
 
 
-def _write_entry(model_proto, path: Path, precision: str, seed: int) -> None:
+def write_for_precision(model_proto, path: Path, precision: str, seed: int) -> None:
     import onnx
 
     if precision == "int8":
@@ -152,7 +156,7 @@ def _write_entry(model_proto, path: Path, precision: str, seed: int) -> None:
         onnx.save(model_proto, str(path))
 
 
-def _export(model, example, path: Path) -> None:
+def export_onnx(model, example, path: Path) -> None:
     import onnx
 
     from shrink.export.exporters import torch_to_onnx
@@ -179,7 +183,7 @@ def prepare_kit(model, example, target: TableTarget, config, kit_dir: Path, prog
     (kit_dir / "layers").mkdir(parents=True, exist_ok=True)
     (kit_dir / "whole").mkdir(exist_ok=True)
     say("exporting the dense model to cut its layers")
-    _export(model, example, kit_dir / "whole" / "dense.fp32.onnx")
+    export_onnx(model, example, kit_dir / "whole" / "dense.fp32.onnx")
     dense_proto = onnx.load(str(kit_dir / "whole" / "dense.fp32.onnx"))
     sites, missing = find_sites(dense_proto, set(axes))
     notes = []
@@ -190,8 +194,8 @@ def prepare_kit(model, example, target: TableTarget, config, kit_dir: Path, prog
     for site in sites:
         describe(site)
         ax = axes[site.name]
-        layers.append(TableLayer(site.name, site.kind, site.dense_cin, site.dense_cout,
-                                 ax.in_group, ax.in_share, ax.out_group, ax.out_share))
+        layers.append(TableLayer(site.name, site.kind, site.dense_cin, site.dense_cout, ax.in_group, ax.in_share,
+                                 ax.out_group, ax.out_share, site.pixels(site.x_shape), site.pixels(site.out_shape)))
         if site.kind in kinds:
             continue
         tied = site.depthwise or (ax.in_group is not None and ax.in_group == ax.out_group)
@@ -202,29 +206,23 @@ def prepare_kit(model, example, target: TableTarget, config, kit_dir: Path, prog
         for ci, co in pairs:
             entry_id = f"{site.kind}@{ci}x{co}"
             path = kit_dir / "layers" / f"{entry_id}.onnx"
-            _write_entry(build_subgraph(site, ci, co, target.batch, OPSET, target.seed), path, target.precision, target.seed)
+            write_for_precision(build_subgraph(site, ci, co, target.batch, OPSET, target.seed), path, target.precision, target.seed)
             kinds[site.kind]["entries"][f"{ci}x{co}"] = entry_id
             entries.append({"id": entry_id, "file": f"layers/{entry_id}.onnx"})
     say(f"{len(layers)} layers in {len(kinds)} kinds, {len(entries)} subgraphs; exporting the calibration models")
     calibration = []
-    for ratio in CALIBRATION_RATIOS:
-        ratio = min(ratio, config.max_layer_ratio)
-        name = f"uniform{ratio:.2f}"
-        if ratio == 0:
-            widths, pruned = {}, model
-        else:
-            cfg = dataclasses.replace(config, ratio=ratio, target_latency=None, target_macs=None, target_params=None, steps=1)
-            p = plan(model, example, cfg, verify=False)
+    for name, keeps in calibration_configs(space, config, target.seed, target.calibration_random):
+        fp32 = kit_dir / "whole" / (f"{name}.fp32.onnx" if keeps else "dense.fp32.onnx")
+        widths = {}
+        if keeps:
+            p = plan(model, example, _by_keeps(config), keeps=keeps, verify=False)
             widths = {g.root: g.width - len(g.removed) for g in p.groups}
-            pruned = apply(model, p)
-        fp32 = kit_dir / "whole" / (f"{name}.fp32.onnx" if ratio else "dense.fp32.onnx")
-        if ratio:
             with torch.no_grad():
-                _export(pruned, example, fp32)
-        path = kit_dir / "whole" / f"{name}.onnx"
-        _write_entry(onnx.load(str(fp32)), path, target.precision, target.seed)
+                export_onnx(apply(model, p), example, fp32)
+        write_for_precision(onnx.load(str(fp32)), kit_dir / "whole" / f"{name}.onnx", target.precision, target.seed)
         calibration.append({"id": f"whole:{name}", "widths": widths})
-        entries.append({"id": f"whole:{name}", "file": f"whole/{name}.onnx"})
+        entries.append({"id": f"whole:{name}", "file": f"whole/{name}.onnx", "timing": {
+            "warmup_runs": 5, "warmup_seconds": target.whole_seconds / 5, "min_runs": 20, "min_seconds": target.whole_seconds}})
     for extra in (kit_dir / "whole").glob("*.fp32.onnx"):
         extra.unlink()
     kit = {
@@ -257,58 +255,41 @@ def prepare_kit(model, example, target: TableTarget, config, kit_dir: Path, prog
     return meta
 
 
-def run_timer(kit_dir: Path, quiet: bool = False) -> dict:
-    """Time the kit here, in a fresh worker process of its own (the timer prints its progress)."""
-    out = kit_dir / "times.json"
+def _by_keeps(config):
+    """The config with its target cleared: widths given as keeps need no target."""
+    return dataclasses.replace(config, ratio=0.5, target_macs=None, target_params=None, target_latency=None, steps=1)
+
+
+def calibration_configs(space, config, seed: int, random_count: int = CALIBRATION_RANDOM) -> list[tuple[str, dict[str, int]]]:
+    """(name, keeps) of the whole models the calibration times: dense (empty keeps), uniform keep
+    shares, and random ones (a share per model, jittered per group) like those the allocator makes."""
+    import random
+
+    rng = random.Random(seed)
+    out = []
+    for ratio in CALIBRATION_RATIOS:
+        ratio = min(ratio, config.max_layer_ratio)
+        out.append((f"uniform{ratio:.2f}", {g.root: _nearest(g, 1 - ratio, 1.0) for g in space.groups} if ratio else {}))
+    for i in range(random_count):
+        share = rng.uniform(0.2, 0.9)
+        out.append((f"random{i}", {g.root: _nearest(g, share, rng.uniform(0.75, 1.25)) for g in space.groups}))
+    return out
+
+
+def _nearest(group, share: float, jitter: float) -> int:
+    want = group.width * min(1.0, share * jitter)
+    return group.units[min(range(len(group.channels)), key=lambda k: abs(group.channels[k] - want))]
+
+
+def run_timer(kit_dir: Path, quiet: bool = False) -> LatencyTable:
+    """Time the kit here, in a fresh worker process of its own (the timer prints its progress and
+    writes the table, as it does on a device)."""
+    out = kit_dir / "table.json"
     done = subprocess.run([sys.executable, str(kit_dir / TIMER.name), str(kit_dir), "--out", str(out)]
                           + (["--quiet"] if quiet else []), stdout=subprocess.DEVNULL)
     if done.returncode != 0 or not out.is_file():
         raise ShrinkError(f"timing the layer kit failed (exit {done.returncode}; its message is above)")
-    return json.loads(out.read_text())
-
-
-# ----------------------------------------------------------------------------- assembly
-
-
-def assemble(meta: dict, times: dict) -> LatencyTable:
-    """The table from a kit's meta and the times its timer wrote (here or on the device)."""
-    ms = times["ms"]
-    kinds = {}
-    for name, k in meta["kinds"].items():
-        if k["depthwise"]:
-            diag = [ms[k["entries"][f"{c}x{c}"]] for c in k["cout"]]
-            grid = tuple(tuple(diag[i] if i == j else 0.0 for j in range(len(diag))) for i in range(len(diag)))
-        else:
-            grid = tuple(tuple(ms[k["entries"][f"{ci}x{co}"]] for co in k["cout"]) for ci in k["cin"])
-        kinds[name] = LayerKind(name, tuple(k["ops"]), tuple(k["cin"]), tuple(k["cout"]), grid, k["depthwise"])
-    target = TableTarget(**meta["target"])
-    key = target.key(meta["structure"], times["fingerprint"])
-    layers = tuple(TableLayer(**layer) for layer in meta["layers"])
-    partial = LatencyTable(key, dict(meta["groups"]), layers, kinds, Calibration(1.0, 0.0, ()), times["machine"])
-    points = [{"widths": c["widths"], "sum_ms": partial.layer_sum(c["widths"]), "whole_ms": ms[c["id"]]}
-              for c in meta["calibration"]]
-    alpha, beta = fit_calibration(points)
-    timing = {"seconds": times.get("seconds"), "rounds": target.rounds, "grid_points": target.grid_points,
-              "subgraphs": len(ms) - len(points), "min_runs": target.min_runs, "min_seconds": target.min_seconds}
-    return dataclasses.replace(partial, calibration=Calibration(alpha, beta, tuple(points)),
-                               notes=tuple(meta.get("notes", ())), timing=timing)
-
-
-def fit_calibration(points: list[dict]) -> tuple[float, float]:
-    """Least squares of whole = alpha * sum + beta, on relative error (each point weighs alike).
-    beta may be negative: each isolated subgraph pays a run call and layout reorders at its ends
-    that the whole model pays once."""
-    sums = np.array([p["sum_ms"] for p in points])
-    whole = np.array([p["whole_ms"] for p in points])
-    proportional = float((sums * whole).sum() / (sums**2).sum())
-    if len(points) < 2 or np.ptp(sums) < 1e-9:
-        return proportional, 0.0
-    weights = 1.0 / whole
-    a = np.stack([sums * weights, weights], axis=1)
-    alpha, beta = np.linalg.lstsq(a, whole * weights, rcond=None)[0]
-    if alpha <= 0:  # no trend to fit: stay proportional
-        return proportional, 0.0
-    return float(alpha), float(beta)
+    return LatencyTable.load(out)
 
 
 # ----------------------------------------------------------------------------- the stage
@@ -330,9 +311,8 @@ def build_table(model, example, target: TableTarget, config, *, cache_dir: Path 
                 progress(f"latency table from the cache: {cached}")
             return table
     with tempfile.TemporaryDirectory(prefix="shrink-layer-kit-") as tmp:
-        meta = prepare_kit(model, example, target, config, Path(tmp), progress)
-        times = run_timer(Path(tmp), quiet=quiet)
-    table = assemble(meta, times)
+        prepare_kit(model, example, target, config, Path(tmp), progress)
+        table = run_timer(Path(tmp), quiet=quiet)
     table.check_key(key)
     cached.parent.mkdir(parents=True, exist_ok=True)
     table.save(cached)

@@ -86,7 +86,7 @@ def allocate(ranked: list[Ranked], table: LatencyTable, budget_ms: float, max_la
     neighbours = {g.name: {x for layer in layers[g.name] for x in (layer.in_group, layer.out_group) if x in by_name}
                   for g in groups}
     widths = {g.name: g.channels() for g in groups}
-    alpha, dense_ms = table.calibration.alpha, table.predict(widths)
+    dense_ms = table.predict(widths)
 
     def predicted() -> float:
         return table.predict(widths)
@@ -104,7 +104,7 @@ def allocate(ranked: list[Ranked], table: LatencyTable, budget_ms: float, max_la
         """Predicted ms saved (positive) when `g` moves to index `at`, the others as they are."""
         now = sum(table.layer_ms(layer, widths) for layer in layers[g.name])
         moved = {**widths, g.name: g.channels(at)}
-        return alpha * (now - sum(table.layer_ms(layer, moved) for layer in layers[g.name]))
+        return now - sum(table.layer_ms(layer, moved) for layer in layers[g.name])
 
     cache: dict[str, tuple[float, float]] = {}
 
@@ -133,14 +133,14 @@ def allocate(ranked: list[Ranked], table: LatencyTable, budget_ms: float, max_la
     if total > budget_ms:
         raise ShrinkError(f"latency budget {budget_ms:.3g} ms is out of reach: the table predicts {total:.3g} ms "
                           "with every group at the narrowest width that still saves time")
-    _give_back(groups, widths, table, budget_ms, layers, alpha)
+    _give_back(groups, widths, table, budget_ms, layers)
     total = predicted()
     kept = sum(g.losses[-1] - g.lost(g.at) for g in groups)
     everything = sum(g.losses[-1] for g in groups) or 1.0
     return Allocation({g.name: g.keep for g in groups}, dict(widths), total, dense_ms, budget_ms, kept / everything)
 
 
-def _give_back(groups: list[_Group], widths: dict[str, int], table: LatencyTable, budget_ms: float, layers, alpha) -> None:
+def _give_back(groups: list[_Group], widths: dict[str, int], table: LatencyTable, budget_ms: float, layers) -> None:
     """Widen groups one step at a time while the prediction stays within the budget, the step that
     buys the most importance per millisecond first."""
     total = table.predict(widths)
@@ -150,7 +150,7 @@ def _give_back(groups: list[_Group], widths: dict[str, int], table: LatencyTable
             if g.at == len(g.units) - 1:
                 continue
             moved = {**widths, g.name: g.channels(g.at + 1)}
-            cost = alpha * sum(table.layer_ms(layer, moved) - table.layer_ms(layer, widths) for layer in layers[g.name])
+            cost = sum(table.layer_ms(layer, moved) - table.layer_ms(layer, widths) for layer in layers[g.name])
             if total + cost > budget_ms:
                 continue
             gained = g.lost(g.at) - g.lost(g.at + 1)

@@ -27,15 +27,16 @@ def parse_count(text: str) -> float:
     return float(match.group(1)) * SUFFIXES[match.group(2).lower()]
 
 
-def config_from_args(args: argparse.Namespace) -> PruneConfig:
+def config_from_args(args: argparse.Namespace, round_to: int | str | None = None) -> PruneConfig:
     return PruneConfig(
         importance=args.importance,
         scope=args.scope,
         ratio=args.ratio,
         target_macs=args.target_macs,
         target_params=args.target_params,
+        target_latency=args.target_latency,
         max_layer_ratio=args.max_layer_ratio,
-        round_to=args.round_to,
+        round_to=round_to if round_to is not None else args.round_to,
         ignore=tuple(args.ignore),
         steps=args.steps,
         attention=args.attention,
@@ -85,7 +86,13 @@ def _run_structured(args, loaded, inputs, limits) -> int:
     config = config_from_args(args)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = plan(loaded.model, inputs, config, batches=_batches(args, config, loaded), limits=limits, verify=not args.no_verify)
+        if config.target_kind == "latency":
+            from shrink.prune.latency_commands import plan_for_latency
+
+            result = plan_for_latency(args, loaded, inputs, limits, _batches)
+        else:
+            result = plan(loaded.model, inputs, config, batches=_batches(args, config, loaded), limits=limits,
+                          verify=not args.no_verify)
     for w in caught:
         if issubclass(w.category, UserWarning) and "torch_pruning" not in str(w.filename):
             print(f"warning: {w.message}")
@@ -164,6 +171,9 @@ def register(subparsers) -> None:
     target.add_argument("--ratio", type=float, help="fraction of channels to remove (default 0.5)")
     target.add_argument("--target-macs", type=parse_count, help="MACs to reach, e.g. 1.1G (within 1%%)")
     target.add_argument("--target-params", type=parse_count, help="parameters to reach, e.g. 5M (within 1%%)")
+    target.add_argument("--target-latency", metavar="BUDGET",
+                        help="latency budget on the deployment runtime: a fraction of dense (0.25 = 4x faster) or "
+                             "milliseconds (12ms); measured, see --runtime/--precision/--threads (docs/latency.md)")
     parser.add_argument("--importance", default="l2", help=f"channel importance: {', '.join(IMPORTANCE_NAMES)} (default l2)")
     parser.add_argument("--scope", default="uniform", help=f"{' or '.join(SCOPES)} (default uniform)")
     parser.add_argument("--max-layer-ratio", type=float, default=0.9, help="no group loses more than this (default 0.9)")
@@ -180,6 +190,9 @@ def register(subparsers) -> None:
     add_spec_arguments(parser)
     parser.add_argument("--calibration-batches", type=int, default=4, help="batches read for taylor/hessian (default 4)")
     parser.add_argument("--batch-size", type=int, default=64, help="batch size for taylor/hessian (default 64)")
+    from shrink.prune.latency_commands import add_latency_arguments
+
+    add_latency_arguments(parser)
     parser.add_argument("--unstructured", type=float, metavar="SPARSITY", help="instead: zero this share of single weights (no speedup; see docs)")
     parser.add_argument("--no-verify", action="store_true", help="skip the exactness checks")
     parser.add_argument("--seed", type=int, default=0)
