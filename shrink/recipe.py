@@ -36,7 +36,7 @@ from shrink.run.gate import GateConfig
 
 RECIPE_FILE = "recipe.yaml"
 # Keys of which a recipe gives at most one; a layer that sets one drops the others from below it.
-PRUNE_TARGETS = ("ratio", "target_macs", "target_params")
+PRUNE_TARGETS = ("ratio", "target_macs", "target_params", "target_latency")
 
 RECIPES_DIR = Path(__file__).resolve().parent / "recipes"  # example recipes, shipped as package data
 DEFAULT_RECIPE_FILE = RECIPES_DIR / "fmnist_resnet18.yaml"  # the default recipe: the only copy of its values

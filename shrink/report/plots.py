@@ -127,3 +127,27 @@ def widths_plot(layers: Sequence[LayerWidth], title: str) -> bytes:
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     return png(fig)
+
+
+def budget_plot(rounds: Sequence[dict], requested: float | str) -> bytes:
+    """Predicted against measured share of the dense latency, one point per closed-loop round."""
+    fig = Figure(figsize=(5.5, 4.2))
+    ax = fig.add_subplot()
+    for r in rounds:
+        low, high = r["ratio_ci"]
+        ax.errorbar(r["predicted_ratio"], r["ratio"], yerr=[[r["ratio"] - low], [high - r["ratio"]]],
+                    marker="*" if r["shipped"] else "o", markersize=12 if r["shipped"] else 6, capsize=3,
+                    color=color("pruned fp32"))
+        ax.annotate(f"  round {r['index']}", (r["predicted_ratio"], r["ratio"]), fontsize=8)
+    values = [r["predicted_ratio"] for r in rounds] + [r["ratio"] for r in rounds]
+    top = max(values) * 1.15
+    ax.plot([0, top], [0, top], color="#8c959f", linestyle="--", linewidth=1, label="measured = predicted")
+    if not isinstance(requested, str):
+        ax.axhspan(requested * 0.95, requested * 1.02, color="#1a7f37", alpha=0.15, label="accepted window")
+    ax.set_xlim(0, top)
+    ax.set_ylim(0, top)
+    ax.set_xlabel("predicted latency / dense (latency table)")
+    ax.set_ylabel("measured latency / dense")
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(alpha=0.3)
+    return png(fig)

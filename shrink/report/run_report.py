@@ -199,7 +199,8 @@ def pruning_section(summary: dict[str, Any]) -> list[Block]:
     p = summary["pruning"]
     cfg, ex = p["config"], p["exactness"]
     target = f"ratio {cfg['ratio']}" if cfg.get("ratio") is not None else \
-        f"target MACs {cfg['target_macs']}" if cfg.get("target_macs") else f"target params {cfg['target_params']}"
+        f"target MACs {cfg['target_macs']}" if cfg.get("target_macs") else \
+        f"target params {cfg['target_params']}" if cfg.get("target_params") else f"latency budget {cfg['target_latency']}"
     items = [f"{target}, {cfg['importance']} importance, {cfg['scope']} scope, widths rounded to {cfg['round_to']}; "
              f"{p['groups']} coupled groups pruned; plan hash `{p['plan_hash'][:16]}`.",
              f"{p['mac_reduction']:.2f}× fewer MACs, {p['param_reduction']:.2f}× fewer parameters.",
@@ -207,7 +208,30 @@ def pruning_section(summary: dict[str, Any]) -> list[Block]:
              f"exact" + (f", max |y0 − y1| = {ex['max_abs_diff']:.1e}" if ex.get("max_abs_diff") is not None else "")
              + f", {ex['structural_groups']} structural)."]
     items += [f"left whole: `{n['root']}` — {n['reason']}" for n in p["left_whole"]]
-    return [Heading("Pruning"), Bullets(tuple(items))]
+    return [Heading("Pruning"), Bullets(tuple(items))] + latency_budget_section(p.get("latency"))
+
+
+def latency_budget_section(latency: dict[str, Any] | None) -> list[Block]:
+    """Requested against measured latency, round by round of the closed loop."""
+    if not latency:
+        return []
+    key = latency["table_key"]
+    requested = latency["requested"]
+    asked = f"{requested} ms" if isinstance(requested, str) else f"{requested:g} of the dense latency"
+    rows = tuple((str(m["index"]) + (" (shipped)" if m["shipped"] else ""),
+                  m["asked"] if isinstance(m["asked"], str) else f"{m['asked']:.3f}",
+                  f"{m['predicted_ratio']:.3f}", f"{m['ratio']:.3f} [{m['ratio_ci'][0]:.3f}, {m['ratio_ci'][1]:.3f}]",
+                  f"{m['pruned_ms']:.3g} / {m['dense_ms']:.3g}", "yes" if m["within"] else "no")
+                 for m in latency["measured"])
+    blocks: list[Block] = [Paragraph(
+        f"**Latency budget**: requested {asked}, on {key['runtime']} {key['precision']}, {key['threads']} thread(s), "
+        f"batch {key['batch']}. Widths were chosen against a latency table measured on this machine, then each plan was "
+        "exported and timed against dense (the bench's method); a miss outside [-5%, +2%] rescales the table and plans "
+        "again (docs/latency.md in the torch-shrink source).")]
+    if rows:
+        blocks.append(Table(("round", "asked of the table", "predicted share", "measured share [95% CI]",
+                             "pruned / dense ms", "within"), rows, (False, True, True, True, True, False)))
+    return blocks
 
 
 def quantization_section(summary: dict[str, Any]) -> list[Block]:
@@ -295,6 +319,11 @@ def figures(summary: dict[str, Any], layers: Sequence[dict[str, Any]]) -> list[I
         out.append(Image("accuracy_latency.png", "Top-1 accuracy (onnxruntime) against median latency; marker area "
                                                  "grows with file size; the star is the shipped file.",
                          plots.accuracy_latency_plot(points, "accuracy against latency")))
+    measured = (summary["pruning"].get("latency") or {}).get("measured")
+    if measured:
+        out.append(Image("latency_budget.png", "Latency budget: each closed-loop round's predicted share of dense "
+                                               "against the measured one (95% CI); the band is the accepted window.",
+                         plots.budget_plot(measured, summary["pruning"]["latency"]["requested"])))
     widths = [plots.LayerWidth(w["name"], w["before"][1], w["after"][1]) for w in layers if w["kind"] in WIDTH_KINDS]
     if widths:
         out.append(Image("widths.png", "Output channels of every convolution and linear layer, before (grey) and "

@@ -96,6 +96,7 @@ def _pruning(prune: dict[str, Any]) -> dict[str, Any]:
         "param_reduction": plan["before"]["params"] / plan["after"]["params"],
         "groups": sum(len(s["groups"]) for s in plan["steps"]),
         "left_whole": plan["left_whole"],
+        "latency": plan.get("latency"),
         "exactness": {k: prune["exactness"][k] for k in ("kind", "passed", "max_abs_diff", "tolerance",
                                                           "exact_groups", "structural_groups")},
     }

@@ -125,7 +125,10 @@ def prune_step(ctx: StepContext, done: Done) -> Step:
         batches = None
         if config.needs_batches:
             batches = ctx.inputs.train.batches(BatchOptions(batch_size=64, shuffle=True, seed=config.seed))
-        plan = prune.plan(dense.model, example, config, batches=batches)
+        if config.target_kind == "latency":
+            plan = _plan_for_latency(ctx, dense.model, example, config, batches)
+        else:
+            plan = prune.plan(dense.model, example, config, batches=batches)
         exactness = prune.check_exactness(dense.model, plan, example, seed=config.seed)
         if not exactness.passed:
             raise ShrinkError(f"the pruned model failed its exactness check: {exactness.summary()}")
@@ -143,7 +146,25 @@ def prune_step(ctx: StepContext, done: Done) -> Step:
     return Step("prune", f"plan and check the removal of channels ({_target(config)})", material, (), compute, summary)
 
 
+def _plan_for_latency(ctx, model, example, config, batches):
+    """A latency budget: the table on the bench section's runtime and threads (fp32; built once
+    and cached), then the closed loop that times each plan against dense."""
+    from shrink.bench.layers import TableTarget, build_table
+    from shrink.bench.machine import physical_cores
+    from shrink.latency_budget import prune_to_latency
+
+    bench = ctx.recipe.bench
+    target = TableTarget(runtime=bench.provider, precision="fp32", threads=bench.threads or physical_cores(), batch=bench.batch)
+    table = build_table(model, example[:1], target, config, progress=ctx.reporter.say)
+    plan, _ = prune_to_latency(model, example, config, table, batches=batches, progress=ctx.reporter.say)
+    return plan
+
+
 def _target(config) -> str:
+    if config.target_kind == "latency":
+        fraction, ms = config.latency_budget
+        budget = f"{fraction:g} of the dense latency" if fraction is not None else f"{ms:g} ms"
+        return f"latency budget {budget}, measured; {config.importance} importance"
     if config.target_kind == "ratio":
         return f"{config.ratio:.0%} of the channels, {config.importance} importance"
     return f"target {config.target_kind} {config.target_macs or config.target_params:,.0f}, {config.importance} importance"
