@@ -67,19 +67,26 @@ def run(args: argparse.Namespace) -> int:
     if Path(args.model).is_dir():
         raise ShrinkError(f"{args.model} is already a pruned model; prune the dense model (use --steps for several steps)")
     check_output_dir(args.out, args.force)  # refuse early, before loading and minutes of work
+    if args.unstructured is None:
+        config_from_args(args)  # a bad option is one line before the model is loaded
     loaded = load_model(args.model, weights=args.weights, code=user_model_code(args.model, args.model_code),
                         **spec_overrides(args))
     check_output_dir(args.out, args.force, loaded.files)  # and never over a file the model came from
-    warn_if_untrained(loaded, "what is pruned (channels ranked by random weights)")
     generator = torch.Generator().manual_seed(args.seed)
     inputs = (torch.randn(CHECK_BATCH, *loaded.spec.input_shape, generator=generator),)
+    table = None
+    if args.unstructured is None and args.target_latency is not None:
+        from shrink.prune.latency_commands import checked_table
+
+        table = checked_table(args, loaded, inputs)  # a table or runtime that does not fit: one line, now
+    warn_if_untrained(loaded, "what is pruned (channels ranked by random weights)")
     limits = GuardLimits(seconds=args.time_limit, memory_mb=args.memory_limit)
     if args.unstructured is not None:
         return _run_unstructured(args, loaded)
-    return _run_structured(args, loaded, inputs, limits)
+    return _run_structured(args, loaded, inputs, limits, table)
 
 
-def _run_structured(args, loaded, inputs, limits) -> int:
+def _run_structured(args, loaded, inputs, limits, table=None) -> int:
     from shrink.prune import apply, check_exactness, plan
     from shrink.prune.saving import save_pruned
 
@@ -89,7 +96,7 @@ def _run_structured(args, loaded, inputs, limits) -> int:
         if config.target_kind == "latency":
             from shrink.prune.latency_commands import plan_for_latency
 
-            result = plan_for_latency(args, loaded, inputs, limits, _batches)
+            result = plan_for_latency(args, loaded, inputs, limits, _batches, table)
         else:
             result = plan(loaded.model, inputs, config, batches=_batches(args, config, loaded), limits=limits,
                           verify=not args.no_verify)

@@ -38,30 +38,40 @@ def _say(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def plan_for_latency(args, loaded, inputs, limits, batches_for):
-    """The plan for `--target-latency`, measured against dense unless told not to."""
-    from shrink.bench.granule import granule
+def checked_table(args, loaded, inputs):
+    """The --latency-table, checked against the model and the target (or None: one is built here),
+    and the runtime checked against this onnxruntime. Raises one line on anything that does not fit."""
     from shrink.bench.latency_table import LatencyTable
-    from shrink.bench.layers import TableTarget, build_table, check_runtime, local_fingerprint
+    from shrink.bench.layers import TableTarget, check_runtime, local_fingerprint
+    from shrink.prune.space import structure_hash
+
+    if args.table_from_device and not args.latency_table:
+        raise ShrinkError("--table-from-device needs --latency-table FILE")
+    if not args.table_from_device:
+        check_runtime(args.runtime)  # lists the runtimes onnxruntime has here
+    table = LatencyTable.load(args.latency_table) if args.latency_table else None
+    if table is None:
+        return None
+    target = TableTarget(runtime=args.runtime, precision=args.precision, threads=_threads(args))
+    wanted = target.key(structure_hash(loaded.model, tuple(inputs[0].shape)), local_fingerprint()[0])
+    fields = ("structure", "runtime", "precision", "threads", "batch") + (() if args.table_from_device else ("machine",))
+    diffs = table.key.differences(wanted, fields)
+    if diffs:
+        hint = " (a table timed on the deployment device needs --table-from-device)" if any(d.startswith("machine") for d in diffs) else ""
+        raise ShrinkError(f"latency table {args.latency_table} does not fit: " + "; ".join(diffs) + hint)
+    return table
+
+
+def plan_for_latency(args, loaded, inputs, limits, batches_for, table=None):
+    """The plan for `--target-latency` (with the table checked_table returned, or one built here),
+    measured against dense unless told not to."""
+    from shrink.bench.granule import granule
+    from shrink.bench.layers import TableTarget, build_table
     from shrink.prune import plan
     from shrink.prune.commands import config_from_args
-    from shrink.prune.space import structure_hash
 
     threads = _threads(args)
     target = TableTarget(runtime=args.runtime, precision=args.precision, threads=threads)
-    if args.table_from_device and not args.latency_table:
-        raise ShrinkError("--table-from-device needs --latency-table FILE")
-    table = LatencyTable.load(args.latency_table) if args.latency_table else None
-    fingerprint, _ = local_fingerprint()
-    wanted = target.key(structure_hash(loaded.model, tuple(inputs[0].shape)), fingerprint)
-    if table is not None:
-        fields = ("structure", "runtime", "precision", "threads", "batch") + (() if args.table_from_device else ("machine",))
-        diffs = table.key.differences(wanted, fields)
-        if diffs:
-            hint = " (a table timed on the deployment device needs --table-from-device)" if any(d.startswith("machine") for d in diffs) else ""
-            raise ShrinkError(f"latency table {args.latency_table} does not fit: " + "; ".join(diffs) + hint)
-    if not args.table_from_device:
-        check_runtime(args.runtime)  # lists the runtimes onnxruntime has here
     flags = tuple(table.machine.get("cpu_flags", ())) if table is not None else None
     round_to = granule(args.runtime, args.precision, flags) if args.round_to == "machine" else None
     config = config_from_args(args, round_to)
