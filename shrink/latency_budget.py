@@ -81,7 +81,13 @@ def prune_to_latency(model, example, config: PruneConfig, table: LatencyTable, *
             cfg = dataclasses.replace(config, target_latency=asked)
             say(f"round {index + 1}: choosing widths for {asked if isinstance(asked, str) else f'{asked:.3g}x'} "
                 "of the table's dense latency")
-            p = plan(model, example, cfg, batches=batches, verify=verify, latency_table=table)
+            try:
+                p = plan(model, example, cfg, batches=batches, verify=verify, latency_table=table)
+            except ShrinkError as exc:
+                if best is None:
+                    raise
+                say(f"round {index + 1}: stopped: the rescaled budget cannot be planned ({exc})")
+                break
             pruned = apply(model, p)
             with torch.no_grad():
                 export_onnx(pruned, one, tmp / f"round{index}.fp32.onnx")
@@ -108,16 +114,12 @@ def prune_to_latency(model, example, config: PruneConfig, table: LatencyTable, *
             # The miss rescales the table: ask the allocator for what, times the miss, is the budget.
             correction = measured / predicted
             target = requested / correction
-            asked = _as_target(target, fraction is not None)
+            if fraction is not None and not 0 < target < 1:
+                say(f"round {index + 1}: stopped: the miss rescales the budget to {target:.3g} of the table's dense "
+                    "latency, which is no budget; the closest plan so far is kept")
+                break
+            asked = target if fraction is not None else f"{target:.6g}ms"
         chosen, _, shipped = best
     record = dataclasses.replace(chosen.latency, measured=tuple({**r.to_dict(), "shipped": r.index == shipped} for r in rounds))
     return dataclasses.replace(chosen, latency=record), rounds
 
-
-def _as_target(value: float, is_fraction: bool) -> float | str:
-    if is_fraction:
-        if not 0 < value < 1:
-            raise ShrinkError(f"the measured latency misses the table by so much that the rescaled budget ({value:.3g} "
-                              "of dense) is not a fraction; rebuild the latency table on an idle machine")
-        return value
-    return f"{value:.6g}ms"

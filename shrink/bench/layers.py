@@ -93,8 +93,13 @@ def local_fingerprint() -> tuple[str, dict]:
     return layer_timer.fingerprint(block), block
 
 
-def cache_path(key: TableKey, cache_dir: Path | None = None) -> Path:
-    return (cache_dir or DEFAULT_CACHE) / key.cache_name()
+def cache_path(key: TableKey, config, cache_dir: Path | None = None) -> Path:
+    """Where a table is cached: its key, and the width space it was tabled over (round_to,
+    max_layer_ratio, ignored layers and attention mode decide the groups and their grid)."""
+    import hashlib
+
+    space = json.dumps([config.round_to, config.max_layer_ratio, list(config.ignore), config.attention])
+    return (cache_dir or DEFAULT_CACHE) / key.cache_name().replace(".json", f"-w{hashlib.sha256(space.encode()).hexdigest()[:8]}.json")
 
 
 # ----------------------------------------------------------------------------- the kit
@@ -303,7 +308,7 @@ def build_table(model, example, target: TableTarget, config, *, cache_dir: Path 
     check_runtime(target.runtime)
     fingerprint, _ = local_fingerprint()
     key = target.key(structure_hash(model, tuple(example.shape)), fingerprint)
-    cached = cache_path(key, cache_dir)
+    cached = cache_path(key, config, cache_dir)
     if use_cache and cached.is_file():
         table = LatencyTable.load(cached)
         if table.key == key and table.timing.get("grid_points") == target.grid_points:

@@ -10,7 +10,6 @@ from shrink.bench.granule import PRECISIONS, RUNTIMES
 from shrink.errors import ShrinkError
 
 EXAMPLE = "shrink bench layers tv:resnet50 --threads 2 --out runs/resnet50.table.json"
-KIT_EXAMPLE = "shrink bench layers tv:resnet50 --threads 4 --precision int8 --export-kit kit/  # then on the device: python kit/layer_timer.py kit/"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,8 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "bench-layers",
         help="`shrink bench layers MODEL`: time what each prunable group's layers cost at each width on the "
              "deployment runtime (a latency table for `shrink prune --target-latency`), or write a kit that "
-             "times them on the device itself",
-        example=f"{EXAMPLE}\n  {KIT_EXAMPLE}",
+             "times them on the device itself (--export-kit DIR, then `python DIR/layer_timer.py DIR` there)",
+        example=EXAMPLE,
         func=run,
     )
     parser.prog = "shrink bench layers"

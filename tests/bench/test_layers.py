@@ -2,6 +2,7 @@
 the result is asserted, never a timing. Also the kit in an environment with only onnxruntime and
 numpy, and the closed loop."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import torch.nn as nn
 
 from shrink.bench.config import BenchConfig
 from shrink.bench.latency_table import LatencyTable
-from shrink.bench.layers import TableTarget, build_table, local_fingerprint, prepare_kit
+from shrink.bench.layers import TableTarget, build_table, cache_path, local_fingerprint, prepare_kit
 from shrink.errors import ShrinkError
 from shrink.prune import PruneConfig, plan
 from shrink.prune.planner import width_space_of
@@ -89,10 +90,13 @@ def test_a_second_build_comes_from_the_cache_and_a_changed_key_does_not(tiny, ta
     model, x = tiny
     t, _ = table
     cache = tmp_path / "cache"
-    t.save(cache / t.key.cache_name())
+    path = cache_path(t.key, CONFIG, cache)
+    t.save(path)
     lines = []
-    assert build_table(model, x, FAST, CONFIG, cache_dir=cache, progress=lines.append) == LatencyTable.load(cache / t.key.cache_name())
-    assert lines == [f"latency table from the cache: {cache / t.key.cache_name()}"]
+    assert build_table(model, x, FAST, CONFIG, cache_dir=cache, progress=lines.append) == LatencyTable.load(path)
+    assert lines == [f"latency table from the cache: {path}"]
+    assert cache_path(t.key, PruneConfig(round_to=16), cache) != path  # another width space is another table
+    assert cache_path(dataclasses.replace(t.key, threads=2), CONFIG, cache) != path
 
 
 def test_a_plan_for_a_budget_records_the_table_and_its_prediction(tiny, table):
@@ -168,4 +172,4 @@ def test_the_closed_loop_measures_each_round_against_dense(tiny, table):
         assert r.ratio_ci[0] <= r.ratio <= r.ratio_ci[1]
     measured = result.latency.measured
     assert len(measured) == len(rounds) and sum(m["shipped"] for m in measured) == 1
-    assert rounds[-1].within or len(rounds) == 2  # it stops when within the window, or after the last replan
+    assert all(not r.within for r in rounds[:-1])  # it stops at the first round within the window

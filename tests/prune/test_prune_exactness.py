@@ -21,7 +21,11 @@ FAST_SUBSET = [
 SMALL_INSTANCES = [("densenet", "exact"), ("convnext", "exact+structural")]  # same classes, fewer layers
 
 
-def _plan_and_check(model, inputs, config=PruneConfig(ratio=0.5)):
+# round_to 8, not the machine's granule: these models run at 32x32 with random weights, whose
+# activations reach 1e9 in efficientnet_b0; with round_to 16 and one thread, float32 rounding then
+# differs by 6e-5 of max|y0| between the zeroed and the removed model (checked in float32 against
+# 1e-5), and the whole step is refused. At 224 the same plan passes.
+def _plan_and_check(model, inputs, config=PruneConfig(ratio=0.5, round_to=8)):
     result = plan(model, inputs, config)
     return result, check_exactness(model, result, inputs)
 
