@@ -39,23 +39,24 @@ BISECTIONS = 5
 MATCH = 0.02  # equal latency: measured shares within 2% of each other
 
 
-def measured_share(model, p, dense_path: Path, work: Path, name: str, bench, precision: str) -> tuple[float, float, float]:
+def measured_share(model, p, dense_path: Path, work: Path, name: str, bench, precision: str,
+                   input_shape=INPUT) -> tuple[float, float, float]:
     with torch.no_grad():
-        export_onnx(apply(model, p), torch.randn(*INPUT), work / f"{name}.fp32.onnx")
+        export_onnx(apply(model, p), torch.randn(*input_shape), work / f"{name}.fp32.onnx")
     write_for_precision(onnx.load(str(work / f"{name}.fp32.onnx")), work / f"{name}.onnx", precision, 0)
     result = run_bench([OnnxCandidate(str(dense_path), "dense"), OnnxCandidate(str(work / f"{name}.onnx"), name)], bench)
     s = result.candidates[1].speedup
     return 1 / s.ratio, 1 / s.ci_high, 1 / s.ci_low
 
 
-def uniform_at(model, share: float, args, dense_path, work, bench, max_ratio: float):
+def uniform_at(model, share: float, args, dense_path, work, bench, max_ratio: float, input_shape=INPUT):
     """Bisection on the uniform ratio for the measured share `share`."""
     lo, hi, best = 0.0, max_ratio, None
-    example = torch.randn(2, *INPUT[1:])
+    example = torch.randn(2, *input_shape[1:])
     for step in range(BISECTIONS):
         ratio = (lo + hi) / 2
         p = plan(model, example, PruneConfig(ratio=ratio, round_to=granule("cpu", args.precision)), verify=False)
-        got, low, high = measured_share(model, p, dense_path, work, f"uniform{step}", bench, args.precision)
+        got, low, high = measured_share(model, p, dense_path, work, f"uniform{step}", bench, args.precision, input_shape)
         if best is None or abs(got - share) < abs(best[1] - share):
             best = (p, got, low, high, ratio)
         if abs(got / share - 1) <= MATCH:

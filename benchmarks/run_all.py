@@ -41,6 +41,22 @@ LOCAL = {
     # issue 5's Fashion-MNIST accuracy target (0.2 pt) asked of auto mode through its budget
     "local-int8-fmnist-budget": (["benchmarks/int8_cpu.py", "--models", "fmnist_resnet18", "--budget", "0.2",
                                   "--out", "runs/int8_cpu_budget"], "runs/int8_cpu_budget/int8_cpu.md"),
+    # issue 25: the latency table's predictions against measured whole models (table A)
+    "local-latency-predictor-fp32-t2": (["benchmarks/latency_predictor.py", "--models", "resnet50", "mobilenet_v2",
+                                         "efficientnet_b0", "--threads", "2", "--precision", "fp32", "--configs", "10",
+                                         "--out", "runs/latency_predictor"],
+                                        "runs/latency_predictor/latency_predictor-fp32-t2.md"),
+    # budgets hit, and what is kept at equal measured latency against uniform pruning (tables B and C, 224)
+    "local-latency-budget-fp32-t2": (["benchmarks/latency_budget.py", "--models", "resnet50", "mobilenet_v2", "--budgets",
+                                      "0.5", "0.25", "--threads", "2", "--equal-latency", "--out", "runs/latency_budget"],
+                                     "runs/latency_budget/latency_budget-fp32-t2.md"),
+    # top-1 at equal measured latency on Fashion-MNIST (table C)
+    "local-latency-equal-accuracy": (["benchmarks/latency_equal_accuracy.py", "--model", "fmnist_resnet18", "--budget",
+                                      "0.25", "--seeds", "0", "--out", "runs/latency_equal_accuracy"],
+                                     "runs/latency_equal_accuracy/latency_equal_accuracy.md"),
+    "local-latency-cli": (["benchmarks/latency_cli.py", "--out", "runs/latency_cli"], "runs/latency_cli/latency_cli.md"),
+    "local-round-to-granule": (["benchmarks/round_to_granule.py", "--threads", "1", "2", "--out", "runs/round_to_granule"],
+                               "runs/round_to_granule/round_to_granule.md"),
 }
 
 

@@ -10,6 +10,7 @@ round is recorded in the plan (`latency.measured`), with its interval.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +67,8 @@ def prune_to_latency(model, example, config: PruneConfig, table: LatencyTable, *
     import torch
 
     say = progress or (lambda line: None)
+    if batches is not None:  # every round scores channels on the same batches
+        batches = list(itertools.islice(iter(batches), config.calibration_batches))
     key = table.key
     bench = bench or loop_bench_config(key.runtime, key.threads, key.batch)
     fraction, ms = config.latency_budget

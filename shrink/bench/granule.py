@@ -2,10 +2,10 @@
 
 A width off the granule costs padding or a slower kernel: onnxruntime's NCHWc fp32 convolutions
 block channels by the SIMD width (8 floats on AVX2, 16 on AVX-512), its int8 kernels (VNNI, AMX)
-want multiples of 16, and TensorRT tiles fp16 in 8s and int8 in 32s. On an AMD EPYC with AVX-512,
-tv mobilenet_v2 pruned 0.5 ran 2.84x faster than dense at 2 threads with widths rounded to 8, and
-3.21x with 16, although round_to 16 removed fewer MACs (issue 25). So the default rounding is the
-granule of the machine the command runs on.
+want multiples of 16, and TensorRT tiles fp16 in 8s and int8 in 32s. On the AVX-512 dev VM, tv
+mobilenet_v2 pruned 0.5 ran 2.10x faster than dense at 2 threads with widths rounded to 8 and 2.55x
+with 16, although 16 removed fewer MACs (benchmarks/round_to_granule.py). So the default rounding
+is the granule of the machine the command runs on.
 """
 
 from __future__ import annotations

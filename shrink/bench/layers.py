@@ -74,6 +74,8 @@ class TableTarget:
             raise ShrinkValueError(f"grid_points must be at least 2, got {self.grid_points}")
         if self.precision == "int8" and self.runtime != "cpu":
             raise ShrinkValueError("int8 tables are made for onnxruntime CPU (QDQ); use fp16 on cuda/tensorrt")
+        if self.precision == "fp16" and self.runtime == "cpu":
+            raise ShrinkValueError("fp16 tables are for cuda or tensorrt; on the CPU use fp32 or int8")
 
     def key(self, structure: str, machine: str) -> TableKey:
         return TableKey(structure, machine, self.runtime, self.precision, self.threads, self.batch)
@@ -154,7 +156,10 @@ def write_for_precision(model_proto, path: Path, precision: str, seed: int) -> N
         _quantize_subgraph(plain, path, seed)
         plain.unlink()
     elif precision == "fp16":
-        from onnxconverter_common import float16  # optional; only fp16 tables need it
+        try:
+            from onnxconverter_common import float16  # optional; only fp16 tables need it
+        except ImportError:
+            raise ShrinkError("fp16 latency tables need onnxconverter-common: pip install onnxconverter-common") from None
 
         onnx.save(float16.convert_float_to_float16(model_proto, keep_io_types=True), str(path))
     else:
