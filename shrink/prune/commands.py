@@ -96,7 +96,8 @@ def _run_structured(args, loaded, inputs, limits, table=None) -> int:
         if config.target_kind == "latency":
             from shrink.prune.latency_commands import plan_for_latency
 
-            result = plan_for_latency(args, loaded, inputs, limits, _batches, table)
+            result = plan_for_latency(args, loaded, inputs, limits, _batches,
+                                      lambda round_to: config_from_args(args, round_to), table)
         else:
             result = plan(loaded.model, inputs, config, batches=_batches(args, config, loaded), limits=limits,
                           verify=not args.no_verify)

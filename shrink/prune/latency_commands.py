@@ -62,19 +62,19 @@ def checked_table(args, loaded, inputs):
     return table
 
 
-def plan_for_latency(args, loaded, inputs, limits, batches_for, table=None):
+def plan_for_latency(args, loaded, inputs, limits, batches_for, make_config, table=None):
     """The plan for `--target-latency` (with the table checked_table returned, or one built here),
-    measured against dense unless told not to."""
+    measured against dense unless told not to. `make_config(round_to)` is the command's PruneConfig
+    (round_to None: as the user gave it)."""
     from shrink.bench.granule import granule
     from shrink.bench.layers import TableTarget, build_table
     from shrink.prune import plan
-    from shrink.prune.commands import config_from_args
 
     threads = _threads(args)
     target = TableTarget(runtime=args.runtime, precision=args.precision, threads=threads)
     flags = tuple(table.machine.get("cpu_flags", ())) if table is not None else None
     round_to = granule(args.runtime, args.precision, flags) if args.round_to == "machine" else None
-    config = config_from_args(args, round_to)
+    config = make_config(round_to)
     if table is None:
         _say(f"building the latency table: {args.runtime} {args.precision}, {threads} threads (cached for next time)")
         example = inputs[0][:1]
