@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import shutil
 import subprocess
 import sys
@@ -143,8 +144,16 @@ def _quantize_subgraph(src: Path, dst: Path, seed: int) -> None:
         def get_next(self):
             return next(self.items, None)
 
-    with quiet():
-        quantize_static(str(src), str(dst), OneSample(), **QuantRecipe().ort_kwargs())
+    # A kit quantizes hundreds of subgraphs: onnxruntime's advice to pre-process each one (a root
+    # logger WARNING) would bury the progress lines.
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with quiet():
+            quantize_static(str(src), str(dst), OneSample(), **QuantRecipe().ort_kwargs())
+    finally:
+        root.setLevel(level)
 
 
 def write_for_precision(model_proto, path: Path, precision: str, seed: int) -> None:
