@@ -62,6 +62,10 @@ LOCAL = {
     "local-latency-equal-accuracy": (["benchmarks/latency_equal_accuracy.py", "--model", "fmnist_resnet18", "--budget",
                                       "0.25", "--seeds", "0", "--out", "runs/latency_equal_accuracy"],
                                      "runs/latency_equal_accuracy/latency_equal_accuracy.md"),
+    # the layer timer's ratios against bench_method.py's fresh-interpreter reference
+    "local-latency-method-check": (["benchmarks/latency_method_check.py", "--model", "resnet18", "--threads", "2",
+                                    "--out", "runs/latency_method_check"],
+                                   "runs/latency_method_check/latency_method_check.md"),
     "local-latency-cli": (["benchmarks/latency_cli.py", "--out", "runs/latency_cli"], "runs/latency_cli/latency_cli.md"),
     "local-round-to-granule": (["benchmarks/round_to_granule.py", "--threads", "1", "2", "--out", "runs/round_to_granule"],
                                "runs/round_to_granule/round_to_granule.md"),

@@ -22,7 +22,7 @@ import torch
 
 from shrink.bench.latency_table import LatencyTable
 from shrink.errors import ShrinkError
-from shrink.prune.selection import Keeps, Ranked, _floor_keep, _multiple
+from shrink.prune.selection import Keeps, Ranked, allowed_keeps
 
 EPSILON = 1e-9
 
@@ -62,9 +62,7 @@ class _Group:
 def _groups(ranked: list[Ranked], max_layer_ratio: float, round_to: int) -> list[_Group]:
     out = []
     for r in ranked:
-        step, top = _multiple(r, round_to), len(r.units)
-        floor = _floor_keep(r, max_layer_ratio, round_to)
-        units = sorted({u for u in range(floor, top + 1) if u % step == 0} | {top})
+        units = allowed_keeps(r, max_layer_ratio, round_to)
         scores = r.unit_scores.double().clamp(min=0)
         mean = float(scores.mean()) if len(scores) else 0.0
         normalized = (scores / mean) if mean > 0 else torch.ones_like(scores)

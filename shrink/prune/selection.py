@@ -78,6 +78,14 @@ def _floor_keep(ranked: Ranked, max_layer_ratio: float, round_to: int) -> int:
     return min(math.ceil(least / step) * step, len(ranked.units))
 
 
+def allowed_keeps(ranked: Ranked, max_layer_ratio: float, round_to: int) -> list[int]:
+    """Every unit count the group may keep: the round_to multiples from its max_layer_ratio floor
+    up, and all of its units. What a latency table is measured over and the allocator chooses in."""
+    step, top = _multiple(ranked, round_to), len(ranked.units)
+    floor = _floor_keep(ranked, max_layer_ratio, round_to)
+    return sorted({u for u in range(floor, top + 1) if u % step == 0} | {top})
+
+
 def uniform_keeps(ranked: list[Ranked], ratio: float, max_layer_ratio: float, round_to: int) -> Keeps:
     """Every group keeps int(units * (1 - ratio)) units, rounded to the round_to multiple, never
     below one multiple nor below the max_layer_ratio floor.

@@ -7,12 +7,11 @@ chooses in (shrink.prune.budget). It holds no timing: a table is data handed to 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from dataclasses import dataclass
 
 import torch.nn as nn
 
-from shrink.prune.selection import Ranked, _floor_keep, _multiple
+from shrink.prune.selection import Ranked, allowed_keeps
 
 WIDTH_LAYER_TYPES = ("CONV", "DEPTHWISE_CONV", "LINEAR")
 
@@ -25,9 +24,6 @@ class GroupWidths:
     width: int  # channels now
     units: tuple[int, ...]  # unit counts it may keep, ascending; the last is all of them
     channels: tuple[int, ...]  # the same, in channels
-
-    def channels_for(self, units: int) -> int:
-        return self.channels[self.units.index(units)] if units in self.units else round(units * self.width / self.units[-1])
 
 
 @dataclass(frozen=True)
@@ -54,17 +50,6 @@ class WidthSpace:
                 return g
         raise KeyError(root)
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "WidthSpace":
-        return cls(
-            structure=d["structure"],
-            groups=tuple(GroupWidths(g["root"], g["width"], tuple(g["units"]), tuple(g["channels"])) for g in d["groups"]),
-            layers=tuple(LayerAxes(**layer) for layer in d["layers"]),
-        )
-
 
 def structure_hash(model: nn.Module, input_shape: tuple[int, ...]) -> str:
     """What a latency table is tied to: every module's type and every parameter's name and shape."""
@@ -80,9 +65,7 @@ def width_space(ranked: list[Ranked], max_layer_ratio: float, round_to: int, str
     """The space of `ranked` groups under the config's max_layer_ratio and round_to."""
     groups, axes = [], {}
     for r in ranked:
-        step, top = _multiple(r, round_to), len(r.units)
-        floor = _floor_keep(r, max_layer_ratio, round_to)
-        units = sorted({u for u in range(floor, top + 1) if u % step == 0} | {top})
+        units = allowed_keeps(r, max_layer_ratio, round_to)
         groups.append(GroupWidths(r.name, r.group.width, tuple(units), tuple(r.channels(u) for u in units)))
         for m in r.group.members:
             if m.optype not in WIDTH_LAYER_TYPES:
