@@ -12,7 +12,7 @@ import importlib
 import signal
 import sys
 import threading
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 from shrink import __version__
 from shrink.errors import ShrinkError, Terminated
@@ -28,26 +28,6 @@ COMMAND_MODULES: tuple[str, ...] = (
     "shrink.bench.commands",  # bench, bench-compare
     "shrink.run.commands",  # run, sweep
 )
-
-
-def add_command(
-    subparsers: argparse._SubParsersAction,
-    name: str,
-    *,
-    help: str,
-    example: str,
-    func: Callable[[argparse.Namespace], int | None],
-) -> argparse.ArgumentParser:
-    """Add a subcommand whose --help ends with an example, as every subcommand's must."""
-    parser = subparsers.add_parser(
-        name,
-        help=help,
-        description=help,
-        epilog=f"example:\n  {example}",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.set_defaults(func=func)
-    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,7 +12,7 @@ from shrink.bench.compare import compare_results, format_comparison
 from shrink.bench.config import METHODS, BenchConfig, OnnxCandidate, TorchCandidate
 from shrink.bench.output import check_output_dir, format_markdown, write_outputs
 from shrink.bench.results import load_result
-from shrink.cli import add_command
+from shrink.subcommand import add_command
 from shrink.errors import ShrinkValueError
 from shrink.models.code import MODEL_CODE_HELP
 from shrink.onnx_files import onnx_files

@@ -13,7 +13,7 @@ EXAMPLE = "shrink bench layers tv:resnet50 --threads 2 --out runs/resnet50.table
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from shrink.cli import add_command
+    from shrink.subcommand import add_command
     from shrink.models.arguments import add_spec_arguments
     from shrink.models.code import MODEL_CODE_HELP
     from shrink.bench.layers import GRID_POINTS

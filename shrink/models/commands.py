@@ -18,7 +18,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    from shrink.cli import add_command
+    from shrink.subcommand import add_command
 
     parser = add_command(
         subparsers,

@@ -159,7 +159,7 @@ def _arrow(before: int, after: int) -> str:
 
 
 def register(subparsers) -> None:
-    from shrink.cli import add_command
+    from shrink.subcommand import add_command
     from shrink.data.arguments import add_data_arguments
     from shrink.models.arguments import add_spec_arguments
 

@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    from shrink.cli import add_command
+    from shrink.subcommand import add_command
     from shrink.data.arguments import add_data_arguments
 
     p = add_command(

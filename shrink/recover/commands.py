@@ -123,7 +123,7 @@ def _train_locked(args: argparse.Namespace, out: Path, weights_path: Path, code)
 
 
 def register(subparsers) -> None:
-    from shrink.cli import add_command
+    from shrink.subcommand import add_command
     from shrink.data.arguments import add_data_arguments
     from shrink.models.arguments import add_spec_arguments
     from shrink.recover.finetune import register_finetune

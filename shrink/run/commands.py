@@ -101,7 +101,7 @@ def recipes_command(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    from shrink.cli import add_command
+    from shrink.subcommand import add_command
 
     p = add_command(subparsers, "recipes", func=recipes_command,
                     help="list the example recipes that ship with torch-shrink, or write one out to edit",
