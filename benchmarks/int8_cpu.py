@@ -34,11 +34,12 @@ if str(REPO_ROOT) not in sys.path:  # run as a script from anywhere, without ins
 
 from shrink.bench import BenchConfig, OnnxCandidate, run_bench  # noqa: E402
 from shrink.bench.machine import format_machine, physical_cores  # noqa: E402
-from shrink.data import CalibrationConfig, calibration_batches, load_data  # noqa: E402
+from shrink.data import load_data  # noqa: E402
 from shrink.export import ExportConfig, export  # noqa: E402
 from shrink.fileio import write_json_atomic, write_text_atomic  # noqa: E402
-from shrink.models import load_model  # noqa: E402
+from shrink.load import load_model  # noqa: E402
 from shrink.quantize import QuantizeConfig, QuantRecipe, quantize  # noqa: E402
+from shrink.quantize.calibration import CalibrationConfig, calibration_batches  # noqa: E402
 from shrink.quantize.config import DEFAULT_BUDGET_PT  # noqa: E402
 from shrink.quantize.measure import accuracy  # noqa: E402
 from shrink.quantize.ptq import preprocess, quantize_recipe  # noqa: E402

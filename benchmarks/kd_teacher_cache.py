@@ -31,7 +31,7 @@ from shrink.bench.machine import cpu_info  # noqa: E402
 from shrink.data import BatchOptions, batch_indices, load_data  # noqa: E402
 from shrink.evaluate import evaluate_torch  # noqa: E402
 from shrink.fileio import write_text_atomic  # noqa: E402
-from shrink.models import load_model  # noqa: E402
+from shrink.load import load_model  # noqa: E402
 from shrink.prune import PruneConfig, apply, plan  # noqa: E402
 from shrink.prune.counting import count  # noqa: E402
 from shrink.recover import RecoverConfig, recover  # noqa: E402

@@ -35,7 +35,7 @@ from shrink.bench.layers import export_onnx, write_for_precision
 from shrink.bench.machine import capture_machine
 from shrink.fileio import write_text_atomic
 from shrink.latency_budget import loop_bench_config
-from shrink.models import load_model
+from shrink.load import load_model
 
 RECIPE_SETS = ["--set", "quantize=null"]  # fp32 only: both sides ship the same precision
 

@@ -27,7 +27,7 @@ import torch  # noqa: E402
 from shrink.bench.machine import cpu_info  # noqa: E402
 from shrink.data import load_data, train_val_split  # noqa: E402
 from shrink.fileio import write_text_atomic  # noqa: E402
-from shrink.models import load_model  # noqa: E402
+from shrink.load import load_model  # noqa: E402
 from shrink.prune import apply, plan  # noqa: E402
 from shrink.recipe import load_recipe  # noqa: E402
 from shrink.recover import recover  # noqa: E402

@@ -39,7 +39,7 @@ def run_case(keep: float, distill: bool, steps: int, batch_size: int, data_dir: 
     import torch
 
     from shrink.data import load_data
-    from shrink.models import load_model
+    from shrink.load import load_model
     from shrink.recover import DistillConfig, DistillLoss, TrainConfig, fit, recalibrate_bn
 
     torch.manual_seed(0)

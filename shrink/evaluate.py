@@ -113,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
 
     from shrink.data.arguments import load_for_model
     from shrink.data.onnx_contract import load_data_for_onnx
-    from shrink.models import load_model, user_model_code, warn_if_untrained
+    from shrink.models import user_model_code, warn_if_untrained
+    from shrink.load import load_model
     from shrink.models.arguments import spec_overrides
 
     check_limit(args.limit)  # before any data is read

@@ -17,8 +17,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -27,6 +25,7 @@ import yaml
 
 from shrink.bench.config import BenchConfig
 from shrink.data.imagefolder import FolderOptions
+from shrink.config_io import Record, check_keys, plain
 from shrink.errors import ShrinkError, ShrinkValueError
 from shrink.export.config import ExportConfig
 from shrink.prune.config import PruneConfig
@@ -43,9 +42,11 @@ DEFAULT_RECIPE_FILE = RECIPES_DIR / "fmnist_resnet18.yaml"  # the default recipe
 
 
 @dataclass(frozen=True)
-class ModelSection:
+class ModelSection(Record):
     """The trained model to shrink: a weights file with its card, a registry name (tv:NAME,
     timm:NAME, path/file.py:factory) with optional weights and architecture overrides."""
+
+    LABEL = "model keys"
 
     source: str = "fmnist_resnet18"
     weights: str | None = None
@@ -71,8 +72,10 @@ class ModelSection:
 
 
 @dataclass(frozen=True)
-class DataSection:
+class DataSection(Record):
     """Where the images come from and how many of them each kind of work sees."""
+
+    LABEL = "data keys"
 
     name: str = "fmnist"  # fmnist | digits | imagefolder:DIR | synthetic (latency only)
     dir: str | None = None  # directory holding the dataset files (Fashion-MNIST IDX)
@@ -134,14 +137,14 @@ class Recipe:
     def to_dict(self) -> dict[str, Any]:
         return plain({
             "name": self.name,
-            "model": dataclasses.asdict(self.model),
-            "data": dataclasses.asdict(self.data),
-            "prune": self.prune.to_dict(),
-            "recover": self.recover.to_dict() if self.recover else None,
-            "export": self.export.to_dict(),
+            "model": self.model,
+            "data": self.data,
+            "prune": self.prune,
+            "recover": self.recover,
+            "export": self.export,
             "quantize": _quantize_dict(self.quantize),
-            "bench": self.bench.to_dict(),
-            "gate": self.gate.to_dict(),
+            "bench": self.bench,
+            "gate": self.gate,
         })
 
     def to_yaml(self) -> str:
@@ -157,56 +160,6 @@ def _quantize_dict(config: QuantizeConfig | None) -> dict[str, Any] | None:
     d = config.to_dict()
     d["recipe"].pop("name", None)  # derived from the other fields; not an input
     return d
-
-
-def plain(value: Any) -> Any:
-    """Tuples as lists, recursively: what YAML and JSON can hold."""
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    return value
-
-
-# ----------------------------------------------------------------------------- key checking
-
-
-def _dataclass_of(annotation: Any) -> type | None:
-    """The dataclass inside `X`, `X | None` or `Optional[X]`, else None."""
-    if dataclasses.is_dataclass(annotation):
-        return annotation
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        inner = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if len(inner) == 1 and dataclasses.is_dataclass(inner[0]):
-            return inner[0]
-    return None
-
-
-def _known_keys(cls: type) -> dict[str, type | None]:
-    """Field name -> the dataclass it holds (None for a plain value)."""
-    hints = typing.get_type_hints(cls)
-    return {f.name: _dataclass_of(hints[f.name]) for f in dataclasses.fields(cls)}
-
-
-def unknown_key_message(key: str, known: Sequence[str], where: str, origin: str) -> str:
-    path = f"{where}.{key}" if where else key
-    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
-    hint = f"; did you mean {where + '.' if where else ''}{close[0]}?" if close else ""
-    return f"{origin}: unknown key {path!r}{hint} (known{' in ' + where if where else ''}: {', '.join(known)})"
-
-
-def check_keys(data: Mapping[str, Any], cls: type, origin: str, where: str = "") -> None:
-    """Every key of `data` is a field of `cls`, recursively, or a ShrinkValueError with a suggestion."""
-    known = _known_keys(cls)
-    for key, value in data.items():
-        if key not in known:
-            raise ShrinkValueError(unknown_key_message(str(key), list(known), where, origin))
-        inner = known[key]
-        path = f"{where}.{key}" if where else key
-        if inner is not None and value is not None:
-            if not isinstance(value, Mapping):
-                raise ShrinkValueError(f"{origin}: {path} must be a mapping of keys (or null), got {value!r}")
-            check_keys(value, inner, origin, path)
 
 
 # ----------------------------------------------------------------------------- merging
@@ -307,11 +260,9 @@ def default_recipe_dict() -> dict[str, Any]:
 
 def _is_path_like(value: str) -> bool:
     """A recipe value that names a file or directory (not a registry name such as tv:resnet50)."""
-    from shrink.models.code import is_code_name
+    from shrink.models.source import ModelSource
 
-    if value.startswith(("tv:", "timm:")):
-        return False
-    return is_code_name(value) or "/" in value or value.startswith(".") or Path(value).suffix != ""
+    return ModelSource.parse(value).names_file
 
 
 def anchor_paths(layer: dict[str, Any], base: Path) -> dict[str, Any]:
@@ -346,20 +297,6 @@ def _section(origin: str, name: str, build, value):
         raise ShrinkValueError(f"{origin}: {name}: {message}") from exc
 
 
-def _folder(value: Mapping[str, Any]) -> FolderOptions:
-    d = dict(value)
-    for key in ("mean", "std"):
-        if key in d:
-            d[key] = tuple(d[key])
-    return FolderOptions(**d)
-
-
-def _data(value: Mapping[str, Any]) -> DataSection:
-    d = dict(value)
-    d["folder"] = _folder(d.get("folder") or {})
-    return DataSection(**d)
-
-
 def _optional(build):
     """A section that may be null (the stage is off)."""
     return lambda value: None if value is None else build(value)
@@ -372,8 +309,8 @@ def recipe_from_dict(data: Mapping[str, Any], origin: str = "recipe") -> Recipe:
     if missing:
         raise ShrinkValueError(f"{origin}: missing sections {', '.join(missing)}")
     sections = {
-        "model": lambda v: ModelSection(**v),
-        "data": _data,
+        "model": ModelSection.from_dict,
+        "data": lambda v: DataSection.from_dict({**v, "folder": v.get("folder") or {}}),
         "prune": PruneConfig.from_dict,
         "recover": _optional(RecoverConfig.from_dict),
         "export": ExportConfig.from_dict,

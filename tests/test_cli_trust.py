@@ -20,7 +20,8 @@ from cli_helpers import REPO, needs_mount_namespace, one_error_line, shrink, shr
 from shipped_models import REFERENCE_RESNET18
 from shrink.cli import main
 from shrink.fileio import is_temporary_name, sha256_file
-from shrink.models import LoadedModel, ModelSpec, load_model
+from shrink.models import LoadedModel, ModelSpec
+from shrink.load import load_model
 
 
 @pytest.fixture(scope="module")

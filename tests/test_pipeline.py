@@ -161,7 +161,8 @@ def test_the_shipped_files_run(tiny):
     import onnxruntime as ort
 
     from shrink.data import BatchOptions, load_data
-    from shrink.models import ModelCode, load_model
+    from shrink.models import ModelCode
+    from shrink.load import load_model
 
     x, _ = next(iter(load_data("digits", "test").batches(BatchOptions(batch_size=4))))
     session = ort.InferenceSession(str(tiny.out / "model.int8.onnx"), providers=["CPUExecutionProvider"])

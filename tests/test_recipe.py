@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from shrink.config_io import known_keys
 from shrink.errors import ShrinkValueError
 from shrink.recipe import (
     DEFAULT_RECIPE_FILE,
     Recipe,
-    _known_keys,
     load_recipe,
     override_layer,
     recipe_from_dict,
@@ -32,7 +32,7 @@ def write(tmp_path: Path, text: str, name: str = "my.yaml") -> Path:
 def field_paths(cls=Recipe, prefix: str = "") -> list[str]:
     """Every dotted field path of a recipe (sections and their fields, recursively)."""
     out = []
-    for key, inner in _known_keys(cls).items():
+    for key, inner in known_keys(cls).items():
         out.append(prefix + key)
         if inner is not None:
             out += field_paths(inner, f"{prefix}{key}.")

@@ -6,11 +6,11 @@ ValueError) with one line the user can act on. They round-trip through plain dic
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Union
 
+from shrink.config_io import Record
 from shrink.errors import ShrinkValueError
 
 PROVIDERS = ("cpu", "cuda", "tensorrt")
@@ -47,8 +47,10 @@ def _one_of(name: str, value: Any, choices: tuple[str, ...]) -> None:
 
 
 @dataclass(frozen=True)
-class BenchConfig:
+class BenchConfig(Record):
     """How to time the candidates. Counts and durations apply to each candidate."""
+
+    LABEL = "bench config keys"
 
     provider: str = "cpu"
     threads: int | None = None  # intra-op threads; None = physical cores of this machine
@@ -101,16 +103,6 @@ class BenchConfig:
         """Where PyTorch candidates run: on the GPU whenever an ORT GPU provider is asked for."""
         return "cpu" if self.provider == "cpu" else "cuda"
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "BenchConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ShrinkValueError(f"unknown bench config keys: {', '.join(unknown)}")
-        return cls(**dict(data))
 
     def below_recommended_warmup(self) -> bool:
         return (
@@ -143,7 +135,7 @@ class OnnxCandidate:
 class TorchCandidate:
     """A PyTorch model timed eagerly or with CUDA graphs.
 
-    Give either `spec` (a registry spec for shrink.models.load_model, plus optional `weights`), or an
+    Give either `spec` (a registry spec for shrink.load.load_model, plus optional `weights`), or an
     in-memory `module` with its `input_shape` (C, H, W). Only a spec can be re-created in a fresh
     process, so only a spec gets a memory measurement.
     """

@@ -60,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     from shrink.bench.layers import TableTarget, build_table, prepare_kit
     from shrink.bench.machine import physical_cores
     from shrink.fileio import check_not_inputs
-    from shrink.models import load_model, user_model_code
+    from shrink.models import user_model_code
+    from shrink.load import load_model
     from shrink.models.arguments import spec_overrides
     from shrink.prune.config import PruneConfig
 

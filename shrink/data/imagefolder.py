@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from shrink.config_io import Record
 from shrink.data.preprocessing import INTERPOLATIONS, Preprocessing
 from shrink.data.splits import DataInfo, LoaderSplit
 from shrink.errors import ShrinkError, ShrinkValueError
@@ -15,9 +16,11 @@ SPLIT_DIRS = {"train": ("train",), "test": ("val", "test"), "val": ("val",)}
 
 
 @dataclass(frozen=True)
-class FolderOptions:
+class FolderOptions(Record):
     """How the images of a folder are read. Evaluation follows `preprocessing()`, the record that
     ships with the model (shrink.data.preprocessing); training adds a random crop and flip."""
+
+    LABEL = "folder option keys"
 
     image_size: int = 224  # the model's input (H = W), cut from the centre after the resize
     resize: int | None = None  # shorter side before the centre crop; default image_size * 8/7

@@ -16,11 +16,12 @@ used. It needs only PIL and numpy, as a deployer's code would:
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 import numpy as np
 
+from shrink.config_io import Record, from_dict, to_dict
 from shrink.errors import ShrinkError, ShrinkValueError
 
 COLORS = {"RGB": 3, "L": 1}  # PIL mode -> channels
@@ -31,7 +32,9 @@ FORMAT = "torch-shrink/preprocessing/1"
 
 
 @dataclass(frozen=True)
-class Preprocessing:
+class Preprocessing(Record):
+    LABEL = "preprocessing record keys"
+
     color: str  # PIL mode the decoded image is converted to: "RGB" or "L"
     crop: tuple[int, int]  # (H, W) of the centre crop, which is the model's input size
     mean: tuple[float, ...]
@@ -119,8 +122,7 @@ class Preprocessing:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        return {"format": FORMAT, **{k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}}
+        return {"format": FORMAT, **to_dict(self)}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Preprocessing":
@@ -128,13 +130,9 @@ class Preprocessing:
         found = d.pop("format", FORMAT)
         if found != FORMAT:
             raise ShrinkError(f"preprocessing record format {found!r} is not {FORMAT!r} (a newer torch-shrink?)")
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ShrinkError(f"preprocessing record has unknown keys {sorted(unknown)}; known: {sorted(known)}")
         try:
-            return cls(**{**d, "crop": tuple(d["crop"]), "mean": tuple(d["mean"]), "std": tuple(d["std"])})
-        except (KeyError, TypeError) as exc:
+            return from_dict(cls, d, cls.LABEL)
+        except TypeError as exc:
             raise ShrinkError(f"preprocessing record is incomplete: {exc}") from exc
 
     def to_json(self) -> str:

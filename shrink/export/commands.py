@@ -14,7 +14,8 @@ from shrink.models.code import MODEL_CODE_HELP
 def run(args: argparse.Namespace) -> int:
     from shrink.data.arguments import load_for_model, typed_folder_options
     from shrink.export.stage import export
-    from shrink.models import load_model, user_model_code, warn_if_untrained
+    from shrink.models import user_model_code, warn_if_untrained
+    from shrink.load import load_model
     from shrink.models.arguments import spec_overrides
 
     logging.basicConfig(level=logging.WARNING, format="shrink export: %(message)s")

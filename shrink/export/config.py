@@ -5,10 +5,9 @@ The thresholds are named constants so a reader (and a test) can see exactly what
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any, Mapping
 
+from shrink.config_io import Record
 from shrink.errors import ShrinkValueError
 
 # Pinned opset. 18 is what the dynamo exporter emits natively in torch 2.9+; the issue asks >= 17.
@@ -59,9 +58,11 @@ def _onnx_version() -> str:
 
 
 @dataclass(frozen=True)
-class ExportConfig:
+class ExportConfig(Record):
     """How to export and verify. `exporter="auto"` tries dynamo, then falls back to TorchScript and
     logs why; naming one exporter disables the fallback."""
+
+    LABEL = "export config keys"
 
     exporter: str = "auto"
     opset: int = ONNX_OPSET
@@ -87,13 +88,3 @@ class ExportConfig:
         if self.eval_batch_size < 1:
             raise ShrinkValueError(f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "ExportConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ShrinkValueError(f"unknown export config keys: {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return cls(**dict(data))

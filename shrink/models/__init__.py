@@ -2,7 +2,7 @@
 
 from shrink.models.card import ModelCard, card_path_for, read_card, write_card
 from shrink.models.code import ModelCode, user_model_code
-from shrink.models.loading import UNTRAINED_NOTE, LoadedModel, load_model, warn_if_untrained
+from shrink.models.loading import UNTRAINED_NOTE, LoadedModel, warn_if_untrained
 from shrink.models.registry import ModelRegistry, create_model, default_spec, list_models
 from shrink.models.spec import ModelSpec
 from shrink.models.weights import apply_state_dict, load_state_dict, save_state_dict
@@ -18,7 +18,6 @@ __all__ = [
     "create_model",
     "default_spec",
     "list_models",
-    "load_model",
     "load_state_dict",
     "read_card",
     "save_state_dict",

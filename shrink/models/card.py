@@ -5,10 +5,11 @@ Convention: the card of `DIR/NAME.safetensors` is `DIR/NAME.json`.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
+from shrink.config_io import OMIT_IF_NONE, Record, from_dict
 from shrink.data.preprocessing import Preprocessing, native
 from shrink.errors import ShrinkError
 from shrink.fileio import read_json, write_json_atomic
@@ -16,7 +17,9 @@ from shrink.models.spec import ModelSpec
 
 
 @dataclass(frozen=True)
-class ModelCard:
+class ModelCard(Record):
+    LABEL = "model card keys"
+
     architecture: ModelSpec
     dataset: str
     weights: str  # file name, relative to the card
@@ -32,7 +35,7 @@ class ModelCard:
     versions: dict[str, str] = field(default_factory=dict)
     # How an image becomes an input (resize, crop, colour, scale, mean/std); None on older cards,
     # whose images were already at the input size (see `contract`).
-    preprocessing: Preprocessing | None = None
+    preprocessing: Preprocessing | None = field(default=None, metadata=OMIT_IF_NONE)
 
     @property
     def contract(self) -> Preprocessing:
@@ -40,35 +43,11 @@ class ModelCard:
         spec = self.architecture
         return self.preprocessing or native(spec.in_chans, spec.input_size, self.mean, self.std)
 
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["architecture"] = self.architecture.to_dict()
-        for k in ("mean", "std", "classes"):
-            d[k] = list(d[k])
-        if self.preprocessing is None:
-            del d["preprocessing"]  # cards written before the record existed stay byte-identical
-        else:
-            d["preprocessing"] = self.preprocessing.to_dict()
-        return d
-
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ModelCard":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ShrinkError(f"model card has unknown keys {sorted(unknown)}")
+    def from_dict(cls, d: Mapping[str, Any]) -> "ModelCard":
         try:
-            return cls(
-                **{
-                    **d,
-                    "architecture": ModelSpec.from_dict(d["architecture"]),
-                    "mean": tuple(d["mean"]),
-                    "std": tuple(d["std"]),
-                    "classes": tuple(d["classes"]),
-                    "preprocessing": Preprocessing.from_dict(d["preprocessing"]) if d.get("preprocessing") else None,
-                }
-            )
-        except (KeyError, TypeError) as exc:
+            return from_dict(cls, d, cls.LABEL)
+        except TypeError as exc:
             raise ShrinkError(f"model card is incomplete or malformed: {exc}") from exc
 
 

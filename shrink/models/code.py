@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shrink.errors import ShrinkError
+from shrink.models.source import ModelSource, SourceKind
 
-CODE_SEPARATOR = ".py:"  # a model name with this in it is built by a function in a Python file
 
 
 @dataclass(frozen=True)
@@ -44,13 +44,13 @@ class ModelCode:
 
 def is_code_name(name: str) -> bool:
     """`path/file.py:factory`: built by running a Python file."""
-    return CODE_SEPARATOR in name
+    return ModelSource.parse(name).kind is SourceKind.CODE
 
 
 def split_code_name(name: str) -> tuple[Path, str]:
     """`dir/file.py:factory` -> (Path('dir/file.py'), 'factory')."""
-    path, _, factory = name.rpartition(":")
-    return Path(path), factory
+    source = ModelSource.parse(name)
+    return source.path, source.name
 
 
 def user_model_code(name: str, model_code: str | Path | None = None) -> ModelCode | None:

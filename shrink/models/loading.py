@@ -14,10 +14,10 @@ from shrink.models.card import ModelCard, card_path_for, read_card
 from shrink.models.code import ModelCode, code_for_record, is_code_name, split_code_name
 from shrink.models.references import reference_card
 from shrink.models.registry import create_model, default_spec
+from shrink.models.source import WEIGHT_SUFFIXES
 from shrink.models.spec import ModelSpec
 from shrink.models.weights import apply_state_dict, load_state_dict
 
-WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
 
 
 @dataclass
@@ -61,7 +61,7 @@ def absolute_source(source: str) -> str:
     return anchor_path(source, Path.cwd()) if is_code_name(source) or Path(source).expanduser().exists() else source
 
 
-def _check_overrides(loaded: LoadedModel, overrides: dict) -> LoadedModel:
+def check_overrides(loaded: LoadedModel, overrides: dict) -> LoadedModel:
     """--num-classes & co. on a model whose card or plan fixes the architecture must agree with it."""
     differ = {k: v for k, v in overrides.items() if getattr(loaded.spec, k) != (tuple(v) if k == "input_size" else v)}
     if differ:
@@ -71,32 +71,22 @@ def _check_overrides(loaded: LoadedModel, overrides: dict) -> LoadedModel:
     return loaded
 
 
-def load_model(name_or_path: str, weights: str | None = None, *, code: ModelCode | None = None,
-               **spec_overrides) -> LoadedModel:
-    """Resolve `name_or_path`:
-
-    - a directory with plan.json: a pruned model (architecture rebuilt, plan replayed, weights loaded)
-    - a weights file (.safetensors/.pt) or its .json card: the architecture comes from the card
-    - a registry name (with optional `weights`): see `shrink models`
-
-    `code` is the model code the user trusts (shrink.models.code.user_model_code); a model that
-    needs code is refused without it, whatever a plan or card says.
-    """
+def load_dense_model(name_or_path: str, weights: str | None = None, *, code: ModelCode | None = None,
+                     **spec_overrides) -> LoadedModel:
+    """A model that is not a pruned directory (shrink.load.load_model reads those): a weights file
+    (.safetensors/.pt) or its .json card, a folder with a card, or a registry name with optional
+    `weights` (see `shrink models`). `code` is the model code the user trusts."""
     path = Path(name_or_path)
     if path.is_dir():
-        if (path / "plan.json").is_file():
-            from shrink.prune.saving import load_pruned  # the prune stage owns its format
-
-            return _check_overrides(load_pruned(path, code=code), spec_overrides)
         for candidate in ("model.json", "pruned.json"):
             if (path / candidate).is_file():
-                return _check_overrides(_from_card(path / candidate, name_or_path, code), spec_overrides)
+                return check_overrides(_from_card(path / candidate, name_or_path, code), spec_overrides)
         raise ShrinkError(f"{path} is a directory without plan.json or model.json: not a model directory")
     if path.suffix == ".json":
-        return _check_overrides(_from_card(path, name_or_path, code), spec_overrides)
+        return check_overrides(_from_card(path, name_or_path, code), spec_overrides)
     reference = reference_card(name_or_path) if weights is None else None
     if reference is not None:  # a built-in name: its trained weights ship with the package
-        return _check_overrides(_from_card(reference, name_or_path, code), spec_overrides)
+        return check_overrides(_from_card(reference, name_or_path, code), spec_overrides)
     if path.suffix in WEIGHT_SUFFIXES:
         if weights is not None:
             raise ShrinkError("give either a weights file as MODEL or a name with --weights, not both")
@@ -108,7 +98,7 @@ def load_model(name_or_path: str, weights: str | None = None, *, code: ModelCode
                 f"no model card {card.name} next to {path}; name the architecture instead: "
                 f"NAME --weights {path} (see `shrink models`)"
             )
-        return _check_overrides(_from_card(card, name_or_path, code), spec_overrides)
+        return check_overrides(_from_card(card, name_or_path, code), spec_overrides)
     if path.suffix == ".onnx":
         raise ShrinkError(f"{path} is an ONNX file; this command needs a PyTorch model")
     spec = default_spec(name_or_path, **spec_overrides)

@@ -18,7 +18,8 @@ from typing import Callable
 import torch.nn as nn
 
 from shrink.errors import ShrinkError
-from shrink.models.code import ModelCode, is_code_name, split_code_name, untrusted_code_message
+from shrink.models.code import ModelCode, split_code_name, untrusted_code_message
+from shrink.models.source import ModelSource, SourceKind
 from shrink.models.spec import ModelSpec
 from shrink.models.stems import adapt_stem
 
@@ -127,7 +128,7 @@ def builtin_registry() -> ModelRegistry:
 def default_spec(name: str, **overrides) -> ModelSpec:
     """The spec for `name`, with the caller's overrides (num_classes, in_chans, ...)."""
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    if name.startswith(("tv:", "timm:")) or name.endswith(".py") or is_code_name(name):
+    if ModelSource.parse(name).kind is not SourceKind.BUILTIN:
         return ModelSpec(name=name, **overrides)
     return replace(builtin_registry().default_spec(name), **overrides)
 
@@ -136,11 +137,12 @@ def create_model(name: str | ModelSpec, *, code: ModelCode | None = None, **over
     """Build a model (random init) from a name or a ModelSpec. A `file.py:factory` model runs
     `code`, the file the user handed over (shrink.models.code); without it, it is refused."""
     spec = name if isinstance(name, ModelSpec) else default_spec(name, **overrides)
-    if spec.name.startswith("tv:"):
-        return _torchvision_build(spec, spec.name[3:])
-    if spec.name.startswith("timm:"):
-        return _timm_build(spec, spec.name[5:])
-    if is_code_name(spec.name):
+    source = ModelSource.parse(spec.name)
+    if source.kind is SourceKind.TORCHVISION:
+        return _torchvision_build(spec, source.name)
+    if source.kind is SourceKind.TIMM:
+        return _timm_build(spec, source.name)
+    if source.kind is SourceKind.CODE:
         return _file_build(spec, code)
     return builtin_registry().build(spec)
 

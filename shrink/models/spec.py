@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass, field
 
+from shrink.config_io import OMIT_IF_NONE, Record
 from shrink.errors import ShrinkValueError
 
 
 @dataclass(frozen=True)
-class ModelSpec:
+class ModelSpec(Record):
     """A registry name plus the constructor arguments that change the architecture."""
+
+    LABEL = "model spec keys"
 
     name: str
     num_classes: int = 1000
     in_chans: int = 3
     cifar_stem: bool = False
     input_size: tuple[int, int] = (224, 224)
-    code_sha256: str | None = None  # a `file.py:factory` model: the sha256 of the file that built it
+    # A `file.py:factory` model: the sha256 of the file that built it; left out of the record
+    # otherwise, so other specs stay as they were.
+    code_sha256: str | None = field(default=None, metadata=OMIT_IF_NONE)
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -37,18 +41,3 @@ class ModelSpec:
     def input_shape(self) -> tuple[int, int, int]:
         """(C, H, W) of one input image."""
         return (self.in_chans, *self.input_size)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["input_size"] = list(self.input_size)
-        if d["code_sha256"] is None:  # only code-built models have one; other specs stay as they were
-            del d["code_sha256"]
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ModelSpec":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ShrinkValueError(f"unknown model spec keys: {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**{**d, "input_size": tuple(d.get("input_size", (224, 224)))})

@@ -59,7 +59,8 @@ def _batches(args: argparse.Namespace, config: PruneConfig, loaded):
 
 
 def run(args: argparse.Namespace) -> int:
-    from shrink.models import load_model, user_model_code, warn_if_untrained
+    from shrink.models import user_model_code, warn_if_untrained
+    from shrink.load import load_model
     from shrink.models.arguments import spec_overrides
     from shrink.prune.guards import GuardLimits
     from shrink.prune.saving import check_output_dir
@@ -87,42 +88,33 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_structured(args, loaded, inputs, limits, table=None) -> int:
-    from shrink.prune import apply, check_exactness, plan
-    from shrink.prune.saving import save_pruned
+    from shrink.prune.stage import SaveOptions, run as prune_stage
 
     config = config_from_args(args)
+    planner = _latency_planner(args, loaded, limits, table) if config.target_kind == "latency" else None
+    batches = None if planner else _batches(args, config, loaded)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        if config.target_kind == "latency":
-            from shrink.prune.latency_commands import plan_for_latency
-
-            result = plan_for_latency(args, loaded, inputs, limits, _batches,
-                                      lambda round_to: config_from_args(args, round_to), table)
-        else:
-            result = plan(loaded.model, inputs, config, batches=_batches(args, config, loaded), limits=limits,
-                          verify=not args.no_verify)
+        result = prune_stage(loaded, config, args.out, example=inputs, batches=batches,
+                             limits=limits, verify=not args.no_verify, planner=planner,
+                             save=SaveOptions(source_weights=args.weights, force=args.force))
     for w in caught:
         if issubclass(w.category, UserWarning) and "torch_pruning" not in str(w.filename):
             print(f"warning: {w.message}")
-    pruned = apply(loaded.model, result)
-    report = None if args.no_verify else check_exactness(loaded.model, result, inputs, seed=args.seed)
-    if report is not None and not report.passed:
-        raise ShrinkError(f"exactness check failed, nothing written: {report.summary()}; " + "; ".join(report.notes))
-    save_pruned(
-        args.out,
-        pruned,
-        result,
-        loaded.spec,
-        card=loaded.card,
-        source=args.model,
-        source_weights=args.weights,
-        verification=report.to_dict() if report else None,
-        force=args.force,
-        inputs=loaded.files,
-    )
-    print_summary(result, report)
+    print_summary(result.plan, result.exactness)
     print(f"wrote {Path(args.out) / 'plan.json'} and {Path(args.out) / 'pruned.safetensors'}")
     return 0
+
+
+def _latency_planner(args, loaded, limits, table):
+    """Widths for --target-latency: the table (given, or built now) and the closed loop."""
+    from shrink.prune.latency_commands import plan_for_latency
+
+    def planner(model, example, config):
+        return plan_for_latency(args, loaded, example, limits, _batches,
+                                lambda round_to: config_from_args(args, round_to), table)
+
+    return planner
 
 
 def _run_unstructured(args, loaded) -> int:

@@ -7,9 +7,9 @@ it: see `shrink.prune.guards.GuardLimits`.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
+from shrink.config_io import Record
 from shrink.errors import ShrinkValueError
 
 IMPORTANCE_NAMES: tuple[str, ...] = ("l1", "l2", "taylor", "bn-scale", "lamp", "fpgm", "random", "hessian")
@@ -77,7 +77,7 @@ def parse_latency_budget(value: float | str | None) -> tuple[float | None, float
 
 
 @dataclass(frozen=True)
-class PruneConfig:
+class PruneConfig(Record):
     """Structured-pruning settings. Give at most one of ratio, target_macs, target_params,
     target_latency (ratio 0.5 when none is given).
 
@@ -96,6 +96,8 @@ class PruneConfig:
       "skip" leaves attention-coupled groups whole.
     - calibration_batches: labeled batches read for taylor/hessian importance.
     """
+
+    LABEL = "prune config keys"
 
     importance: str = "l2"
     scope: str = "uniform"
@@ -176,15 +178,3 @@ class PruneConfig:
     def needs_batches(self) -> bool:
         return self.importance in NEEDS_LABELED_BATCHES
 
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["ignore"] = list(self.ignore)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "PruneConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ShrinkValueError(f"unknown prune config keys {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**{**d, "ignore": tuple(d.get("ignore", ()))})

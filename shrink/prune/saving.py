@@ -26,9 +26,8 @@ from shrink.models.loading import absolute_source
 from shrink.prune.apply import ChannelTracker, apply, check_widths
 from shrink.prune.plan import PLAN_FORMAT, PLAN_VERSION, PrunePlan
 from shrink.prune.unstructured import SparsityReport
+from shrink.pruned_files import PLAN_FILE, WEIGHTS_FILE
 
-PLAN_FILE = "plan.json"
-WEIGHTS_FILE = "pruned.safetensors"
 
 
 def check_output_dir(directory: str | Path, force: bool = False, inputs: tuple[str | Path, ...] = ()) -> Path:

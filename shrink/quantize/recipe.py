@@ -6,10 +6,10 @@ into the arguments of quantize_static / quantize_dynamic.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from shrink.config_io import Record, from_dict, to_dict
 from shrink.errors import ShrinkValueError
 
 KINDS = ("static", "dynamic")
@@ -24,8 +24,10 @@ def _one_of(name: str, value: Any, choices: tuple[str, ...]) -> None:
 
 
 @dataclass(frozen=True)
-class QuantRecipe:
+class QuantRecipe(Record):
     """Static (calibrated activations) or dynamic (activations quantized at run time) int8."""
+
+    LABEL = "quantization recipe keys"
 
     kind: str = "static"
     quant_format: str = "qdq"
@@ -91,20 +93,8 @@ class QuantRecipe:
         return kwargs
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["op_types"] = list(self.op_types) if self.op_types is not None else None
-        d["exclude"] = list(self.exclude)
-        d["name"] = self.name
-        return d
+        return {**to_dict(self), "name": self.name}  # the name is derived, written for readers of the file
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "QuantRecipe":
-        data = {k: v for k, v in data.items() if k != "name"}
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ShrinkValueError(f"unknown quantization recipe keys: {', '.join(unknown)}")
-        if data.get("op_types") is not None:
-            data["op_types"] = tuple(data["op_types"])
-        data["exclude"] = tuple(data.get("exclude", ()))
-        return cls(**data)
+        return from_dict(cls, {k: v for k, v in data.items() if k != "name"}, cls.LABEL)

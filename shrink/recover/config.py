@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field
 
+from shrink.config_io import Record
 from shrink.errors import ShrinkValueError
 
 OPTIMIZERS = ("sgd", "adamw")
@@ -15,15 +15,10 @@ MAX_BN_RECAL_IMAGES = 2000  # the issue's budget: BN recalibration sees at most 
 MAX_RECONSTRUCT_IMAGES = 2000  # the same budget for layer-wise reconstruction, also label-free
 
 
-def _check_keys(cls, d: dict[str, Any], what: str) -> None:
-    known = {f.name for f in fields(cls)}
-    unknown = set(d) - known
-    if unknown:
-        raise ShrinkValueError(f"unknown {what} options {sorted(unknown)}; known: {sorted(known)}")
-
-
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Record):
+    LABEL = "training options"
+
     epochs: int = 15
     batch_size: int = 256  # global: under torchrun each of N processes takes batch_size / N
     optimizer: str = "sgd"
@@ -63,26 +58,20 @@ class TrainConfig:
         if self.ema_epochs is not None and not self.ema_epochs > 0:
             raise ShrinkValueError(f"ema_epochs must be > 0, got {self.ema_epochs}")
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
-        _check_keys(cls, d, "training")
-        return cls(**d)
-
     def fingerprint(self) -> str:
         """What a resumed run must share with the run that wrote the checkpoint."""
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
-class DistillConfig:
+class DistillConfig(Record):
     """Knowledge distillation from a teacher (usually the dense model before pruning).
 
     loss = alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE(student, labels)
            + feature_weight * sum over `feature_layers` of the attention-transfer distance
     """
+
+    LABEL = "distillation options"
 
     # The defaults are the validated recipe of `shrink finetune --distill` (default_distill()).
     temperature: float = 2.0
@@ -101,15 +90,6 @@ class DistillConfig:
         if self.feature_weight > 0 and not self.feature_layers:
             raise ShrinkValueError("feature_weight > 0 needs feature_layers (module names to match)")
 
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["feature_layers"] = list(self.feature_layers)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "DistillConfig":
-        _check_keys(cls, d, "distillation")
-        return cls(**d)
 
 
 def default_finetune() -> TrainConfig:
@@ -139,11 +119,13 @@ def default_distill() -> DistillConfig:
 
 
 @dataclass(frozen=True)
-class RecoverConfig:
+class RecoverConfig(Record):
     """One recovery: optional BN recalibration or layer-wise reconstruction (both label-free), then
     optional fine-tuning or distillation. With reconstruct_images > 0 the pruned layers are re-fitted
     to the dense model's outputs (shrink.recover.reconstruct) and BN recalibration is skipped: the
     re-fitted layers match the dense model's statistics again, which recalibration would replace."""
+
+    LABEL = "recovery options"
 
     bn_recal: bool = True
     bn_recal_images: int = MAX_BN_RECAL_IMAGES
@@ -169,24 +151,3 @@ class RecoverConfig:
                                    "recover.distill: null)")
         if self.train is not None and self.train.early_stopping_patience is not None and self.val_fraction == 0:
             raise ShrinkValueError("early stopping needs a validation split: set val_fraction > 0")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "bn_recal": self.bn_recal,
-            "bn_recal_images": self.bn_recal_images,
-            "bn_recal_batch_size": self.bn_recal_batch_size,
-            "train": self.train.to_dict() if self.train else None,
-            "distill": self.distill.to_dict() if self.distill else None,
-            "val_fraction": self.val_fraction,
-            "reconstruct_images": self.reconstruct_images,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "RecoverConfig":
-        _check_keys(cls, d, "recovery")
-        d = dict(d)
-        if d.get("train") is not None:
-            d["train"] = TrainConfig.from_dict(d["train"])
-        if d.get("distill") is not None:
-            d["distill"] = DistillConfig.from_dict(d["distill"])
-        return cls(**d)

@@ -22,10 +22,11 @@ from shrink.models import UNTRAINED_NOTE
 from shrink.models.code import MODEL_CODE_HELP, ModelCode
 from shrink.dirlock import directory_lock
 from shrink.fileio import check_not_inputs, check_writable, read_json, sha256_file, write_json_atomic
+from shrink.pruned_files import PLAN_FILE, WEIGHTS_FILE
 from shrink.recover.config import DistillConfig, RecoverConfig, TrainConfig, default_distill, default_finetune
 
 EXAMPLE = "shrink finetune runs/r18-p50 --data fmnist --epochs 5 --distill --out runs/r18-p50-kd"
-PLAN_FILE, WEIGHTS_FILE, RESULT_FILE = "plan.json", "pruned.safetensors", "recovery.json"
+RESULT_FILE = "recovery.json"
 RECONSTRUCT_IMAGES = 512  # --reconstruct's default, as in the default recipe (docs/recovery.md)
 
 
@@ -60,7 +61,8 @@ def check_output_dir(out: Path, pruned_dir: Path, force: bool, inputs: tuple[Pat
 
 def resolve_teacher(args: argparse.Namespace, document: dict, pruned_dir: Path, code):
     """--teacher, or the dense model the plan was made from (its `source`)."""
-    from shrink.models import load_model, user_model_code
+    from shrink.models import user_model_code
+    from shrink.load import load_model
 
     if not args.teacher:
         return resolve_dense(document, pruned_dir, "give --teacher MODEL", code)
@@ -74,7 +76,8 @@ def resolve_teacher(args: argparse.Namespace, document: dict, pruned_dir: Path, 
 def resolve_dense(document: dict, pruned_dir: Path, remedy: str, code):
     """The dense model the plan was made from (its `source`), with a one-line error naming `remedy`.
     The source is a name read from the plan, so only the user's `code` may build it."""
-    from shrink.models import ModelSpec, load_model
+    from shrink.models import ModelSpec
+    from shrink.load import load_model
     from shrink.models.code import code_for_record
 
     source = document.get("source") or ""
@@ -145,7 +148,8 @@ def run_finetune(args: argparse.Namespace) -> int:
 def _finetune_locked(args: argparse.Namespace, pruned_dir: Path, out: Path, document: dict,
                      config: RecoverConfig) -> int:
     from shrink.data.arguments import load_for_model
-    from shrink.models import load_model, save_state_dict
+    from shrink.models import save_state_dict
+    from shrink.load import load_model
     from shrink.recover.api import recover
     from shrink.recover.distributed import distributed_session, resolve_device
 

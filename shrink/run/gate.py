@@ -13,17 +13,19 @@ manifest and `--json`, when:
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
+from shrink.config_io import Record
 from shrink.errors import ShrinkValueError
 
 STRICT_EXIT_CODE = 3  # the run finished and wrote its bundle, but the gate has warnings (2 is bad input)
 
 
 @dataclass(frozen=True)
-class GateConfig:
+class GateConfig(Record):
+    LABEL = "gate keys"
+
     max_drop_pt: float = 3.0  # the shipped file may be at most this many points of top-1 below dense
     step_tolerance_pt: float = 0.5  # a step this much worse than the one before it is still "no worse"
 
@@ -33,16 +35,6 @@ class GateConfig:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
                 raise ShrinkValueError(f"gate.{name} must be a number >= 0 (points of top-1), got {value!r}")
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "GateConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ShrinkValueError(f"unknown gate keys: {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return cls(**dict(data))
 
 
 def step_warnings(selection: Sequence[Mapping[str, Any]], shipped_step: str | None, tolerance_pt: float) -> list[str]:

@@ -14,8 +14,9 @@ from shrink.data.imagefolder import FolderOptions
 from shrink.data.splits import DataInfo
 from shrink.errors import ShrinkError
 from shrink.fileio import sha256_file
-from shrink.models import UNTRAINED_NOTE, LoadedModel, card_path_for, load_model, user_model_code
-from shrink.models.code import is_code_name, split_code_name
+from shrink.models import UNTRAINED_NOTE, LoadedModel, card_path_for, user_model_code
+from shrink.load import load_model
+from shrink.models.source import ModelSource, SourceKind
 from shrink.recipe import DataSection, ModelSection, Recipe
 from shrink.recover import check_classes
 
@@ -37,18 +38,15 @@ class RunInputs:
 def model_identity(section: ModelSection) -> dict[str, Any]:
     """The model section plus the sha256 of every file it names: a changed file is a changed model."""
     files = {}
-    source = Path(section.source)
-    if source.suffix in (".safetensors", ".pt", ".pth", ".bin") and source.is_file():
-        files[str(source)] = sha256_file(source)
-        card = card_path_for(source)
-        if card.is_file():
-            files[str(card)] = sha256_file(card)
-    elif source.suffix == ".json" and source.is_file():
-        files[str(source)] = sha256_file(source)
-    elif is_code_name(section.source):
-        py = split_code_name(section.source)[0]
-        if py.is_file():
-            files[str(py)] = sha256_file(py)
+    source = ModelSource.parse(section.source)
+    read: list[Path] = []
+    if source.kind in (SourceKind.WEIGHTS, SourceKind.CARD, SourceKind.CODE):
+        read.append(source.path)
+    if source.kind is SourceKind.WEIGHTS:
+        read.append(card_path_for(source.path))
+    for path in read:
+        if path.is_file():
+            files[str(path)] = sha256_file(path)
     for named in (section.weights, section.code):
         if named and Path(named).is_file():
             files[named] = sha256_file(named)

@@ -19,6 +19,7 @@ from shrink import __version__
 from shrink.dirlock import LOCK_FILE
 from shrink.errors import ShrinkError
 from shrink.fileio import check_writable, is_temporary_name, read_json, sha256_file, write_json_atomic
+from shrink.pruned_files import PLAN_FILE, WEIGHTS_FILE
 
 RECORD_FORMAT = "torch-shrink/run-step"
 DENSE_STEP = "model"  # the one step whose record and files live in the dense directory
@@ -46,11 +47,11 @@ class RunPaths:
 
     @property
     def plan(self) -> Path:
-        return self.root / "plan.json"
+        return self.root / PLAN_FILE
 
     @property
     def weights(self) -> Path:
-        return self.root / "pruned.safetensors"
+        return self.root / WEIGHTS_FILE
 
     @property
     def onnx(self) -> Path:

@@ -14,6 +14,7 @@ import torch
 
 from shrink.errors import ShrinkError
 from shrink.fileio import scratch_dir, sha256_file
+from shrink.pruned_files import PLAN_FILE, WEIGHTS_FILE
 from shrink.recipe import Recipe
 from shrink.run.inputs import RunInputs
 from shrink.run.progress import ProgressSplit, Reporter
@@ -114,25 +115,21 @@ def model_step(ctx: StepContext, done: Done) -> Step:
 
 
 def prune_step(ctx: StepContext, done: Done) -> Step:
-    from shrink import prune
     from shrink.data import BatchOptions
+    from shrink.prune.stage import run as prune_stage
 
     config = ctx.recipe.prune
     dense = ctx.inputs.dense
 
     def compute() -> dict[str, Any]:
-        example = torch.randn(CHECK_BATCH, *dense.input_shape, generator=torch.Generator().manual_seed(config.seed))
+        example = (torch.randn(CHECK_BATCH, *dense.input_shape, generator=torch.Generator().manual_seed(config.seed)),)
         batches = None
         if config.needs_batches:
             batches = ctx.inputs.train.batches(BatchOptions(batch_size=64, shuffle=True, seed=config.seed))
+        planner = None
         if config.target_kind == "latency":
-            plan = _plan_for_latency(ctx, dense.model, example, config, batches)
-        else:
-            plan = prune.plan(dense.model, example, config, batches=batches)
-        exactness = prune.check_exactness(dense.model, plan, example, seed=config.seed)
-        if not exactness.passed:
-            raise ShrinkError(f"the pruned model failed its exactness check: {exactness.summary()}")
-        return {"plan": plan.to_dict(), "plan_hash": plan.digest(), "exactness": exactness.to_dict()}
+            planner = lambda model, example, config: _plan_for_latency(ctx, model, example[0], config, batches)  # noqa: E731
+        return prune_stage(dense, config, example=example, batches=batches, planner=planner).to_dict()
 
     def summary(r: dict[str, Any]) -> str:
         before, after = r["plan"]["before"], r["plan"]["after"]
@@ -229,7 +226,7 @@ def recover_step(ctx: StepContext, done: Done) -> Step:
     material = {"model": ctx.inputs.model_identity, "plan_hash": pruned_record["plan_hash"],
                 "recover": config.to_dict() if config else None, "select_tolerance_pt": ctx.recipe.gate.step_tolerance_pt,
                 **ctx.data_material("train", "eval")}
-    return Step("recover", what, material, ("plan.json", "pruned.safetensors"), compute, summary)
+    return Step("recover", what, material, (PLAN_FILE, WEIGHTS_FILE), compute, summary)
 
 
 def _recovery_what(config) -> str:
@@ -393,7 +390,7 @@ def report_step(ctx: StepContext, done: Done) -> Step:
         for stale in REPORT_FILES:  # a plot this run does not draw must not survive from an earlier one
             (paths.root / stale).unlink(missing_ok=True)
         files = write_report(paths.root, "report", title, blocks)
-        artifacts = ["recipe.yaml", "plan.json", "pruned.safetensors", os.path.relpath(paths.dense_onnx, paths.root),
+        artifacts = ["recipe.yaml", PLAN_FILE, WEIGHTS_FILE, os.path.relpath(paths.dense_onnx, paths.root),
                      "model.onnx", "model.int8.onnx", *files]
         write_json_atomic(paths.manifest, {**summary, "artifacts": artifact_hashes(paths.root, artifacts)})
         return {"files": [*files, "manifest.json"], "summary": summary_lines(summary),

@@ -17,7 +17,8 @@ from cli_helpers import one_error_line, shrink
 from shipped_models import REFERENCE_RESNET18
 from shrink.cli import main
 from shrink.errors import ShrinkError
-from shrink.models import ModelCode, load_model, read_card
+from shrink.models import ModelCode, read_card
+from shrink.load import load_model
 from shrink.models.code import code_for_record, user_model_code
 
 # A factory that builds the shipped reference architecture, so the shipped weights fit it.

@@ -7,7 +7,8 @@ import torch
 from shipped_models import REFERENCE_MOBILENETV2, REFERENCE_RESNET18
 from shrink.errors import ShrinkError
 from shrink.fileio import sha256_file
-from shrink.models import load_model, read_card
+from shrink.models import read_card
+from shrink.load import load_model
 
 
 @pytest.mark.parametrize("weights", [REFERENCE_RESNET18, REFERENCE_MOBILENETV2])
@@ -47,7 +48,7 @@ def test_card_checksum_mismatch(tmp_path):
 
 
 def test_a_reference_name_loads_its_shipped_trained_weights():
-    from shrink.models import load_model
+    from shrink.load import load_model
 
     by_name, by_file = load_model("fmnist_resnet18"), load_model(str(REFERENCE_RESNET18))
     assert not by_name.untrained and by_name.card == by_file.card and by_name.card.test_accuracy > 90
@@ -73,7 +74,7 @@ def test_untrained_weights_are_said_on_every_measuring_command(tmp_path, capsys)
 
 def test_architecture_flags_that_contradict_a_card_are_refused():
     from shrink.errors import ShrinkError
-    from shrink.models import load_model
+    from shrink.load import load_model
 
     with pytest.raises(ShrinkError, match=r"fixes its architecture \(num_classes 10\); leave out --num-classes"):
         load_model(str(REFERENCE_RESNET18), num_classes=3)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from shrink.cli import main
-from shrink.models import load_model
+from shrink.load import load_model
 
 
 def _error_line(capsys) -> str:

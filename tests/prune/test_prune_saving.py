@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from shrink.errors import ShrinkError
-from shrink.models import create_model, default_spec, load_model
+from shrink.models import create_model, default_spec
+from shrink.load import load_model
 from shrink.prune import PruneConfig, apply, plan
 from shrink.prune.saving import load_pruned, read_plan, save_pruned, torch_pruning_history
 from shrink.prune.unstructured import magnitude_prune

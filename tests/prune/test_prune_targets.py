@@ -80,7 +80,7 @@ def test_global_scope_target():
 
 def test_global_scope_reaches_a_16x_target_on_the_reference_resnet18():
     # It used to stop at 16.56x for 15.8x (4.6% off), warning that round_to allowed no closer widths.
-    from shrink.models import load_model
+    from shrink.load import load_model
 
     model = load_model(str(REFERENCE_RESNET18)).model.eval()
     inputs = (torch.randn(1, 1, 28, 28),)

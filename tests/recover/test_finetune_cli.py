@@ -15,7 +15,7 @@ from shrink.evaluate import evaluate_torch
 from tiny_model import TINY_FILE
 
 from shrink.models import ModelCode
-from shrink.models import load_model as load_any_model
+from shrink.load import load_model as load_any_model
 
 # The tiny model is built by tests/recover/tiny_model.py: every command is handed that file.
 FAST = ["--data", "digits", "--epochs", "1", "--batch-size", "32", "--no-augment", "--device", "cpu", "--lr", "0.02",

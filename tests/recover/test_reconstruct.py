@@ -187,7 +187,7 @@ class _FakePlan:
 def test_reference_resnet18_at_16x_is_far_above_chance_without_labels(fmnist_dir):
     """The real path: the shipped ResNet-18, pruned by the real planner to 15.8x fewer MACs."""
     from shrink.data import load_data
-    from shrink.models import load_model
+    from shrink.load import load_model
     from shrink.prune import PruneConfig, apply, plan
 
     dense = load_model("fmnist_resnet18").model.eval()
