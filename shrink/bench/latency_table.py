@@ -29,6 +29,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from shrink.config_io import check_format
 from shrink.errors import ShrinkError
 
 TABLE_FORMAT = "torch-shrink-latency-table"
@@ -185,10 +186,7 @@ class LatencyTable:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "LatencyTable":
-        if d.get("format") != TABLE_FORMAT:
-            raise ShrinkError(f"not a torch-shrink latency table (format {d.get('format')!r})")
-        if d.get("version") != TABLE_VERSION:
-            raise ShrinkError(f"latency table version {d.get('version')} is not supported (this is {TABLE_VERSION})")
+        check_format(d, TABLE_FORMAT, TABLE_VERSION, "latency table")
         try:
             kinds = {}
             for name, k in d["kinds"].items():

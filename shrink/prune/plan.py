@@ -12,6 +12,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from shrink.config_io import check_format
 from shrink.errors import ShrinkError
 from shrink.prune.config import PruneConfig
 
@@ -217,10 +218,7 @@ class PrunePlan:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "PrunePlan":
-        if d.get("format") != PLAN_FORMAT:
-            raise ShrinkError(f"not a torch-shrink prune plan (format {d.get('format')!r})")
-        if d.get("version") != PLAN_VERSION:
-            raise ShrinkError(f"prune plan version {d.get('version')} is not supported (this is {PLAN_VERSION})")
+        check_format(d, PLAN_FORMAT, PLAN_VERSION, "prune plan")
         try:
             return cls(
                 config=PruneConfig.from_dict(d["config"]),
