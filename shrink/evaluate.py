@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from shrink.data import BatchOptions
+from shrink.data.fits import check_fits
 from shrink.errors import ShrinkError, ShrinkValueError
 from shrink.models.code import MODEL_CODE_HELP
 
@@ -30,13 +31,6 @@ class EvalResult:
         return asdict(self)
 
 
-def _check_classes(num_outputs: int, split) -> None:
-    if num_outputs != split.info.num_classes:
-        raise ShrinkError(
-            f"the model has {num_outputs} outputs but {split.info.name} has {split.info.num_classes} classes"
-        )
-
-
 def check_limit(limit: int | None) -> None:
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ShrinkValueError(f"the image limit must be a positive integer (or none: every image), got {limit!r}")
@@ -54,11 +48,6 @@ def _limited(batches, limit: int | None):
         yield x, y
 
 
-def _check_input(shape: tuple, split) -> None:
-    if tuple(shape) != tuple(split.info.input_shape):
-        raise ShrinkError(f"the model expects inputs {tuple(shape)} but {split.info.name} gives {split.info.input_shape}")
-
-
 @torch.no_grad()
 def evaluate_torch(model: torch.nn.Module, split, *, batch_size: int = 256, device: str = "cpu",
                    limit: int | None = None, source: str = "model", split_name: str = "test") -> EvalResult:
@@ -70,7 +59,7 @@ def evaluate_torch(model: torch.nn.Module, split, *, batch_size: int = 256, devi
         for x, y in _limited(split.batches(BatchOptions(batch_size=batch_size, device=device)), limit):
             logits = model(x)
             if total == 0:
-                _check_classes(logits.shape[1], split)
+                check_fits(split.info, num_outputs=logits.shape[1])
             correct += int((logits.argmax(1) == y).sum())
             total += len(y)
     finally:
@@ -92,12 +81,12 @@ def evaluate_onnx(path_or_session, split, *, provider: str = "cpu", batch_size: 
     session = create_session(path_or_session, provider) if isinstance(path_or_session, (str, Path)) else path_or_session
     source = str(path_or_session) if isinstance(path_or_session, (str, Path)) else "session"
     input_meta = session.get_inputs()[0]
-    _check_input(tuple(input_meta.shape[1:]), split)
+    check_fits(split.info, input_shape=input_meta.shape[1:])
     correct = total = 0
     for x, y in _limited(split.batches(BatchOptions(batch_size=batch_size)), limit):
         logits = onnx_logits(session, x.numpy().astype(np.float32))
         if total == 0:
-            _check_classes(logits.shape[1], split)
+            check_fits(split.info, num_outputs=logits.shape[1])
         correct += int((logits.argmax(1) == y.numpy()).sum())
         total += len(y)
     return EvalResult(100.0 * correct / max(total, 1), correct, total, source,
@@ -133,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
                             **spec_overrides(args))
         split = load_for_model(args, args.split, input_shape=loaded.input_shape, num_classes=loaded.spec.num_classes,
                                contract=loaded.card.contract if loaded.card else None)
-        _check_input(loaded.input_shape, split)
+        check_fits(split.info, input_shape=loaded.input_shape)
         warn_if_untrained(loaded, "its accuracy")  # once the inputs are known to be good
         device = args.device or default_device()
         result = evaluate_torch(loaded.model, split, batch_size=args.batch_size, device=device, limit=args.limit,

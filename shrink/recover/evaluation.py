@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 
 from shrink.data import BatchOptions
-from shrink.errors import ShrinkError
+from shrink.data.fits import check_fits
 from shrink.recover.distributed import DistContext, all_reduce_sum, current_context
 
 
@@ -32,9 +32,7 @@ def sharded_accuracy(model: nn.Module, split, *, device: str, batch_size: int = 
                 break
             x, y = x[:keep], y[:keep]
             logits = model(x)
-            if logits.shape[1] != split.info.num_classes:
-                raise ShrinkError(f"the model has {logits.shape[1]} outputs but {split.info.name} has "
-                                  f"{split.info.num_classes} classes")
+            check_fits(split.info, num_outputs=logits.shape[1])
             correct += int((logits.argmax(1) == y).sum())
             total += len(y)
     finally:

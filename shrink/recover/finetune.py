@@ -20,6 +20,7 @@ import torch
 from shrink.errors import ShrinkError
 from shrink.models import UNTRAINED_NOTE
 from shrink.models.code import MODEL_CODE_HELP, ModelCode
+from shrink.data.fits import check_fits
 from shrink.dirlock import directory_lock
 from shrink.fileio import check_not_inputs, check_writable, read_json, sha256_file, write_json_atomic
 from shrink.pruned_files import PLAN_FILE, WEIGHTS_FILE
@@ -161,12 +162,8 @@ def _finetune_locked(args: argparse.Namespace, pruned_dir: Path, out: Path, docu
     train, test = load_for_model(args, "train", **read), load_for_model(args, "test", **read)
     if train.info.synthetic:
         raise ShrinkError("refusing to fine-tune on synthetic data: the weights would be meaningless")
-    if tuple(train.info.input_shape) != tuple(loaded.spec.input_shape):
-        raise ShrinkError(f"the model expects inputs {loaded.spec.input_shape} but {train.info.name} gives "
-                          f"{train.info.input_shape}")
-    if train.info.num_classes != loaded.spec.num_classes:
-        raise ShrinkError(f"the model has {loaded.spec.num_classes} classes but {train.info.name} has "
-                          f"{train.info.num_classes}; fine-tune on the dataset the model was trained for")
+    check_fits(train.info, input_shape=loaded.spec.input_shape, num_outputs=loaded.spec.num_classes,
+               remedy="fine-tune on the dataset the model was trained for")
     teacher, teacher_source = (resolve_teacher(args, document, pruned_dir, code) if args.distill else (None, None))
     check_output_dir(out, pruned_dir, args.force, loaded.files + (teacher.files if teacher else ()))
     plan, dense = None, None

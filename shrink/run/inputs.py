@@ -18,7 +18,7 @@ from shrink.models import UNTRAINED_NOTE, LoadedModel, card_path_for, user_model
 from shrink.load import load_model
 from shrink.models.source import ModelSource, SourceKind
 from shrink.recipe import DataSection, ModelSection, Recipe
-from shrink.recover import check_classes
+from shrink.data.fits import check_fits, check_model_fits
 
 NORMALIZATION_TOLERANCE = 1e-3  # mean/std that differ by more than this from the card are noted
 
@@ -113,13 +113,9 @@ def _load_split(data: DataSection, which: str, dense: LoadedModel):
 
 def check_match(dense: LoadedModel, split) -> None:
     """The data fits the model: same input shape, as many classes as outputs."""
-    info = split.info
-    if tuple(dense.input_shape) != tuple(info.input_shape):
-        raise ShrinkError(
-            f"the model takes inputs of shape {'x'.join(map(str, dense.input_shape))} but {info.name} images are "
-            f"{'x'.join(map(str, info.input_shape))}: choose data that matches the model"
-            + (" (or set model.in_chans / model.input_size)" if dense.card is None else ""))
-    check_classes(dense.model, split)
+    check_fits(split.info, input_shape=dense.input_shape, remedy="choose data that matches the model"
+               + (" (or set model.in_chans / model.input_size)" if dense.card is None else ""))
+    check_model_fits(dense.model, split)
 
 
 def _close(a: tuple[float, ...], b: tuple[float, ...]) -> bool:

@@ -162,7 +162,7 @@ def test_dataset_with_other_class_count_is_refused(tmp_path, capsys):
     three = make_pruned_dir(tmp_path / "three", classes=3, train_epochs=0)
     assert main(["finetune", str(three["pruned"]), *FAST, "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
-    assert "3 classes but digits has 10" in err and len(err.strip().splitlines()) == 1
+    assert "3 outputs but digits has 10 classes" in err and len(err.strip().splitlines()) == 1
 
 
 def test_output_may_not_be_the_input(dirs, capsys):
