@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from shrink.candidates import Candidate
 from shrink.dirlock import directory_lock
 from shrink.errors import ShrinkError, ShrinkValueError
 from shrink.fileio import write_json_atomic
@@ -24,7 +25,7 @@ from shrink.run.progress import Reporter
 from shrink.run.rundir import check_inputs_outside, check_out_dir
 
 PRECISIONS = ("fp32", "int8")
-DENSE = "dense fp32"
+DENSE = Candidate.DENSE_FP32.value
 
 
 @dataclass(frozen=True)
@@ -156,17 +157,33 @@ def _sweep_locked(recipe: Recipe, options: SweepOptions, root: Path, recipes: di
     return SweepResult(root, tuple(points), tuple(summary), time.perf_counter() - start)
 
 
-def _files(root: Path, runs: dict[float, RunResult], precisions) -> list[tuple[str, float | None, str, Path | None, dict]]:
-    """(name, ratio, precision, file, verify entry) of the dense model and every point."""
+def point_name(ratio: float, precision: str) -> str:
+    """How the sweep's table, plot and bench name a point: "r0.50 int8"."""
+    return f"r{ratio:.2f} {precision}"
+
+
+@dataclass(frozen=True)
+class SweepFile:
+    """One file the sweep times: the dense model, or a point at one precision."""
+
+    name: str
+    ratio: float | None  # None for the dense model
+    precision: str
+    path: Path | None  # None when the point's file was not made (int8 measured not worth it)
+    verified: dict[str, Any]  # the verify step's entry for the file (size, accuracy)
+
+
+def _files(root: Path, runs: dict[float, RunResult], precisions) -> list[SweepFile]:
+    """The dense model and every point's file at every precision."""
     first = next(iter(runs.values()))
     dense_entry = next(f for f in first.records["verify"].result["files"] if f["candidate"] == DENSE)
-    rows = [(DENSE, None, "fp32", root / "dense" / "dense.onnx", dense_entry)]
+    rows = [SweepFile(DENSE, None, "fp32", root / "dense" / "dense.onnx", dense_entry)]
     for ratio, result in runs.items():
         verified = {f["candidate"]: f for f in result.records["verify"].result["files"]}
         for precision in precisions:
-            entry = verified.get(f"pruned {precision}")
+            entry = verified.get(Candidate.pruned(precision))
             path = result.run_dir / entry["file"] if entry else None
-            rows.append((f"r{ratio:.2f} {precision}", ratio, precision, path, entry or {}))
+            rows.append(SweepFile(point_name(ratio, precision), ratio, precision, path, entry or {}))
     return rows
 
 
@@ -174,24 +191,25 @@ def _measure(root: Path, runs: dict[float, RunResult], precisions, recipe: Recip
     from shrink.bench import OnnxCandidate, run_bench
 
     rows = _files(root, runs, precisions)
-    candidates = [OnnxCandidate(str(path), name) for name, _, _, path, _ in rows if path is not None]
+    candidates = [OnnxCandidate(str(row.path), row.name) for row in rows if row.path is not None]
     bench = run_bench(candidates, recipe.bench, progress=reporter.detail).to_dict()
     write_json_atomic(root / "bench.json", bench)
     timed = {c["label"]: c for c in bench["candidates"]}
     macs = {ratio: r.records["prune"].result["plan"]["after"]["macs"] for ratio, r in runs.items()}
     dense_macs = next(iter(runs.values())).records["prune"].result["plan"]["before"]["macs"]
     points = []
-    for name, ratio, precision, path, entry in rows:
-        point = SweepPoint(name, ratio, precision, None, dense_macs if ratio is None else macs[ratio])
-        if path is None:
-            quantize = runs[ratio].records["quantize"].result
+    for row in rows:
+        point = SweepPoint(row.name, row.ratio, row.precision, None, dense_macs if row.ratio is None else macs[row.ratio])
+        if row.path is None:
+            quantize = runs[row.ratio].records["quantize"].result
             points.append(dataclasses.replace(point, note=f"int8 not shipped: {quantize['reason']}"))
             continue
-        lat = timed[name]["latency"]
+        lat = timed[row.name]["latency"]
         points.append(dataclasses.replace(
-            point, file=str(path.relative_to(root)), size_bytes=entry["size_bytes"], accuracy=entry["accuracy"],
-            p50_ms=lat["p50_ms"], p90_ms=lat["p90_ms"], ci_low_ms=lat["median_ci_low_ms"],
-            ci_high_ms=lat["median_ci_high_ms"], speedup=(timed[name].get("speedup") or {}).get("ratio", 1.0)))
+            point, file=str(row.path.relative_to(root)), size_bytes=row.verified["size_bytes"],
+            accuracy=row.verified["accuracy"], p50_ms=lat["p50_ms"], p90_ms=lat["p90_ms"],
+            ci_low_ms=lat["median_ci_low_ms"], ci_high_ms=lat["median_ci_high_ms"],
+            speedup=(timed[row.name].get("speedup") or {}).get("ratio", 1.0)))
     return points, bench
 
 

@@ -9,7 +9,9 @@ from typing import Sequence
 
 from matplotlib.figure import Figure
 
-COLORS = {"dense fp32": "#8c959f", "pruned fp32": "#0969da", "pruned int8": "#1a7f37"}
+from shrink.candidates import Candidate
+
+COLORS = {Candidate.DENSE_FP32: "#8c959f", Candidate.PRUNED_FP32: "#0969da", Candidate.PRUNED_INT8: "#1a7f37"}
 OTHER_COLOR = "#8250df"
 DPI = 110
 MAX_WIDTH_LAYERS = 60  # beyond this many layers the widths plot shows the ones that changed
@@ -96,7 +98,7 @@ def _family(name: str) -> str:
     """'r0.50 int8' -> 'pruned int8', so sweep points share the run's colors."""
     if name in COLORS:
         return name
-    return "pruned int8" if name.endswith("int8") else "pruned fp32"
+    return Candidate.PRUNED_INT8 if name.endswith("int8") else Candidate.PRUNED_FP32
 
 
 def _pad_y(ax, values: Sequence[float]) -> None:
@@ -120,7 +122,7 @@ def widths_plot(layers: Sequence[LayerWidth], title: str) -> bytes:
     ax = fig.add_subplot()
     xs = range(len(layers))
     ax.bar(xs, [w.before for w in layers], color="#d0d7de", label="dense", width=0.8)
-    ax.bar(xs, [w.after for w in layers], color=COLORS["pruned fp32"], label="pruned", width=0.5)
+    ax.bar(xs, [w.after for w in layers], color=COLORS[Candidate.PRUNED_FP32], label="pruned", width=0.5)
     ax.set_xticks(list(xs), [w.name for w in layers], rotation=75, ha="right", fontsize=7)
     ax.set_ylabel("output channels")
     ax.set_title(title, fontsize=10)
@@ -137,7 +139,7 @@ def budget_plot(rounds: Sequence[dict], requested: float | str) -> bytes:
         low, high = r["ratio_ci"]
         ax.errorbar(r["predicted_ratio"], r["ratio"], yerr=[[r["ratio"] - low], [high - r["ratio"]]],
                     marker="*" if r["shipped"] else "o", markersize=12 if r["shipped"] else 6, capsize=3,
-                    color=color("pruned fp32"))
+                    color=color(Candidate.PRUNED_FP32))
         ax.annotate(f"  round {r['index']}", (r["predicted_ratio"], r["ratio"]), fontsize=8)
     values = [r["predicted_ratio"] for r in rounds] + [r["ratio"] for r in rounds]
     top = max(values) * 1.15

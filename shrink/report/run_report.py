@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
+from shrink.candidates import Candidate
 from shrink.bench.caveats import pair_caveats
 from shrink.report import plots
 from shrink.report.deploy import deploy_section
@@ -63,8 +64,8 @@ def margin_pt(accuracy: float | None, images: int) -> float | None:
 
 def headline(summary: dict[str, Any]) -> Paragraph:
     rows = {c["name"]: c for c in summary["candidates"]}
-    shipped = next((c for c in summary["candidates"] if c["shipped"]), rows["pruned fp32"])
-    dense = rows["dense fp32"]
+    shipped = next((c for c in summary["candidates"] if c["shipped"]), rows[Candidate.PRUNED_FP32])
+    dense = rows[Candidate.DENSE_FP32]
     data = summary["inputs"]["data"]
     parts = [f"**Shipped: `{shipped['file']}`** ({shipped['name']})."]
     if shipped.get("speedup"):
@@ -182,7 +183,7 @@ def accuracy_steps(summary: dict[str, Any]) -> list[Block]:
         return []
     rec = summary["recovery"]
     rows = {c["name"]: c for c in summary["candidates"]}
-    steps = [("dense (PyTorch)", rows["dense fp32"]["accuracy_torch"]),
+    steps = [("dense (PyTorch)", rows[Candidate.DENSE_FP32]["accuracy_torch"]),
              ("pruned, before any recovery (PyTorch)", rec["accuracy_before"])]
     if rec.get("accuracy_bn_recal") is not None:
         steps.append(("after BN recalibration (PyTorch)", rec["accuracy_bn_recal"]))

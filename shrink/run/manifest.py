@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from shrink.candidates import Candidate
 from shrink import __version__
 from shrink.bench.caveats import candidate_caveats, pair_caveats, with_caveats
 from shrink.bench.process_stats import hierarchical_speedup
@@ -20,7 +21,6 @@ from shrink.run.rundir import RunPaths, StepRecord
 
 MANIFEST_FORMAT = "torch-shrink/run-manifest"
 MANIFEST_VERSION = 1
-CANDIDATES = ("dense fp32", "pruned fp32", "pruned int8")
 
 
 def _latency(bench: dict[str, Any], name: str) -> tuple[dict | None, dict | None]:
@@ -37,17 +37,17 @@ def _verified(verify: dict[str, Any], name: str) -> dict[str, Any] | None:
     return next((f for f in verify["files"] if f["candidate"] == name), None)
 
 
-def _candidate(name: str, records: dict[str, StepRecord], paths: RunPaths) -> dict[str, Any]:
+def _candidate(name: Candidate, records: dict[str, StepRecord], paths: RunPaths) -> dict[str, Any]:
     model, plan = records["model"].result, records["prune"].result["plan"]
-    dense = name.startswith("dense")
+    dense = name is Candidate.DENSE_FP32
     verified = _verified(records["verify"].result, name)
     if verified is None:  # only the int8 file can be missing: not made, or measured not worth shipping
-        return {"name": name, "file": None, "shipped": False, "note": _int8_note(records["quantize"].result)}
+        return {"name": name.value, "file": None, "shipped": False, "note": _int8_note(records["quantize"].result)}
     latency, speedup = _latency(records["bench"].result, name)
     torch_accuracy = ((model["accuracy_torch"] or {}).get("accuracy") if dense
-                      else records["recover"].result["accuracy_after"] if name == "pruned fp32" else None)
+                      else records["recover"].result["accuracy_after"] if name is Candidate.PRUNED_FP32 else None)
     return {
-        "name": name,
+        "name": name.value,
         "file": _relative(paths.dense_onnx if dense else paths.root / verified["file"], paths.root),
         "params": plan["before"]["params"] if dense else plan["after"]["params"],
         "macs": plan["before"]["macs"] if dense else plan["after"]["macs"],
@@ -113,7 +113,7 @@ def _recovery(recover: dict[str, Any]) -> dict[str, Any]:
 def dense_and_shipped(candidates: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
     """The dense baseline's row and the shipped file's (pruned fp32 until the shipped flags are set)."""
     rows = {c["name"]: c for c in candidates}
-    return rows["dense fp32"], next((c for c in candidates if c["shipped"]), rows["pruned fp32"])
+    return rows[Candidate.DENSE_FP32], next((c for c in candidates if c["shipped"]), rows[Candidate.PRUNED_FP32])
 
 
 def _gate(recovery: dict[str, Any], candidates: list[dict[str, Any]], config: GateConfig,
@@ -185,9 +185,10 @@ def int8_figures(quantize: dict[str, Any], bench: dict[str, Any]) -> list[dict[s
         figures.append({"figure": "quantize confirmation", "method": f"{method}, 2 files",
                         "ratio": alone["speedup"], "ci_low": alone["speedup_ci_low"], "ci_high": alone["speedup_ci_high"]})
     by_label = {c["label"]: c for c in bench.get("candidates", [])}
-    if "pruned fp32" in by_label and "pruned int8" in by_label:
-        s = hierarchical_speedup(_per_process_ms(by_label["pruned fp32"]), _per_process_ms(by_label["pruned int8"]),
-                                 "pruned fp32", seed=bench["config"].get("seed", 0))
+    if Candidate.PRUNED_FP32 in by_label and Candidate.PRUNED_INT8 in by_label:
+        s = hierarchical_speedup(_per_process_ms(by_label[Candidate.PRUNED_FP32]),
+                                 _per_process_ms(by_label[Candidate.PRUNED_INT8]), Candidate.PRUNED_FP32.value,
+                                 seed=bench["config"].get("seed", 0))
         figures.append({"figure": "bench stage", "method": f"worker processes, {bench.get('processes', 1)} round(s), "
                                                            f"{bench['config']['min_seconds']} s per file, 3 files"
                         if bench.get("method") == "processes" else "interleaved in one process, 3 files",
@@ -206,7 +207,7 @@ def build_summary(recipe_name: str, records: dict[str, StepRecord], paths: RunPa
                   notes: tuple[str, ...], gate: GateConfig = GateConfig()) -> dict[str, Any]:
     """Everything the report shows, from the step records (no artifact hashes yet)."""
     model = records["model"].result
-    candidates = [_candidate(name, records, paths) for name in CANDIDATES]
+    candidates = [_candidate(name, records, paths) for name in Candidate]
     shipped_file = records["quantize"].result.get("shipped_file", "model.onnx")
     for c in candidates:
         c["shipped"] = c["file"] == shipped_file

@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 import torch
 
+from shrink.candidates import Candidate
 from shrink.errors import ShrinkError
 from shrink.fileio import scratch_dir, sha256_file
 from shrink.pruned_files import PLAN_FILE, WEIGHTS_FILE
@@ -296,10 +297,10 @@ def quantize_step(ctx: StepContext, done: Done) -> Step:
 
 def shipped_files(ctx: StepContext, done: Done) -> list[tuple[str, Path, str]]:
     """(candidate name, path, sha256 recorded by the step that wrote it) for every ONNX file."""
-    files = [("dense fp32", ctx.paths.dense_onnx, done["model"].outputs["dense.onnx"]),
-             ("pruned fp32", ctx.paths.onnx, done["export"].outputs["model.onnx"])]
+    files = [(Candidate.DENSE_FP32.value, ctx.paths.dense_onnx, done["model"].outputs["dense.onnx"]),
+             (Candidate.PRUNED_FP32.value, ctx.paths.onnx, done["export"].outputs["model.onnx"])]
     if "model.int8.onnx" in done["quantize"].outputs:
-        files.append(("pruned int8", ctx.paths.int8, done["quantize"].outputs["model.int8.onnx"]))
+        files.append((Candidate.PRUNED_INT8.value, ctx.paths.int8, done["quantize"].outputs["model.int8.onnx"]))
     return files
 
 
