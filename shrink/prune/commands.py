@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from shrink.config_flags import add_config_flag, config_default
 from shrink.errors import ShrinkError, ShrinkValueError
 from shrink.models.code import MODEL_CODE_HELP
 from shrink.prune.config import ATTENTION_MODES, IMPORTANCE_NAMES, ROUND_TO_BY_TARGET, SCOPES, PruneConfig
@@ -174,27 +175,27 @@ def register(subparsers) -> None:
     target.add_argument("--target-latency", metavar="BUDGET",
                         help="latency budget on the deployment runtime: a fraction of dense (0.25 = 4x faster) or "
                              "milliseconds (12ms); measured, see --runtime/--precision/--threads (docs/latency.md)")
-    parser.add_argument("--importance", default="l2", help=f"channel importance: {', '.join(IMPORTANCE_NAMES)} (default l2)")
-    parser.add_argument("--scope", default="uniform", help=f"{' or '.join(SCOPES)} (default uniform)")
-    parser.add_argument("--max-layer-ratio", type=float, default=0.9, help="no group loses more than this (default 0.9)")
+    add_config_flag(parser, PruneConfig, "importance", f"channel importance: {', '.join(IMPORTANCE_NAMES)}")
+    add_config_flag(parser, PruneConfig, "scope", " or ".join(SCOPES))
+    add_config_flag(parser, PruneConfig, "max_layer_ratio", "no group loses more than this")
     parser.add_argument(
         "--round-to",
-        default="machine",
+        default=config_default(PruneConfig, "round_to"),
         help="kept widths are multiples of this: an integer, machine (this CPU's granule: 16 with AVX-512, "
              "8 with AVX2; the default) or a target " + ", ".join(f"{k}={v}" for k, v in ROUND_TO_BY_TARGET.items()),
     )
     parser.add_argument("--ignore", action="append", default=[], metavar="GLOB", help="keep the output channels of matching modules (repeatable)")
-    parser.add_argument("--steps", type=int, default=1, help="reach the ratio/target in this many steps (default 1)")
-    parser.add_argument("--attention", default="dims", help=f"attention: {', '.join(ATTENTION_MODES)} (default dims)")
+    add_config_flag(parser, PruneConfig, "steps", "reach the ratio/target in this many steps")
+    add_config_flag(parser, PruneConfig, "attention", f"attention: {', '.join(ATTENTION_MODES)}")
     add_data_arguments(parser, default=None, help="labeled data for taylor/hessian importance, e.g. fmnist")
     add_spec_arguments(parser)
-    parser.add_argument("--calibration-batches", type=int, default=4, help="batches read for taylor/hessian (default 4)")
+    add_config_flag(parser, PruneConfig, "calibration_batches", "batches read for taylor/hessian")
     parser.add_argument("--batch-size", type=int, default=64, help="batch size for taylor/hessian (default 64)")
     from shrink.prune.latency_commands import add_latency_arguments
 
     add_latency_arguments(parser)
     parser.add_argument("--unstructured", type=float, metavar="SPARSITY", help="instead: zero this share of single weights (no speedup; see docs)")
     parser.add_argument("--no-verify", action="store_true", help="skip the exactness checks")
-    parser.add_argument("--seed", type=int, default=0)
+    add_config_flag(parser, PruneConfig, "seed", "seed for the example inputs and random importance")
     parser.add_argument("--time-limit", type=float, default=600.0, help="seconds before planning is stopped (default 600)")
     parser.add_argument("--memory-limit", type=float, help="MB of memory growth before planning is stopped (default: half of what is free)")

@@ -123,6 +123,8 @@ def _train_locked(args: argparse.Namespace, out: Path, weights_path: Path, code)
 
 
 def register(subparsers) -> None:
+    from shrink.config_flags import add_config_flag
+    from shrink.recover.config import RecoverConfig
     from shrink.subcommand import add_command
     from shrink.data.arguments import add_data_arguments
     from shrink.models.arguments import add_spec_arguments
@@ -133,17 +135,17 @@ def register(subparsers) -> None:
     p.add_argument("model", help="registry name (see `shrink models`)")
     add_data_arguments(p, help="fmnist | digits | imagefolder:DIR")
     add_spec_arguments(p)
-    p.add_argument("--epochs", type=int, default=15)
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--optimizer", default="sgd", help="sgd | adamw")
-    p.add_argument("--lr", type=float, default=0.1, help="peak learning rate")
-    p.add_argument("--weight-decay", type=float, default=5e-4)
-    p.add_argument("--schedule", default="onecycle", help="onecycle | cosine (both with warmup)")
-    p.add_argument("--label-smoothing", type=float, default=0.1)
-    p.add_argument("--val-fraction", type=float, default=0.0, help="hold out this much of train for validation")
+    add_config_flag(p, TrainConfig, "epochs")
+    add_config_flag(p, TrainConfig, "batch_size")
+    add_config_flag(p, TrainConfig, "optimizer", "sgd | adamw")
+    add_config_flag(p, TrainConfig, "lr", "peak learning rate")
+    add_config_flag(p, TrainConfig, "weight_decay")
+    add_config_flag(p, TrainConfig, "schedule", "onecycle | cosine (both with warmup)")
+    add_config_flag(p, TrainConfig, "label_smoothing")
+    add_config_flag(p, RecoverConfig, "val_fraction", "hold out this much of train for validation")
     p.add_argument("--cifar-stem", action="store_true", help="stride-1 3x3 first conv, no max-pool (small images)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    add_config_flag(p, TrainConfig, "seed")
+    add_config_flag(p, TrainConfig, "device", "auto | cpu | cuda")
     p.add_argument("--save-dtype", default="float32", choices=sorted(STORAGE_DTYPES))
     p.add_argument("--out", required=True, help="output directory (re-running resumes from its checkpoint)")
     p.add_argument("--force", action="store_true", help="retrain even if --out already holds weights")
