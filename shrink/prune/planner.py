@@ -51,7 +51,8 @@ class PruneWarning(UserWarning):
 
 
 def versions() -> dict[str, str]:
-    import torch_pruning
+    import importlib.metadata
+
     import torchvision
 
     import shrink
@@ -59,7 +60,8 @@ def versions() -> dict[str, str]:
     return {
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
-        "torch_pruning": getattr(torch_pruning, "__version__", "?"),
+        # The installed distribution's version: the 1.6.1 wheel's module still says 1.6.0.
+        "torch_pruning": importlib.metadata.version("torch-pruning"),
         "torch-shrink": shrink.__version__,
     }
 
@@ -82,12 +84,9 @@ def plan(
 
     `latency_table` is the cost model for `config.target_latency` (see shrink.bench.layers).
     `keeps` (group root -> units kept) fixes the widths instead of choosing them (one step)."""
-    current, result = model, None
-    for _ in range(config.steps):
-        if result is not None:
-            current = _replay_last_step(current, result)
-        result = plan_step(current, example_inputs, config, previous=result, batches=batches, limits=limits,
-                           verify=verify, latency_table=latency_table, keeps=keeps)
+    for result, _ in plan_steps(model, example_inputs, config, batches=batches, limits=limits, verify=verify,
+                                latency_table=latency_table, keeps=keeps):
+        pass
     return result
 
 
@@ -100,6 +99,8 @@ def plan_steps(
     batches: Batches | None = None,
     limits: GuardLimits = GuardLimits(),
     verify: bool = True,
+    latency_table: LatencyTable | None = None,
+    keeps: Keeps | None = None,
 ) -> Iterator[tuple[PrunePlan, nn.Module]]:
     """Yield (cumulative plan, pruned model) after each of `config.steps` steps.
 
@@ -108,7 +109,8 @@ def plan_steps(
     """
     current, previous = model, None
     for _ in range(config.steps):
-        previous = plan_step(current, example_inputs, config, previous=previous, batches=batches, limits=limits, verify=verify)
+        previous = plan_step(current, example_inputs, config, previous=previous, batches=batches, limits=limits,
+                             verify=verify, latency_table=latency_table, keeps=keeps)
         current = _replay_last_step(current, previous)
         if recover is not None:
             current = recover(current, previous)
