@@ -17,13 +17,13 @@ PROVIDERS = ("cpu", "cuda", "tensorrt")
 # processes: each candidate alone in its own worker process, at most one timing at a time, over
 #   `processes` rounds of fresh workers (the default: what a deployment sees, with the spread
 #   between processes in the interval);
-# interleaved: every candidate in this process (the method before issue 23; kept to compare, and for
-#   in-memory PyTorch modules, which cannot be sent to another process).
+# interleaved: every candidate in this process (kept to compare, docs/measured/local-bench-method.md,
+#   and for in-memory PyTorch modules, which cannot be sent to another process).
 METHODS = ("processes", "interleaved")
 GRAPH_OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
 TORCH_DTYPES = ("fp32", "fp16", "bf16")
 
-# What the issue asks of every warmup; smaller values are allowed (tests) but noted in the result.
+# The warmup every timing should have; smaller values are allowed (tests) but noted in the result.
 RECOMMENDED_WARMUP_RUNS = 10
 RECOMMENDED_WARMUP_SECONDS = 1.0
 # The measured rounds stop here even if min_runs / min_seconds are not reached (the result says so):

@@ -4,7 +4,7 @@
   as it would run alone in a deployment, with the thread settings it would ship with; the
   candidates take turns and each one's threads are quiet before the next one's block starts;
   repeated over `processes` rounds of fresh workers.
-- `interleaved`: every candidate in this process, as before issue 23. Their thread pools share the
+- `interleaved`: every candidate in this process. Their thread pools share the
   process and spin after each run, so on a small machine one disturbs the next; it is kept to
   compare against, and it is what in-memory PyTorch modules get (they cannot go to another
   process), with a note saying so.

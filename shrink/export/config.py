@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from shrink.config_io import Record
 from shrink.errors import ShrinkValueError
 
-# Pinned opset. 18 is what the dynamo exporter emits natively in torch 2.9+; the issue asks >= 17.
+# Pinned opset. 18 is what the dynamo exporter emits natively in torch 2.9+; 17 is the oldest accepted.
 ONNX_OPSET = 18
 MIN_OPSET = 17
 

@@ -11,7 +11,7 @@ from shrink.errors import ShrinkValueError
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("onecycle", "cosine")
-MAX_BN_RECAL_IMAGES = 2000  # the issue's budget: BN recalibration sees at most this many train images
+MAX_BN_RECAL_IMAGES = 2000  # label-free steps stay cheap: BN recalibration sees at most this many train images
 MAX_RECONSTRUCT_IMAGES = 2000  # the same budget for layer-wise reconstruction, also label-free
 
 
@@ -91,21 +91,13 @@ class DistillConfig(Record):
             raise ShrinkValueError("feature_weight > 0 needs feature_layers (module names to match)")
 
 
-
 def default_finetune() -> TrainConfig:
     """Fine-tuning defaults for a pruned model that starts from trained weights (the recipe of
     `shrink finetune` and benchmarks/recovery.py): 5 epochs; a peak lr of 0.01 (a tenth of training
-    from scratch) at batch 128, reached after a short warmup and annealed to zero by cosine, so the
-    kept weights are adjusted rather than erased; weight decay and label smoothing as in the
-    reference models' own training; no crop/flip augmentation (our reading: 5 epochs are too few
-    for the pruned model to profit from harder inputs, and the dense model learned the invariances).
-
-    Chosen on a validation split held out of train (never the test set), by the best mean accuracy
-    over the three target rows of benchmarks/recovery.py: turning augmentation off was worth +1.0
-    point on that mean (+1.8 on MobileNetV2 at 8.5x), more than any lr, batch, KD or weight-decay
-    variant; batch 128 at lr 0.01 was then the best of six no-augmentation variants, although
-    those six lie within the seed-to-seed noise of each other (docs/recovery.md, "How the recipe
-    was chosen")."""
+    from scratch) at batch 128, after a short warmup and annealed to zero by cosine, so the kept
+    weights are adjusted rather than erased; weight decay and label smoothing as in the reference
+    models' own training; no crop/flip augmentation. How these were chosen, on a split held out of
+    train: docs/recovery.md, "How the recipe was chosen"."""
     return TrainConfig(epochs=5, batch_size=128, lr=0.01, warmup_epochs=0.3, schedule="cosine",
                        label_smoothing=0.1, weight_decay=5e-4, augment=False)
 
