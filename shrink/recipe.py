@@ -1,7 +1,8 @@
 """Recipes: one YAML file that says what `shrink run` does, validated into the stages' own configs.
 
 A recipe has one section per stage. Every field is optional: a field a recipe leaves out takes the
-value of the default recipe (shrink/recipes/fmnist_resnet18.yaml, the Fashion-MNIST reference run). Sections
+value of the default recipe (the dataclass defaults with shrink/recipes/fmnist_resnet18.yaml, the
+Fashion-MNIST reference run's choices, over them). Sections
 reuse the stage configs (PruneConfig, RecoverConfig, ExportConfig, QuantizeConfig, BenchConfig), so
 a recipe can say anything the stages accept, and nothing else: an unknown key is an error that
 names the closest known key. `--set section.key=value` overrides single fields (YAML-typed).
@@ -38,7 +39,7 @@ RECIPE_FILE = "recipe.yaml"
 PRUNE_TARGETS = ("ratio", "target_macs", "target_params", "target_latency")
 
 RECIPES_DIR = Path(__file__).resolve().parent / "recipes"  # example recipes, shipped as package data
-DEFAULT_RECIPE_FILE = RECIPES_DIR / "fmnist_resnet18.yaml"  # the default recipe: the only copy of its values
+DEFAULT_RECIPE_FILE = RECIPES_DIR / "fmnist_resnet18.yaml"  # the default recipe: its choices over the dataclass defaults
 
 
 @dataclass(frozen=True)
@@ -254,8 +255,16 @@ def default_recipe_text() -> str:
     return DEFAULT_RECIPE_FILE.read_text(encoding="utf-8")
 
 
+def dataclass_defaults() -> dict[str, Any]:
+    """Every section at its dataclass defaults (no name): what the default recipe file is read over,
+    so a default lives in its dataclass alone and the file holds only the demo's own choices."""
+    base = Recipe(name="defaults", model=ModelSection(), data=DataSection(), prune=PruneConfig(),
+                  recover=RecoverConfig(), export=ExportConfig(), quantize=QuantizeConfig(), bench=BenchConfig())
+    return {key: value for key, value in base.to_dict().items() if key != "name"}
+
+
 def default_recipe_dict() -> dict[str, Any]:
-    return _read_yaml(default_recipe_text(), "the default recipe")
+    return merge(dataclass_defaults(), _read_yaml(default_recipe_text(), "the default recipe"))
 
 
 def _is_path_like(value: str) -> bool:

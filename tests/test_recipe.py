@@ -13,6 +13,7 @@ from shrink.errors import ShrinkValueError
 from shrink.recipe import (
     DEFAULT_RECIPE_FILE,
     Recipe,
+    dataclass_defaults,
     load_recipe,
     override_layer,
     recipe_from_dict,
@@ -58,6 +59,24 @@ def test_the_default_recipe_is_the_shipped_file():
     assert DEFAULT_RECIPE_FILE == REPO / "shrink" / "recipes" / "fmnist_resnet18.yaml"
     assert load_recipe(DEFAULT_RECIPE_FILE) == load_recipe()
     assert load_recipe("fmnist_resnet18") == load_recipe()  # a shipped example by name
+
+
+def restated_defaults(layer, defaults, prefix=""):
+    """Dotted paths where a recipe layer sets a field to the value its dataclass already defaults to."""
+    out = []
+    for key, value in layer.items():
+        if isinstance(value, dict) and isinstance(defaults.get(key), dict):
+            out += restated_defaults(value, defaults[key], f"{prefix}{key}.")
+        elif key in defaults and defaults[key] == value:
+            out.append(prefix + key)
+    return out
+
+
+def test_the_default_recipe_file_holds_only_choices():
+    """A default lives in its dataclass alone: the file restating one could drift from it unseen."""
+    layer = yaml_value(DEFAULT_RECIPE_FILE.read_text(encoding="utf-8"))
+    assert restated_defaults(layer, dataclass_defaults()) == []
+    assert restated_defaults({"prune": {"importance": "l2"}}, dataclass_defaults()) == ["prune.importance"]
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=[p.name for p in RECIPES])
