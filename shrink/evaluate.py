@@ -13,7 +13,6 @@ import torch
 from shrink.data import BatchOptions
 from shrink.data.fits import check_fits
 from shrink.errors import ShrinkError, ShrinkValueError
-from shrink.models.code import MODEL_CODE_HELP
 
 
 @dataclass(frozen=True)
@@ -139,13 +138,12 @@ def run(args: argparse.Namespace) -> int:
 def register(subparsers) -> None:
     from shrink.subcommand import add_command
     from shrink.data.arguments import add_data_arguments
-    from shrink.models.arguments import add_spec_arguments
+    from shrink.models.arguments import add_model_arguments, add_spec_arguments
 
     p = add_command(subparsers, "eval", help="top-1 accuracy of a PyTorch model or an ONNX file (onnxruntime)",
                     example="shrink eval fmnist_resnet18 --data fmnist", func=run)
-    p.add_argument("model", help="ONNX file, weights file with card, pruned dir, or registry name (+ --weights)")
-    p.add_argument("--weights", help="weights for a registry name (.safetensors, or .pt loaded weights_only)")
-    p.add_argument("--model-code", metavar="FILE", help=MODEL_CODE_HELP)
+    add_model_arguments(p, "ONNX file, weights file with card, pruned dir, or registry name (+ --weights)",
+                        "weights for a registry name (.safetensors, or .pt loaded weights_only)")
     add_data_arguments(p)
     add_spec_arguments(p)
     p.add_argument("--split", default="test", help="dataset split (default: test)")

@@ -14,9 +14,10 @@ EXAMPLE = "shrink bench layers tv:resnet50 --threads 2 --out runs/resnet50.table
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from shrink.subcommand import add_command
-    from shrink.models.arguments import add_spec_arguments
-    from shrink.models.code import MODEL_CODE_HELP
+    from shrink.models.arguments import add_model_arguments, add_spec_arguments
     from shrink.bench.layers import GRID_POINTS
+    from shrink.config_flags import add_config_flag
+    from shrink.prune.config import PruneConfig
 
     parser = add_command(
         subparsers,
@@ -28,9 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         func=run,
     )
     parser.prog = "shrink bench layers"
-    parser.add_argument("model", help="tv:NAME, a built-in name, a weights file with its card, ... (see `shrink models`)")
-    parser.add_argument("--weights", help="weights for a named architecture (widths, not values, decide latency)")
-    parser.add_argument("--model-code", metavar="FILE", help=MODEL_CODE_HELP)
+    add_model_arguments(parser, "tv:NAME, a built-in name, a weights file with its card, ... (see `shrink models`)",
+                        "weights for a named architecture (widths, not values, decide latency)")
     add_spec_arguments(parser)
     parser.add_argument("--runtime", default="cpu", choices=RUNTIMES, help="onnxruntime provider (default cpu)")
     parser.add_argument("--precision", default="fp32", choices=PRECISIONS, help="fp32, or int8 as `shrink quantize` ships it")
@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--rounds", type=int, default=2, help="passes over every subgraph, each in a new order (default 2)")
     parser.add_argument("--round-to", default="machine",
                         help="width granule: an integer, or machine (this runtime and precision's granule here; default)")
-    parser.add_argument("--max-layer-ratio", type=float, default=0.9, help="narrowest width tabled (default 0.9)")
+    add_config_flag(parser, PruneConfig, "max_layer_ratio", "narrowest width tabled")
     parser.add_argument("--ignore", action="append", default=[], metavar="GLOB", help="layers whose outputs are kept (repeatable)")
     parser.add_argument("--out", metavar="FILE", help="also write the table JSON here")
     parser.add_argument("--export-kit", metavar="DIR",

@@ -22,6 +22,15 @@ def parse_size(text: str) -> tuple[int, int]:
     return h, int(match.group(2) or h)
 
 
+def add_model_arguments(parser: argparse.ArgumentParser, model_help: str, weights_help: str) -> None:
+    """MODEL, --weights and --model-code: how every command that loads a PyTorch model names it."""
+    from shrink.models.code import MODEL_CODE_HELP
+
+    parser.add_argument("model", help=model_help)
+    parser.add_argument("--weights", help=weights_help)
+    parser.add_argument("--model-code", metavar="FILE", help=MODEL_CODE_HELP)
+
+
 def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-classes", type=int, metavar="N",
                         help="outputs of a tv:/timm:/file.py model (default 1000; a card or plan fixes it)")

@@ -11,7 +11,6 @@ import torch
 
 from shrink.config_flags import add_config_flag, config_default
 from shrink.errors import ShrinkError, ShrinkValueError
-from shrink.models.code import MODEL_CODE_HELP
 from shrink.prune.config import ATTENTION_MODES, IMPORTANCE_NAMES, ROUND_TO_BY_TARGET, SCOPES, PruneConfig
 
 EXAMPLE = "shrink prune tv:resnet50 --ratio 0.5 --importance l2 --out runs/resnet50-p50"
@@ -154,7 +153,7 @@ def _arrow(before: int, after: int) -> str:
 def register(subparsers) -> None:
     from shrink.subcommand import add_command
     from shrink.data.arguments import add_data_arguments
-    from shrink.models.arguments import add_spec_arguments
+    from shrink.models.arguments import add_model_arguments, add_spec_arguments
 
     parser = add_command(
         subparsers,
@@ -163,9 +162,8 @@ def register(subparsers) -> None:
         example=EXAMPLE,
         func=run,
     )
-    parser.add_argument("model", help="tv:NAME, a built-in name, a weights file with its card, ... (see `shrink models`)")
-    parser.add_argument("--weights", help="weights for a named architecture")
-    parser.add_argument("--model-code", metavar="FILE", help=MODEL_CODE_HELP)
+    add_model_arguments(parser, "tv:NAME, a built-in name, a weights file with its card, ... (see `shrink models`)",
+                        "weights for a named architecture")
     parser.add_argument("--out", required=True, help="output directory (must be empty unless --force)")
     parser.add_argument("--force", action="store_true", help="write into a non-empty output directory")
     target = parser.add_mutually_exclusive_group()
