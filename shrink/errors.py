@@ -21,3 +21,14 @@ class Terminated(BaseException):
     def __init__(self, signum: int) -> None:
         super().__init__(f"terminated by signal {signum}")
         self.signum = signum
+
+
+def first_line(exc: BaseException, *, with_type: bool = False) -> str:
+    """The first line of an exception's message, for a one-line error: libraries (onnx, torch,
+    onnxruntime) raise messages of many lines. An empty message gives the exception's type name;
+    `with_type` puts the type name in front, for exceptions whose type says what went wrong."""
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else ""
+    if with_type:
+        return f"{type(exc).__name__}: {line}".rstrip(": ")
+    return line or type(exc).__name__

@@ -1,4 +1,4 @@
-"""Atomic writes and hashing.
+"""Atomic writes, JSON records and hashing.
 
 Every artifact is written to a temporary file in the destination directory and renamed into place,
 so an interrupted run never leaves a half-written file, and an input is never overwritten. Outputs
@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -160,6 +161,28 @@ def write_text_atomic(dest: str | os.PathLike, text: str) -> Path:
 
 def write_json_atomic(dest: str | os.PathLike, obj: Any) -> Path:
     return write_text_atomic(dest, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def json_safe(value: Any) -> Any:
+    """asdict() output with tuples as lists and non-finite floats as strings (JSON has no inf)."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def insert_after(record: dict[str, Any], anchor: str, values: dict[str, Any]) -> dict[str, Any]:
+    """`record` with `values` placed right after the key `anchor`: a record written from a dataclass
+    whose derived values are properties keeps the key order its files have always had."""
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        out[key] = value
+        if key == anchor:
+            out.update(values)
+    return out
 
 
 def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from shrink.errors import ShrinkError
+from shrink.errors import ShrinkError, first_line
 
 PROVIDER_ALIASES = {
     "cpu": "CPUExecutionProvider",
@@ -78,8 +78,8 @@ def create_session(
             model if isinstance(model, bytes) else str(model), sess_options=opts, providers=providers
         )
     except Exception as exc:  # onnxruntime raises its own exception types for bad files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ShrinkError(f"onnxruntime could not load {model if not isinstance(model, bytes) else 'the model'}: {first}") from exc
+        raise ShrinkError(f"onnxruntime could not load {model if not isinstance(model, bytes) else 'the model'}: "
+                          f"{first_line(exc)}") from exc
     got = session.get_providers()
     if not got or got[0] != full:
         raise ShrinkError(

@@ -13,7 +13,9 @@ from shrink.fileio import (
     atomic_path,
     check_not_inputs,
     check_writable,
+    insert_after,
     is_temporary_name,
+    json_safe,
     scratch_dir,
     sweep_stale_temporaries,
     temp_prefix,
@@ -74,3 +76,13 @@ def test_scratch_and_atomic_temporaries_carry_the_pid_and_are_removed(tmp_path):
                 assert is_temporary_name(tmp.name)
                 raise RuntimeError("interrupted")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_json_safe_turns_tuples_into_lists_and_non_finite_floats_into_strings():
+    assert json_safe({"a": (1, float("inf")), "b": [float("nan"), {"c": float("-inf")}], "d": 1.5}) == \
+        {"a": [1, "inf"], "b": ["nan", {"c": "-inf"}], "d": 1.5}
+
+
+def test_insert_after_keeps_the_key_order_of_a_record():
+    record = insert_after({"a": 1, "b": 2, "c": 3}, "b", {"x": 9, "y": 8})
+    assert list(record.items()) == [("a", 1), ("b", 2), ("x", 9), ("y", 8), ("c", 3)]

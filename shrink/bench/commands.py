@@ -15,7 +15,7 @@ from shrink.bench.results import load_result
 from shrink.subcommand import add_command
 from shrink.errors import ShrinkValueError
 from shrink.models.code import MODEL_CODE_HELP
-from shrink.onnx_files import onnx_files
+from shrink.onnxio.files import onnx_files
 
 BENCH_EXAMPLE = (
     "shrink bench runs/dense/model.onnx runs/pruned/model.onnx --threads 1 --min-seconds 10 --profile --out runs/bench"

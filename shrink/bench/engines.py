@@ -21,6 +21,7 @@ import numpy as np
 
 from shrink.bench.config import BenchConfig, Candidate, OnnxCandidate, TorchCandidate
 from shrink.errors import ShrinkError
+from shrink.onnxio.metadata import read_metadata
 from shrink.ort_session import create_session, resolve_provider
 
 # onnxruntime's type strings -> numpy dtypes for the synthetic inputs.
@@ -257,7 +258,7 @@ class OrtGpuEngine:
         # Inputs are needed before the session for TensorRT's shape profile; a CPU session would be
         # heavy for this, so read the declared inputs from the ONNX graph instead.
         probe_inputs = _graph_inputs(path)
-        self.feeds = synthetic_inputs(probe_inputs, config.batch, config.seed, declared_shape(_metadata(path)))
+        self.feeds = synthetic_inputs(probe_inputs, config.batch, config.seed, declared_shape(read_metadata(path)))
         self.session = create_session(
             path,
             config.provider,
@@ -309,12 +310,6 @@ class _GraphInput:
     name: str
     type: str
     shape: list
-
-
-def _metadata(path: str) -> dict[str, str]:
-    import onnx
-
-    return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
 
 
 def _graph_inputs(path: str) -> list[_GraphInput]:

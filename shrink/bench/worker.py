@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from shrink.bench.config import BenchConfig, Candidate, candidate_from_dict, candidate_to_dict
-from shrink.errors import ShrinkError
+from shrink.errors import ShrinkError, first_line
 
 # settle(): a worker counts as quiet when its threads used less than this much CPU over one poll.
 # The kernel brings a running thread's CPU time up to date at each scheduler tick (every 4 ms on
@@ -73,8 +73,7 @@ def serve(commands, out) -> None:
             else:
                 _reply(out, error=f"unknown command {request['cmd']!r}")
         except Exception as exc:  # onnxruntime and torch raise their own types; the parent names the candidate
-            text = str(exc).strip()
-            _reply(out, error=text.splitlines()[0] if text else type(exc).__name__)
+            _reply(out, error=first_line(exc))
 
 
 def _main() -> int:

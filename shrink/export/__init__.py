@@ -10,10 +10,11 @@ from shrink.export.config import (
     OUTPUT_NAME,
     ExportConfig,
 )
-from shrink.export.metadata import ModelProvenance, provenance_for, read_metadata, set_metadata
+from shrink.export.metadata import ModelProvenance, provenance_for
 from shrink.export.result import BatchParity, ExportResult, ParityReport
 from shrink.export.stage import export
-from shrink.export.writing import save_model, staged_output
+from shrink.onnxio.metadata import read_metadata, set_metadata
+from shrink.onnxio.writing import save_model, staged_output
 
 __all__ = [
     "BatchParity",

@@ -1,34 +1,12 @@
-"""Structural checks of a saved ONNX file: the full onnx checker, strict shape inference, and the
-input/output signature the rest of the toolchain relies on."""
+"""The input/output signature of an exported file that the rest of the toolchain relies on (the
+structural checks every ONNX file gets are shrink.onnxio.checks)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import onnx
 
 from shrink.errors import ShrinkError
 from shrink.export.config import BATCH_DIM
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def check_onnx_file(path: str | Path) -> onnx.ModelProto:
-    """Run onnx.checker (full_check, which includes strict shape inference) on the file itself (a
-    path, so external data and files over 2 GB work), then infer shapes; return the inferred model
-    without weights loaded."""
-    try:
-        onnx.checker.check_model(str(path), full_check=True)
-    except Exception as exc:  # ValidationError, InferenceError, DecodeError
-        raise ShrinkError(f"onnx.checker rejected {Path(path).name}: {_first_line(exc)}") from exc
-    proto = onnx.load(str(path), load_external_data=False)
-    try:
-        return onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True, data_prop=True)
-    except Exception as exc:
-        raise ShrinkError(f"ONNX shape inference failed on {Path(path).name}: {_first_line(exc)}") from exc
 
 
 def _dims(value_info: onnx.ValueInfoProto) -> list[int | str]:

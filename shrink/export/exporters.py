@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import onnx
 import torch
 
-from shrink.errors import ShrinkError
+from shrink.errors import ShrinkError, first_line
 from shrink.export.config import BATCH_DIM, INPUT_NAME, OUTPUT_NAME
 
 log = logging.getLogger(__name__)
@@ -39,11 +39,6 @@ class Fp16Wrapper(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x.half()).float()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
 
 
 def _dynamo(model: torch.nn.Module, example: torch.Tensor, opset: int, dynamic_batch: bool) -> onnx.ModelProto:
@@ -95,7 +90,7 @@ def torch_to_onnx(
         try:
             return Exported(_dynamo(model, example, opset, dynamic_batch), "dynamo")
         except Exception as exc:  # torch.export raises many types (Unsupported, UserError, ...)
-            reason = _first_line(exc)
+            reason = first_line(exc, with_type=True)
             if exporter == "dynamo":
                 raise ShrinkError(f"the dynamo exporter failed: {reason} (try --exporter torchscript)") from exc
             log.warning("dynamo exporter failed (%s); falling back to the TorchScript exporter", reason)
@@ -104,4 +99,4 @@ def torch_to_onnx(
     try:
         return Exported(_torchscript(model, example, opset, dynamic_batch), "torchscript", reason)
     except Exception as exc:
-        raise ShrinkError(f"ONNX export failed with the TorchScript exporter too: {_first_line(exc)}") from exc
+        raise ShrinkError(f"ONNX export failed with the TorchScript exporter too: {first_line(exc, with_type=True)}") from exc

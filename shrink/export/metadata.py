@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import onnx
 import torch
 
 from shrink import __version__
 from shrink.data.preprocessing import PREPROCESSING_KEY, Preprocessing
 from shrink.errors import ShrinkError
 from shrink.export.config import BATCH_DIM, INPUT_NAME
+from shrink.param_count import count_params
 
 INPUT_LAYOUT = "NCHW"
 
@@ -41,10 +41,6 @@ class ModelProvenance:
     classes: tuple[str, ...] | None = None
     dataset: str | None = None
     preprocessing: Preprocessing | None = None  # what every accuracy figure used
-
-
-def count_params(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def count_macs(model: torch.nn.Module, input_shape: tuple[int, int, int]) -> int | None:
@@ -128,19 +124,3 @@ def export_metadata(provenance: ModelProvenance, *, precision: str, exporter: st
         if value is not None:
             meta[key] = value if isinstance(value, str) else json.dumps(value)
     return meta
-
-
-def set_metadata(proto: onnx.ModelProto, meta: dict[str, str]) -> None:
-    """Write `meta` into proto.metadata_props, replacing keys already there."""
-    existing = {p.key: p.value for p in proto.metadata_props}
-    existing.update({k: str(v) for k, v in meta.items()})
-    del proto.metadata_props[:]
-    for key, value in existing.items():
-        proto.metadata_props.add(key=key, value=value)
-
-
-def read_metadata(proto_or_path: onnx.ModelProto | str | Path) -> dict[str, str]:
-    proto = proto_or_path
-    if not isinstance(proto, onnx.ModelProto):
-        proto = onnx.load(str(proto_or_path), load_external_data=False)
-    return {p.key: p.value for p in proto.metadata_props}

@@ -13,7 +13,6 @@ import numpy as np
 import torch
 
 from shrink.data import BatchOptions
-from shrink.export import numerics
 from shrink.export.config import (
     FP16_MIN_SQNR_DB,
     FP16_MIN_TOP1_AGREEMENT,
@@ -24,6 +23,7 @@ from shrink.export.config import (
     ExportConfig,
 )
 from shrink.export.result import BatchParity, ParityReport
+from shrink.numerics import Agreement, max_abs_diff, max_tolerance_ratio, sqnr_db, top1_agreement
 
 
 def _ort_logits(session, x: torch.Tensor) -> np.ndarray:
@@ -75,8 +75,8 @@ def check_parity(model: torch.nn.Module, session, input_shape: tuple[int, ...], 
         if got.shape != ref.shape:
             failures.append(f"batch {batch}: ONNX output shape {got.shape} != PyTorch {ref.shape}")
             continue
-        bp = BatchParity(batch, numerics.max_abs_diff(ref, got),
-                         numerics.max_tolerance_ratio(ref, got, FP32_RTOL, FP32_ATOL), numerics.sqnr_db(ref, got))
+        bp = BatchParity(batch, max_abs_diff(ref, got), max_tolerance_ratio(ref, got, FP32_RTOL, FP32_ATOL),
+                         sqnr_db(ref, got))
         batches.append(bp)
         if not fp16 and bp.max_tolerance_ratio > 1.0:
             failures.append(f"batch {batch}: logits differ by up to {bp.max_abs_diff:.3g} "
@@ -84,13 +84,13 @@ def check_parity(model: torch.nn.Module, session, input_shape: tuple[int, ...], 
         if fp16 and bp.sqnr_db < FP16_MIN_SQNR_DB:
             failures.append(f"batch {batch}: fp16 SQNR {bp.sqnr_db:.1f} dB < {FP16_MIN_SQNR_DB} dB")
 
-    agreement = numerics.Agreement(0, 0, 0)
+    agreement = Agreement(0, 0, 0)
     signal = noise = 0.0
     if split is not None:
         for x in _eval_batches(split, config):
             ref, got = _torch_logits(model, x), _ort_logits(session, x)
             tie = 0.0 if fp16 else _tie_tolerance(ref)
-            agreement = agreement + numerics.top1_agreement(ref, got, tie_tolerance=tie)
+            agreement = agreement + top1_agreement(ref, got, tie_tolerance=tie)
             signal += float(np.sum(ref.astype(np.float64) ** 2))
             noise += float(np.sum((ref.astype(np.float64) - got) ** 2))
     eval_sqnr = None

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from typing import Any
+
+from shrink.fileio import json_safe
 
 
 @dataclass(frozen=True)
@@ -58,14 +59,3 @@ class ExportResult:
 
     def to_dict(self) -> dict[str, Any]:
         return json_safe(dataclasses.asdict(self))
-
-
-def json_safe(value: Any) -> Any:
-    """asdict() output with tuples as lists and non-finite floats as strings (JSON has no inf)."""
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value

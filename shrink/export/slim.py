@@ -10,6 +10,7 @@ import io
 import onnx
 
 from shrink.errors import ShrinkError
+from shrink.onnxio.metadata import read_metadata, set_metadata
 
 
 def slim(proto: onnx.ModelProto) -> onnx.ModelProto:
@@ -17,13 +18,12 @@ def slim(proto: onnx.ModelProto) -> onnx.ModelProto:
         import onnxslim
     except ImportError as exc:
         raise ShrinkError("--slim needs onnxslim: pip install 'torch-shrink[slim]'") from exc
-    metadata = [(p.key, p.value) for p in proto.metadata_props]
+    metadata = read_metadata(proto)
     with contextlib.redirect_stdout(io.StringIO()):  # onnxslim prints a summary table
         slimmed = onnxslim.slim(proto)
     if not isinstance(slimmed, onnx.ModelProto):
         raise ShrinkError("onnxslim returned no model")
     # onnxslim drops metadata_props; they are part of what we ship.
     del slimmed.metadata_props[:]
-    for key, value in metadata:
-        slimmed.metadata_props.add(key=key, value=value)
+    set_metadata(slimmed, metadata)
     return slimmed

@@ -16,15 +16,17 @@ import onnx
 import torch
 
 from shrink.errors import ShrinkError
-from shrink.export.checks import check_onnx_file, check_signature
+from shrink.export.checks import check_signature
 from shrink.export.config import INPUT_NAME, ONNX_OPSET, OUTPUT_NAME, TRACE_BATCH, ExportConfig
 from shrink.export.exporters import Fp16Wrapper, torch_to_onnx
-from shrink.export.metadata import ModelProvenance, export_metadata, provenance_for, set_metadata
+from shrink.export.metadata import ModelProvenance, export_metadata, provenance_for
 from shrink.export.parity import check_parity, parity_inputs
 from shrink.export.result import ExportResult, ParityReport
 from shrink.export.slim import slim
-from shrink.export.writing import check_onnx_destination, save_model, staged_output
 from shrink.fileio import sha256_file
+from shrink.onnxio.checks import check_onnx_file
+from shrink.onnxio.metadata import read_metadata, set_metadata
+from shrink.onnxio.writing import check_onnx_destination, save_model, staged_output
 from shrink.ort_session import create_session
 
 log = logging.getLogger(__name__)
@@ -131,7 +133,7 @@ def export(loaded, config: ExportConfig, out_path: str | Path, *, eval_split=Non
         input_name=INPUT_NAME,
         input_shape=dims,
         output_name=OUTPUT_NAME,
-        metadata={p.key: p.value for p in proto.metadata_props},
+        metadata=read_metadata(proto),
         checks=tuple(checks),
         parity=parity,
         slim=slim_counts,

@@ -16,6 +16,7 @@ import torch_pruning as tp
 from torch_pruning.utils import op_counter
 
 from shrink.errors import ShrinkError
+from shrink.param_count import count_params
 from shrink.prune.plan import Counts
 
 WIDTH_TYPES = (
@@ -38,10 +39,6 @@ def as_inputs(example_inputs) -> tuple[torch.Tensor, ...]:
     if not isinstance(example_inputs, (tuple, list)) or not all(isinstance(x, torch.Tensor) for x in example_inputs):
         raise ShrinkError("example_inputs must be a tensor or a tuple of tensors")
     return tuple(x.detach().cpu() for x in example_inputs)
-
-
-def count_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def count(model: nn.Module, example_inputs: tuple, *, owned: bool = False) -> Counts:

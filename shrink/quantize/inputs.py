@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from shrink.errors import ShrinkError
+from shrink.errors import ShrinkError, first_line
+from shrink.onnxio.metadata import read_metadata
 from shrink.ort_session import create_session
 
 # Operator types that mean the file is already quantized.
@@ -33,11 +34,6 @@ class OnnxInput:
     @property
     def image_shape(self) -> tuple[int, ...]:
         return tuple(int(d) for d in self.input_shape[1:])
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def unsupported_ops(proto: onnx.ModelProto) -> list[str]:
@@ -68,7 +64,7 @@ def load_onnx_input(path: str | Path) -> OnnxInput:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # google.protobuf DecodeError and friends
         raise ShrinkError(f"{path} cannot be read as ONNX: not an ONNX file, or truncated/corrupt "
-                          f"({_first_line(exc)})") from exc
+                          f"({first_line(exc)})") from exc
     if proto.ir_version < 3 or not proto.graph.node or not proto.opset_import:
         raise ShrinkError(f"{path} is not an ONNX model (no IR version, opset or graph); not an ONNX file, or truncated")
     bad = unsupported_ops(proto)
@@ -77,7 +73,7 @@ def load_onnx_input(path: str | Path) -> OnnxInput:
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except Exception as exc:
-        raise ShrinkError(f"{path} is not a valid ONNX model (truncated or corrupt?): {_first_line(exc)}") from exc
+        raise ShrinkError(f"{path} is not a valid ONNX model (truncated or corrupt?): {first_line(exc)}") from exc
     create_session(path, "cpu")  # operators the CPU EP cannot run fail here, as one line
     ops: dict[str, int] = {}
     for node in proto.graph.node:
@@ -98,7 +94,7 @@ def load_onnx_input(path: str | Path) -> OnnxInput:
         raise ShrinkError(f"{path} input {inputs[0].name!r} has shape {list(shape)}; expected [batch, C, H, W]")
     if any(t.data_type == onnx.TensorProto.FLOAT16 for t in proto.graph.initializer):
         raise ShrinkError(f"{path} has fp16 weights; quantize needs the fp32 model")
-    return OnnxInput(path, inputs[0].name, shape, ops, {p.key: p.value for p in proto.metadata_props})
+    return OnnxInput(path, inputs[0].name, shape, ops, read_metadata(proto))
 
 
 def check_calibration(batches: list[np.ndarray], model: OnnxInput, what: str = "calibration data") -> None:

@@ -9,7 +9,7 @@ import numpy as np
 
 from shrink.data import BatchOptions
 from shrink.evaluate import evaluate_onnx
-from shrink.export import numerics
+from shrink.numerics import sqnr_db, top1_agreement
 from shrink.ort_session import create_session
 
 # Eval images on which a candidate's logits are compared with the fp32 file's.
@@ -63,4 +63,4 @@ def reference(fp32_path, split, *, threads: int | None, images: int = COMPARE_IM
 def fidelity(candidate_path, ref: Reference, *, threads: int | None) -> Fidelity:
     """The candidate's logits against the fp32 file's on the reference inputs."""
     out = _run(session_for(candidate_path, threads), ref.inputs)
-    return Fidelity(len(out), numerics.top1_agreement(ref.logits, out).rate, numerics.sqnr_db(ref.logits, out))
+    return Fidelity(len(out), top1_agreement(ref.logits, out).rate, sqnr_db(ref.logits, out))

@@ -12,18 +12,13 @@ from pathlib import Path
 import numpy as np
 
 from shrink.data.calibration import CalibrationReader
-from shrink.errors import ShrinkError
+from shrink.errors import ShrinkError, first_line
 from shrink.quantize.recipe import QuantRecipe
 
 log = logging.getLogger(__name__)
 
 # Dynamic quantization is for MatMul/Gemm-heavy graphs: its ConvInteger path is slow on CPUs.
 DYNAMIC_DEFAULT_OPS = ("MatMul", "Gemm")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
 
 
 @contextlib.contextmanager
@@ -49,12 +44,12 @@ def preprocess(fp32_path: Path, out_path: Path) -> Path:
         with quiet():
             quant_pre_process(str(fp32_path), str(out_path))
     except Exception as exc:  # symbolic shape inference does not know every op
-        log.warning("quant_pre_process failed (%s); retrying without symbolic shape inference", _first_line(exc))
+        log.warning("quant_pre_process failed (%s); retrying without symbolic shape inference", first_line(exc, with_type=True))
         try:
             with quiet():
                 quant_pre_process(str(fp32_path), str(out_path), skip_symbolic_shape=True)
         except Exception as exc2:
-            raise ShrinkError(f"quantization pre-processing failed: {_first_line(exc2)}") from exc2
+            raise ShrinkError(f"quantization pre-processing failed: {first_line(exc2, with_type=True)}") from exc2
     return out_path
 
 
@@ -97,5 +92,5 @@ def quantize_recipe(pre_path: Path, recipe: QuantRecipe, out_path: Path, input_n
     except ShrinkError:
         raise
     except Exception as exc:
-        raise ShrinkError(f"onnxruntime could not quantize with {recipe.name}: {_first_line(exc)}") from exc
+        raise ShrinkError(f"onnxruntime could not quantize with {recipe.name}: {first_line(exc, with_type=True)}") from exc
     return out_path

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from shrink.export.result import json_safe
+from shrink.fileio import json_safe
 from shrink.quantize.recipe import QuantRecipe
 
 FP32 = "fp32"

@@ -22,7 +22,7 @@ import onnx
 from onnx import numpy_helper
 
 from shrink.data.calibration import CalibrationReader
-from shrink.export.numerics import sqnr_db
+from shrink.numerics import sqnr_db
 from shrink.quantize.ptq import quiet
 
 LAYER_OPS = ("Conv", "Gemm", "MatMul")

@@ -7,8 +7,9 @@ import json
 import onnx
 from export_fixtures import tiny_loaded
 
-from shrink.export.metadata import export_metadata, provenance_for, read_metadata, set_metadata
+from shrink.export.metadata import export_metadata, provenance_for
 from shrink.models import LoadedModel
+from shrink.onnxio.metadata import read_metadata, set_metadata
 
 
 def test_pruned_run_fields_come_from_plan_json(tmp_path):

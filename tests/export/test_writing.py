@@ -8,9 +8,10 @@ import pytest
 from export_fixtures import tiny_loaded, tiny_split
 
 from shrink.errors import ShrinkError
-from shrink.export import ExportConfig, export, save_model, staged_output
+from shrink.export import ExportConfig, export
 from shrink.export import parity as parity_module
-from shrink.export.checks import check_onnx_file
+from shrink.onnxio.checks import check_onnx_file
+from shrink.onnxio.writing import save_model, staged_output
 from shrink.ort_session import create_session
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from shrink.errors import ShrinkValueError
-from shrink.export import numerics
+from shrink import numerics
 
 
 def test_sqnr_known_values():

@@ -18,8 +18,10 @@ from typing import Iterator
 import onnx
 
 from shrink.errors import ShrinkError
-from shrink.export.config import EXTERNAL_DATA_THRESHOLD_BYTES
 from shrink.fileio import check_not_inputs, check_writable, temp_prefix
+
+# protobuf cannot serialize a message of 2 GiB or more: above this, weights go to external data.
+EXTERNAL_DATA_THRESHOLD_BYTES = 2 * 1024**3 - 64 * 1024**2  # leave room for the graph itself
 
 
 def external_data_name(dest: str | os.PathLike) -> str:
