@@ -113,6 +113,14 @@ def test_manifest_hashes_match_the_files(tiny):
         assert (tiny.out / name).stat().st_size == entry["bytes"], name
 
 
+def test_the_manifest_is_a_run_summary_key_for_key(tiny):
+    from shrink.run.summary import RunSummary
+
+    data = manifest(tiny.out)
+    body = {k: v for k, v in data.items() if k != "artifacts"}
+    assert json.dumps(RunSummary.from_dict(data).to_dict()) == json.dumps(body)
+
+
 def test_manifest_says_what_was_measured_and_where(tiny):
     m = manifest(tiny.out)
     assert m["shipped"] == {"file": "model.int8.onnx", "int8": True, "reason": m["shipped"]["reason"]}

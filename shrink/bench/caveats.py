@@ -7,7 +7,7 @@ the null test failed, the timing was cut short, the candidate was noisy or bimod
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from shrink.bench.load import LoadReport, caveats as load_caveats
 from shrink.bench.stats import NOISY_CV_THRESHOLD
@@ -41,9 +41,9 @@ def candidate_caveats(result: Mapping[str, Any], label: str) -> list[str]:
     return out
 
 
-def pair_caveats(first: Mapping[str, Any], second: Mapping[str, Any]) -> list[str]:
-    """What a speedup between two candidates (with a `caveats` list each) must carry, once each."""
-    return list(dict.fromkeys([*(first.get("caveats") or []), *(second.get("caveats") or [])]))
+def pair_caveats(first: Sequence[str], second: Sequence[str]) -> list[str]:
+    """What a speedup between two candidates must carry: the caveats of each, once each."""
+    return list(dict.fromkeys([*first, *second]))
 
 
 def with_caveats(line: str, caveats: list[str]) -> str:

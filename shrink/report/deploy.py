@@ -4,10 +4,10 @@ Both are generated from the same record the shipped file carries, so the two can
 
 from __future__ import annotations
 
-from typing import Any
 
 from shrink.data.preprocessing import Preprocessing
 from shrink.report.document import Block, Bullets, Code, Heading, Paragraph
+from shrink.run.summary import RunSummary
 
 
 def preprocess_code(record: Preprocessing) -> str:
@@ -35,17 +35,17 @@ def preprocess_code(record: Preprocessing) -> str:
     return "\n".join(lines)
 
 
-def deploy_section(summary: dict[str, Any]) -> list[Block]:
-    pre, shipped = summary["preprocessing"], summary["shipped"]["file"]
+def deploy_section(summary: RunSummary) -> list[Block]:
+    pre, shipped = summary.preprocessing, summary.shipped.file
     items = [f"input `{pre['input_name']}`: shape {pre['input_shape']} ({pre['layout']}, {pre['dtype']})"]
-    labels = summary.get("labels")
+    labels = summary.labels
     if labels:
         items.append("labels (output index order): " + ", ".join(f"{i}: {c}" for i, c in enumerate(labels)))
-    row = next((c for c in summary["candidates"] if c.get("shipped")), None)
-    if row and row.get("domains") is not None:
-        checked = ", ".join(row.get("checked_on") or [])
-        specific = row.get("runtime_specific_ops") or []
-        items.append((f"operators: standard ONNX only ({', '.join(sorted(row['domains']))}), which mainstream "
+    row = next((c for c in summary.candidates if c.shipped), None)
+    if row and row.domains is not None:
+        checked = ", ".join(row.checked_on or [])
+        specific = row.runtime_specific_ops or []
+        items.append((f"operators: standard ONNX only ({', '.join(sorted(row.domains))}), which mainstream "
                       f"runtimes load" if not specific else
                       f"operators: onnxruntime's own {', '.join(specific)} (other runtimes refuse them)")
                      + (f"; checked on {checked}" if checked else ""))

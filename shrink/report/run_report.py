@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
-from shrink.candidates import Candidate
+from shrink.run.summary import RunSummary
 from shrink.bench.caveats import pair_caveats
 from shrink.report import plots
 from shrink.report.deploy import deploy_section
@@ -62,52 +62,49 @@ def margin_pt(accuracy: float | None, images: int) -> float | None:
 # ----------------------------------------------------------------------------- sections
 
 
-def headline(summary: dict[str, Any]) -> Paragraph:
-    rows = {c["name"]: c for c in summary["candidates"]}
-    shipped = next((c for c in summary["candidates"] if c["shipped"]), rows[Candidate.PRUNED_FP32])
-    dense = rows[Candidate.DENSE_FP32]
-    data = summary["inputs"]["data"]
-    parts = [f"**Shipped: `{shipped['file']}`** ({shipped['name']})."]
-    if shipped.get("speedup"):
-        caveats = pair_caveats(dense, shipped)
-        parts.append(f"Median latency {shipped['latency']['p50_ms']:.2f} ms vs {dense['latency']['p50_ms']:.2f} ms "
-                     f"dense: {shipped['speedup']['ratio']:.2f}× faster"
+def headline(summary: RunSummary) -> Paragraph:
+    shipped, dense, data = summary.shipped_row, summary.dense, summary.data
+    parts = [f"**Shipped: `{shipped.file}`** ({shipped.name})."]
+    if shipped.speedup:
+        caveats = pair_caveats(dense.caveats, shipped.caveats)
+        parts.append(f"Median latency {shipped.latency['p50_ms']:.2f} ms vs {dense.latency['p50_ms']:.2f} ms "
+                     f"dense: {shipped.speedup['ratio']:.2f}× faster"
                      + (f" (**caveat: {'; '.join(caveats)}**)." if caveats else "."))
-    parts.append(f"{summary['pruning']['mac_reduction']:.2f}× fewer MACs, {mb(dense['size_bytes'])} → "
-                 f"{mb(shipped['size_bytes'])}.")
-    if not data["synthetic"]:
-        drop = shipped["accuracy_onnx"] - dense["accuracy_onnx"]
-        parts.append(f"Top-1 {pct(shipped['accuracy_onnx'])} vs {pct(dense['accuracy_onnx'])} dense ({drop:+.2f} pt), "
+    parts.append(f"{summary.pruning['mac_reduction']:.2f}× fewer MACs, {mb(dense.size_bytes)} → "
+                 f"{mb(shipped.size_bytes)}.")
+    if not summary.synthetic:
+        drop = shipped.accuracy_onnx - dense.accuracy_onnx
+        parts.append(f"Top-1 {pct(shipped.accuracy_onnx)} vs {pct(dense.accuracy_onnx)} dense ({drop:+.2f} pt), "
                      f"on {data['eval_images']} of the {data['test_images_available']} {data['dataset']} test images.")
     return Paragraph(" ".join(parts))
 
 
-def candidates_table(summary: dict[str, Any]) -> Table:
+def candidates_table(summary: RunSummary) -> Table:
     rows = []
-    for c in summary["candidates"]:
-        name = f"**{c['name']}** (shipped)" if c["shipped"] else c["name"]
-        if c["file"] is None:  # the note under the table says why
+    for c in summary.candidates:
+        name = f"**{c.name}** (shipped)" if c.shipped else c.name
+        if c.file is None:  # the note under the table says why
             rows.append((name, "not shipped", "—", "—", "—", "—", "—", "—", "—", "—"))
             continue
-        rows.append((name, f"`{c['file']}`", count(c["params"]), count(c["macs"]), mb(c["size_bytes"]),
-                     pct(c["accuracy_torch"]), pct(c["accuracy_onnx"]), latency_cell(c["latency"]),
-                     f"{c['latency']['p90_ms']:.2f}" if c["latency"] else "—", speedup_cell(c["speedup"], c["latency"])))
+        rows.append((name, f"`{c.file}`", count(c.params), count(c.macs), mb(c.size_bytes),
+                     pct(c.accuracy_torch), pct(c.accuracy_onnx), latency_cell(c.latency),
+                     f"{c.latency['p90_ms']:.2f}" if c.latency else "—", speedup_cell(c.speedup, c.latency)))
     header = ("candidate", "file", "params", "MACs", "file size", "top-1 PyTorch", "top-1 onnxruntime",
               "p50 ms [95% CI]", "p90 ms", "speedup vs dense [95% CI]")
     return Table(header, tuple(rows), (False, False) + (True,) * 8)
 
 
-def candidate_notes(summary: dict[str, Any]) -> list[Block]:
-    notes = [f"**{c['name']}**: {c['note']}" for c in summary["candidates"] if c.get("note")]
+def candidate_notes(summary: RunSummary) -> list[Block]:
+    notes = [f"**{c.name}**: {c.note}" for c in summary.candidates if c.note]
     notes.append("int8 files hold the same channels as pruned fp32: params and MACs are the same, stored in 8 bits. "
                  "PyTorch accuracy is not defined for them (they exist only as ONNX).")
     return [Bullets(tuple(notes))]
 
 
-def where_measured(summary: dict[str, Any]) -> list[Block]:
-    m = summary["measurement"]
-    data, lat, machine = summary["inputs"]["data"], m["latency"], m["machine"]
-    recovery, quant = summary["recovery"], summary["quantization"]
+def where_measured(summary: RunSummary) -> list[Block]:
+    m = summary.measurement
+    data, lat, machine = summary.data, m["latency"], m["machine"]
+    recovery, quant = summary.recovery, summary.quantization
     items = [_accuracy_source(summary), _latency_source(lat, m["accuracy"]["onnxruntime_providers"]),
              f"**Machine**: {machine['cpu_model']}, {machine['physical_cores']} physical cores / "
              f"{machine['logical_cpus']} logical CPUs, flags {' '.join(machine['cpu_flags']) or '—'}; {machine['os']}; "
@@ -123,21 +120,21 @@ def where_measured(summary: dict[str, Any]) -> list[Block]:
     return [Heading("Where these numbers come from"), Bullets(tuple(items))]
 
 
-def _accuracy_source(summary: dict[str, Any]) -> str:
-    data = summary["inputs"]["data"]
-    if data["synthetic"]:
+def _accuracy_source(summary: RunSummary) -> str:
+    data = summary.data
+    if summary.synthetic:
         return "**Accuracy**: not measured — the data is synthetic (random inputs)."
-    dense = summary["candidates"][0]["accuracy_onnx"]
+    dense = summary.dense.accuracy_onnx
     margin = margin_pt(dense, data["eval_images"])
     subset = ("the whole test set" if data["eval_images"] == data["test_images_available"] else
               f"a random subset (seed {data['seed']}) of {data['eval_images']} of the {data['test_images_available']} "
               f"test images, not the whole test set")
-    card = summary["inputs"]["model"].get("card_test_accuracy")
+    card = summary.inputs["model"].get("card_test_accuracy")
     card_note = f" The model card reports {card:.2f}% on the whole test set." if card else ""
     return (f"**Accuracy**: top-1 on {data['dataset']}, {subset}; at this size a top-1 near {pct(dense)} carries about "
             f"±{margin:.1f} pt of sampling error (95%), while differences between candidates on the same images are "
             f"tighter. PyTorch ran on the CPU; onnxruntime on "
-            f"{', '.join(summary['measurement']['accuracy']['onnxruntime_providers'])}.{card_note}")
+            f"{', '.join(summary.measurement['accuracy']['onnxruntime_providers'])}.{card_note}")
 
 
 def _latency_source(lat: dict[str, Any], providers: list[str]) -> str:
@@ -178,12 +175,11 @@ def _recovery_source(recovery: dict[str, Any], data: dict[str, Any]) -> str:
     return text + ". A longer schedule recovers more accuracy; this one is bounded to keep the run short."
 
 
-def accuracy_steps(summary: dict[str, Any]) -> list[Block]:
-    if summary["inputs"]["data"]["synthetic"]:
+def accuracy_steps(summary: RunSummary) -> list[Block]:
+    if summary.synthetic:
         return []
-    rec = summary["recovery"]
-    rows = {c["name"]: c for c in summary["candidates"]}
-    steps = [("dense (PyTorch)", rows[Candidate.DENSE_FP32]["accuracy_torch"]),
+    rec = summary.recovery
+    steps = [("dense (PyTorch)", summary.dense.accuracy_torch),
              ("pruned, before any recovery (PyTorch)", rec["accuracy_before"])]
     if rec.get("accuracy_bn_recal") is not None:
         steps.append(("after BN recalibration (PyTorch)", rec["accuracy_bn_recal"]))
@@ -191,13 +187,13 @@ def accuracy_steps(summary: dict[str, Any]) -> list[Block]:
         steps.append(("after layer-wise reconstruction (PyTorch)", rec["accuracy_reconstructed"]))
     if rec.get("epochs_run"):
         steps.append((f"after {'distillation' if rec['distilled'] else 'fine-tuning'} (PyTorch)", rec["accuracy_after"]))
-    steps += [(f"{c['name']}, `{c['file']}` (onnxruntime)", c["accuracy_onnx"]) for c in summary["candidates"] if c["file"]]
+    steps += [(f"{c.name}, `{c.file}` (onnxruntime)", c.accuracy_onnx) for c in summary.candidates if c.file]
     return [Heading("Accuracy through the pipeline"),
             Table(("step", "top-1"), tuple((name, pct(acc)) for name, acc in steps), (False, True))]
 
 
-def pruning_section(summary: dict[str, Any]) -> list[Block]:
-    p = summary["pruning"]
+def pruning_section(summary: RunSummary) -> list[Block]:
+    p = summary.pruning
     cfg, ex = p["config"], p["exactness"]
     target = f"ratio {cfg['ratio']}" if cfg.get("ratio") is not None else \
         f"target MACs {cfg['target_macs']}" if cfg.get("target_macs") else \
@@ -235,8 +231,8 @@ def latency_budget_section(latency: dict[str, Any] | None) -> list[Block]:
     return blocks
 
 
-def quantization_section(summary: dict[str, Any]) -> list[Block]:
-    q = summary["quantization"]
+def quantization_section(summary: RunSummary) -> list[Block]:
+    q = summary.quantization
     blocks: list[Block] = [Heading("Quantization")]
     if q["skipped"]:
         return blocks + [Paragraph(q["reason"])]
@@ -258,14 +254,14 @@ def quantization_section(summary: dict[str, Any]) -> list[Block]:
     return blocks + int8_speedup_section(summary)
 
 
-def int8_speedup_section(summary: dict[str, Any]) -> list[Block]:
+def int8_speedup_section(summary: RunSummary) -> list[Block]:
     """The one pair, pruned fp32 -> shipped int8, as each stage measured it."""
-    figures = (summary.get("int8_speedup") or {}).get("figures") or []
+    figures = summary.int8_speedup.figures if summary.int8_speedup else ()
     if not figures:
         return []
     rows = tuple((f["figure"], f["method"], f"{f['ratio']:.2f}× [{f['ci_low']:.2f}, {f['ci_high']:.2f}]")
                  for f in figures)
-    agree = summary["int8_speedup"]["agree"]
+    agree = summary.int8_speedup.agree
     verdict = ("Their intervals overlap: one int8 speedup, measured three times." if agree
                else "Their intervals do NOT all overlap: the machine changed between the measurements, or one of them "
                     "is disturbed; trust the bench stage's figure, which is the last and the longest." if agree is False
@@ -284,12 +280,12 @@ def _cpu(seconds: float | None) -> str:
     return "—" if seconds is None else f"{seconds:.1f}"
 
 
-def stages_table(summary: dict[str, Any]) -> list[Block]:
-    stages = summary["stages"]
-    rows = [(s["name"], f"{s['seconds']:.1f}", _cpu(s.get("cpu_seconds")), s["finished_utc"]) for s in stages]
-    cpu = [s.get("cpu_seconds") for s in stages]
-    rows.append(("total", f"{sum(s['seconds'] for s in stages):.1f}", _cpu(None if None in cpu else sum(cpu)), ""))
-    cores = summary["measurement"]["machine"]["logical_cpus"]
+def stages_table(summary: RunSummary) -> list[Block]:
+    stages = summary.stages
+    rows = [(s.name, f"{s.seconds:.1f}", _cpu(s.cpu_seconds), s.finished_utc) for s in stages]
+    cpu = [s.cpu_seconds for s in stages]
+    rows.append(("total", f"{sum(s.seconds for s in stages):.1f}", _cpu(None if None in cpu else sum(cpu)), ""))
+    cores = summary.measurement["machine"]["logical_cpus"]
     return [Heading("Stages"),
             Paragraph(f"How long each stage took when it last ran (a rerun reuses unchanged stages and keeps their "
                       f"times); loading the inputs and writing this report are not included. CPU seconds count every "
@@ -298,33 +294,33 @@ def stages_table(summary: dict[str, Any]) -> list[Block]:
             Table(("stage", "wall seconds", "CPU seconds", "finished (UTC)"), tuple(rows), (False, True, True, False))]
 
 
-def notes_section(summary: dict[str, Any]) -> list[Block]:
-    notes = list(summary["notes"]) + list(summary["measurement"]["latency"]["notes"])
+def notes_section(summary: RunSummary) -> list[Block]:
+    notes = list(summary.notes) + list(summary.measurement["latency"]["notes"])
     return [Heading("Notes"), Bullets(tuple(notes))] if notes else []
 
 
 # ----------------------------------------------------------------------------- plots
 
 
-def figures(summary: dict[str, Any], layers: Sequence[dict[str, Any]]) -> list[Image]:
-    rows = [c for c in summary["candidates"] if c["file"] and c.get("latency")]
-    where = (f"{summary['measurement']['latency']['threads']} thread(s), batch "
-             f"{summary['measurement']['latency']['batch']}, {summary['measurement']['machine']['cpu_model']}")
-    bars = [plots.LatencyBar(c["name"], c["latency"]["p50_ms"], c["latency"]["p90_ms"],
-                             c["latency"]["median_ci_low_ms"], c["latency"]["median_ci_high_ms"]) for c in rows]
+def figures(summary: RunSummary, layers: Sequence[dict[str, Any]]) -> list[Image]:
+    rows = [c for c in summary.candidates if c.file and c.latency]
+    lat = summary.measurement["latency"]
+    where = f"{lat['threads']} thread(s), batch {lat['batch']}, {summary.measurement['machine']['cpu_model']}"
+    bars = [plots.LatencyBar(c.name, c.latency["p50_ms"], c.latency["p90_ms"],
+                             c.latency["median_ci_low_ms"], c.latency["median_ci_high_ms"]) for c in rows]
     out = [Image("latency.png", f"Latency per candidate (onnxruntime, {where}).",
                  plots.latency_plot(bars, f"latency per candidate — {where}"))]
-    if not summary["inputs"]["data"]["synthetic"]:
-        points = [plots.Point(c["name"], c["latency"]["p50_ms"], c["accuracy_onnx"], c["size_bytes"] / 2**20,
-                              shipped=c["shipped"]) for c in rows]
+    if not summary.synthetic:
+        points = [plots.Point(c.name, c.latency["p50_ms"], c.accuracy_onnx, c.size_bytes / 2**20,
+                              shipped=c.shipped) for c in rows]
         out.append(Image("accuracy_latency.png", "Top-1 accuracy (onnxruntime) against median latency; marker area "
                                                  "grows with file size; the star is the shipped file.",
                          plots.accuracy_latency_plot(points, "accuracy against latency")))
-    measured = (summary["pruning"].get("latency") or {}).get("measured")
+    measured = (summary.pruning.get("latency") or {}).get("measured")
     if measured:
         out.append(Image("latency_budget.png", "Latency budget: each closed-loop round's predicted share of dense "
                                                "against the measured one (95% CI); the band is the accepted window.",
-                         plots.budget_plot(measured, summary["pruning"]["latency"]["requested"])))
+                         plots.budget_plot(measured, summary.pruning["latency"]["requested"])))
     widths = [plots.LayerWidth(w["name"], w["before"][1], w["after"][1]) for w in layers if w["kind"] in WIDTH_KINDS]
     if widths:
         out.append(Image("widths.png", "Output channels of every convolution and linear layer, before (grey) and "
@@ -335,12 +331,12 @@ def figures(summary: dict[str, Any], layers: Sequence[dict[str, Any]]) -> list[I
 # ----------------------------------------------------------------------------- the document
 
 
-def build(summary: dict[str, Any], layers: Sequence[dict[str, Any]], *, draw: bool = True) -> tuple[str, list[Block]]:
+def build(summary: RunSummary, layers: Sequence[dict[str, Any]], *, draw: bool = True) -> tuple[str, list[Block]]:
     """The title and blocks of the run report (`draw=False` leaves the plots out: text only)."""
     blocks: list[Block] = []
-    if summary["inputs"]["data"]["synthetic"]:
+    if summary.synthetic:
         blocks.append(Callout(SYNTHETIC_BANNER))
-    for warning in (summary.get("gate") or {}).get("warnings", []):  # the ship gate: first, not in the notes
+    for warning in summary.warnings:  # the ship gate: first, not in the notes
         blocks.append(Callout(f"Warning: {warning}."))
     blocks += [headline(summary), Heading("Candidates"), candidates_table(summary), *candidate_notes(summary)]
     blocks += where_measured(summary)
@@ -349,4 +345,4 @@ def build(summary: dict[str, Any], layers: Sequence[dict[str, Any]], *, draw: bo
         blocks += [Heading("Plots"), *figures(summary, layers)]
     blocks += pruning_section(summary) + quantization_section(summary) + deploy_section(summary)
     blocks += stages_table(summary) + notes_section(summary)
-    return f"shrink report: {summary['run']['name']}", blocks
+    return f"shrink report: {summary.run['name']}", blocks

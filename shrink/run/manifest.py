@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,8 @@ from shrink.fileio import sha256_file
 from shrink.quantize.portability import runtime_specific
 from shrink.run.gate import GateConfig, gate_warnings
 from shrink.run.rundir import RunPaths, StepRecord
+from shrink.run.summary import CandidateRow, GateSummary, Int8Speedup, RunSummary, Shipped, StageTime
 
-MANIFEST_FORMAT = "torch-shrink/run-manifest"
-MANIFEST_VERSION = 1
 
 
 def _latency(bench: dict[str, Any], name: str) -> tuple[dict | None, dict | None]:
@@ -37,32 +37,31 @@ def _verified(verify: dict[str, Any], name: str) -> dict[str, Any] | None:
     return next((f for f in verify["files"] if f["candidate"] == name), None)
 
 
-def _candidate(name: Candidate, records: dict[str, StepRecord], paths: RunPaths) -> dict[str, Any]:
+def _candidate(name: Candidate, records: dict[str, StepRecord], paths: RunPaths) -> CandidateRow:
     model, plan = records["model"].result, records["prune"].result["plan"]
     dense = name is Candidate.DENSE_FP32
     verified = _verified(records["verify"].result, name)
     if verified is None:  # only the int8 file can be missing: not made, or measured not worth shipping
-        return {"name": name.value, "file": None, "shipped": False, "note": _int8_note(records["quantize"].result)}
+        return CandidateRow(name.value, None, note=_int8_note(records["quantize"].result))
     latency, speedup = _latency(records["bench"].result, name)
     torch_accuracy = ((model["accuracy_torch"] or {}).get("accuracy") if dense
                       else records["recover"].result["accuracy_after"] if name is Candidate.PRUNED_FP32 else None)
-    return {
-        "name": name.value,
-        "file": _relative(paths.dense_onnx if dense else paths.root / verified["file"], paths.root),
-        "params": plan["before"]["params"] if dense else plan["after"]["params"],
-        "macs": plan["before"]["macs"] if dense else plan["after"]["macs"],
-        "size_bytes": verified["size_bytes"],
-        "accuracy_torch": torch_accuracy,
-        "accuracy_onnx": verified["accuracy"],
-        "latency": latency,
-        "speedup": speedup,
-        "caveats": candidate_caveats(records["bench"].result, name) if latency else [],
-        "domains": verified.get("domains"),  # operator types by domain: what a runtime must implement
-        "runtime_specific_ops": runtime_specific(verified["domains"]) if verified.get("domains") else None,
-        "checked_on": verified.get("checked_on"),
-        "shipped": False,
-        "note": None,
-    }
+    checked_on = verified.get("checked_on")
+    return CandidateRow(
+        name=name.value,
+        file=_relative(paths.dense_onnx if dense else paths.root / verified["file"], paths.root),
+        params=plan["before"]["params"] if dense else plan["after"]["params"],
+        macs=plan["before"]["macs"] if dense else plan["after"]["macs"],
+        size_bytes=verified["size_bytes"],
+        accuracy_torch=torch_accuracy,
+        accuracy_onnx=verified["accuracy"],
+        latency=latency,
+        speedup=speedup,
+        caveats=tuple(candidate_caveats(records["bench"].result, name) if latency else ()),
+        domains=verified.get("domains"),
+        runtime_specific_ops=runtime_specific(verified["domains"]) if verified.get("domains") else None,
+        checked_on=None if checked_on is None else tuple(checked_on),
+    )
 
 
 def _int8_note(quantize: dict[str, Any]) -> str:
@@ -110,18 +109,10 @@ def _recovery(recover: dict[str, Any]) -> dict[str, Any]:
             "reconstruction_images": (recover.get("reconstruction") or {}).get("images")}
 
 
-def dense_and_shipped(candidates: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The dense baseline's row and the shipped file's (pruned fp32 until the shipped flags are set)."""
-    rows = {c["name"]: c for c in candidates}
-    return rows[Candidate.DENSE_FP32], next((c for c in candidates if c["shipped"]), rows[Candidate.PRUNED_FP32])
-
-
-def _gate(recovery: dict[str, Any], candidates: list[dict[str, Any]], config: GateConfig,
-          synthetic: bool) -> dict[str, Any]:
-    dense, shipped = dense_and_shipped(candidates)
-    warnings = gate_warnings(recovery, dense.get("accuracy_onnx"), shipped.get("accuracy_onnx"),
-                             shipped["file"], config, synthetic)
-    return {**config.to_dict(), "warnings": warnings}
+def _gate(recovery: dict[str, Any], dense: CandidateRow, shipped: CandidateRow, config: GateConfig,
+          synthetic: bool) -> GateSummary:
+    warnings = gate_warnings(recovery, dense.accuracy_onnx, shipped.accuracy_onnx, shipped.file, config, synthetic)
+    return GateSummary(config.max_drop_pt, config.step_tolerance_pt, tuple(warnings))
 
 
 def _meta_json(meta: dict[str, str], key: str) -> Any:
@@ -204,41 +195,37 @@ def figures_agree(figures: list[dict[str, Any]]) -> bool | None:
 
 
 def build_summary(recipe_name: str, records: dict[str, StepRecord], paths: RunPaths, data: dict[str, Any],
-                  notes: tuple[str, ...], gate: GateConfig = GateConfig()) -> dict[str, Any]:
+                  notes: tuple[str, ...], gate: GateConfig = GateConfig()) -> RunSummary:
     """Everything the report shows, from the step records (no artifact hashes yet)."""
     model = records["model"].result
-    candidates = [_candidate(name, records, paths) for name in Candidate]
     shipped_file = records["quantize"].result.get("shipped_file", "model.onnx")
-    for c in candidates:
-        c["shipped"] = c["file"] == shipped_file
+    candidates = tuple(replace(row, shipped=row.file == shipped_file)
+                       for row in (_candidate(name, records, paths) for name in Candidate))
     quantize = records["quantize"].result
     recovery = _recovery(records["recover"].result)
-    return {
-        "format": MANIFEST_FORMAT,
-        "version": MANIFEST_VERSION,
-        "run": {"name": recipe_name, "torch-shrink": __version__, "recipe": "recipe.yaml",
-                "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")},
-        "inputs": {"model": {"source": model["source"], "files_sha256": model.get("files", {}), "spec": model["spec"],
-                             "card_test_accuracy": (model["card"] or {}).get("test_accuracy"),
-                             "untrained": bool(model.get("untrained")),
-                             "weights": "untrained weights (random init)" if model.get("untrained") else "trained"},
-                   "data": data},
-        "preprocessing": _preprocessing(records["export"].result),
-        "labels": (model["card"] or {}).get("classes") or _meta_json(records["export"].result["metadata"], "classes"),
-        "shipped": {"file": shipped_file, "int8": bool(quantize.get("int8")), "reason": quantize["reason"]},
-        "candidates": candidates,
-        "pruning": _pruning(records["prune"].result),
-        "recovery": recovery,
-        "gate": _gate(recovery, candidates, gate, bool(data["synthetic"])),
-        "quantization": _quantization(quantize),
-        "int8_speedup": {"figures": int8_figures(quantize, records["bench"].result),
-                         "agree": figures_agree(int8_figures(quantize, records["bench"].result))},
-        "measurement": _measurement(records, data),
-        "stages": [{"name": r.step, "seconds": round(r.seconds, 2), "finished_utc": r.finished_utc,
-                    "cpu_seconds": None if r.cpu_seconds is None else round(r.cpu_seconds, 2)}
-                   for r in records.values()],
-        "notes": list(notes) + list(quantize.get("flags") or []),
-    }
+    figures = int8_figures(quantize, records["bench"].result)
+    summary = RunSummary(
+        run={"name": recipe_name, "torch-shrink": __version__, "recipe": "recipe.yaml",
+             "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")},
+        inputs={"model": {"source": model["source"], "files_sha256": model.get("files", {}), "spec": model["spec"],
+                          "card_test_accuracy": (model["card"] or {}).get("test_accuracy"),
+                          "untrained": bool(model.get("untrained")),
+                          "weights": "untrained weights (random init)" if model.get("untrained") else "trained"},
+                "data": data},
+        preprocessing=_preprocessing(records["export"].result),
+        labels=(model["card"] or {}).get("classes") or _meta_json(records["export"].result["metadata"], "classes"),
+        shipped=Shipped(shipped_file, bool(quantize.get("int8")), quantize["reason"]),
+        candidates=candidates,
+        pruning=_pruning(records["prune"].result),
+        recovery=recovery,
+        quantization=_quantization(quantize),
+        int8_speedup=Int8Speedup(tuple(figures), figures_agree(figures)),
+        measurement=_measurement(records, data),
+        stages=tuple(StageTime(r.step, round(r.seconds, 2), r.finished_utc,
+                               None if r.cpu_seconds is None else round(r.cpu_seconds, 2)) for r in records.values()),
+        notes=tuple(notes) + tuple(quantize.get("flags") or ()),
+    )
+    return replace(summary, gate=_gate(recovery, summary.dense, summary.shipped_row, gate, summary.synthetic))
 
 
 def artifact_hashes(root: Path, names: list[str]) -> dict[str, dict[str, Any]]:
@@ -251,61 +238,60 @@ def artifact_hashes(root: Path, names: list[str]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def summary_lines(summary: dict[str, Any]) -> list[str]:
+def summary_lines(summary: RunSummary) -> list[str]:
     """At most four lines for the end of a run, then every warning of the gate (the caller adds the
     report path)."""
-    dense, shipped = dense_and_shipped(summary["candidates"])
-    data = summary["inputs"]["data"]
-    lines = [f"shipped {shipped['file']} ({shipped['name']}): {summary['pruning']['mac_reduction']:.2f}x fewer MACs, "
-             f"{dense['size_bytes'] / 2**20:.1f} MB -> {shipped['size_bytes'] / 2**20:.1f} MB"]
-    if shipped.get("speedup") and dense.get("latency"):
-        s = shipped["speedup"]
+    dense, shipped, data = summary.dense, summary.shipped_row, summary.data
+    lines = [f"shipped {shipped.file} ({shipped.name}): {summary.pruning['mac_reduction']:.2f}x fewer MACs, "
+             f"{dense.size_bytes / 2**20:.1f} MB -> {shipped.size_bytes / 2**20:.1f} MB"]
+    if shipped.speedup and dense.latency:
+        s = shipped.speedup
         lines.append(with_caveats(
-            f"latency p50 {dense['latency']['p50_ms']:.2f} ms -> {shipped['latency']['p50_ms']:.2f} ms: "
+            f"latency p50 {dense.latency['p50_ms']:.2f} ms -> {shipped.latency['p50_ms']:.2f} ms: "
             f"{s['ratio']:.2f}x faster [95% CI {s['ci_low']:.2f}-{s['ci_high']:.2f}] "
-            f"({summary['measurement']['latency']['threads']} thread(s), batch "
-            f"{summary['measurement']['latency']['batch']})", pair_caveats(dense, shipped)))
-    if data["synthetic"]:
+            f"({summary.measurement['latency']['threads']} thread(s), batch "
+            f"{summary.measurement['latency']['batch']})", pair_caveats(dense.caveats, shipped.caveats)))
+    if summary.synthetic:
         lines.append("accuracy not measured: SYNTHETIC data (latency-only run)")
     else:
-        drop = shipped["accuracy_onnx"] - dense["accuracy_onnx"]
-        lines.append(f"top-1 {shipped['accuracy_onnx']:.2f}% vs dense {dense['accuracy_onnx']:.2f}% ({drop:+.2f} pt) "
+        drop = shipped.accuracy_onnx - dense.accuracy_onnx
+        lines.append(f"top-1 {shipped.accuracy_onnx:.2f}% vs dense {dense.accuracy_onnx:.2f}% ({drop:+.2f} pt) "
                      f"on {data['eval_images']} {data['dataset']} test images (onnxruntime)")
-    if not summary["shipped"]["int8"]:  # the first clause; the report has the whole reason
-        lines.append(f"int8 not shipped: {summary['shipped']['reason'].split(';')[0]}")
+    if not summary.shipped.int8:  # the first clause; the report has the whole reason
+        lines.append(f"int8 not shipped: {summary.shipped.reason.split(';')[0]}")
     # The gate's warnings are never cut: they are what must not be missed.
-    return lines[:4] + [f"WARNING: {w}" for w in (summary.get("gate") or {}).get("warnings", [])]
+    return lines[:4] + [f"WARNING: {w}" for w in summary.warnings]
 
 
-def summary_numbers(summary: dict[str, Any]) -> dict[str, Any]:
+def _latency_numbers(row: CandidateRow) -> dict[str, Any] | None:
+    lat = row.latency
+    return None if not lat else {"p50_ms": lat["p50_ms"], "ci_low_ms": lat["median_ci_low_ms"],
+                                 "ci_high_ms": lat["median_ci_high_ms"], "noisy": lat["noisy"]}
+
+
+def summary_numbers(summary: RunSummary) -> dict[str, Any]:
     """The closing lines as numbers, for `shrink run --json`: the shipped file, its accuracy
     against dense, its latency and speedup with their 95% intervals, and every caveat and warning."""
-    dense, shipped = dense_and_shipped(summary["candidates"])
-    data = summary["inputs"]["data"]
-
-    def latency(c: dict[str, Any]) -> dict[str, Any] | None:
-        lat = c.get("latency")
-        return None if not lat else {"p50_ms": lat["p50_ms"], "ci_low_ms": lat["median_ci_low_ms"],
-                                     "ci_high_ms": lat["median_ci_high_ms"], "noisy": lat["noisy"]}
-
-    speedup = shipped.get("speedup")
-    accuracy = None if data["synthetic"] else {
-        "shipped": shipped["accuracy_onnx"], "dense": dense["accuracy_onnx"],
-        "change_pt": shipped["accuracy_onnx"] - dense["accuracy_onnx"], "images": data["eval_images"],
+    dense, shipped, data = summary.dense, summary.shipped_row, summary.data
+    speedup = shipped.speedup
+    accuracy = None if summary.synthetic else {
+        "shipped": shipped.accuracy_onnx, "dense": dense.accuracy_onnx,
+        "change_pt": shipped.accuracy_onnx - dense.accuracy_onnx, "images": data["eval_images"],
         "split": data["eval_split"], "runtime": "onnxruntime"}
+    dense_latency, shipped_latency = _latency_numbers(dense), _latency_numbers(shipped)
     return {
-        "shipped": {"file": shipped["file"], "candidate": shipped["name"], "int8": summary["shipped"]["int8"],
-                    "size_bytes": shipped["size_bytes"], "dense_size_bytes": dense["size_bytes"]},
-        "mac_reduction": summary["pruning"]["mac_reduction"],
+        "shipped": {"file": shipped.file, "candidate": shipped.name, "int8": summary.shipped.int8,
+                    "size_bytes": shipped.size_bytes, "dense_size_bytes": dense.size_bytes},
+        "mac_reduction": summary.pruning["mac_reduction"],
         "accuracy": accuracy,
-        "latency": {"dense": latency(dense), "shipped": latency(shipped),
-                    "threads": summary["measurement"]["latency"]["threads"],
-                    "batch": summary["measurement"]["latency"]["batch"]},
+        "latency": {"dense": dense_latency, "shipped": shipped_latency,
+                    "threads": summary.measurement["latency"]["threads"],
+                    "batch": summary.measurement["latency"]["batch"]},
         "speedup": None if not speedup else {"ratio": speedup["ratio"], "ci_low": speedup["ci_low"],
                                              "ci_high": speedup["ci_high"]},
-        "caveats": pair_caveats(dense, shipped) if speedup and dense.get("latency") else [],
-        "noisy": bool((latency(dense) or {}).get("noisy") or (latency(shipped) or {}).get("noisy")),
-        "synthetic": bool(data["synthetic"]),
-        "untrained": summary["inputs"]["model"].get("untrained", False),
-        "warnings": list((summary.get("gate") or {}).get("warnings", [])),
+        "caveats": pair_caveats(dense.caveats, shipped.caveats) if speedup and dense.latency else [],
+        "noisy": bool((dense_latency or {}).get("noisy") or (shipped_latency or {}).get("noisy")),
+        "synthetic": summary.synthetic,
+        "untrained": summary.inputs["model"].get("untrained", False),
+        "warnings": list(summary.warnings),
     }

@@ -393,9 +393,9 @@ def report_step(ctx: StepContext, done: Done) -> Step:
         files = write_report(paths.root, "report", title, blocks)
         artifacts = ["recipe.yaml", PLAN_FILE, WEIGHTS_FILE, os.path.relpath(paths.dense_onnx, paths.root),
                      "model.onnx", "model.int8.onnx", *files]
-        write_json_atomic(paths.manifest, {**summary, "artifacts": artifact_hashes(paths.root, artifacts)})
+        write_json_atomic(paths.manifest, {**summary.to_dict(), "artifacts": artifact_hashes(paths.root, artifacts)})
         return {"files": [*files, "manifest.json"], "summary": summary_lines(summary),
-                "numbers": summary_numbers(summary), "gate_warnings": list(summary["gate"]["warnings"])}
+                "numbers": summary_numbers(summary), "gate_warnings": list(summary.warnings)}
 
     # finished_utc too: a stage recomputed on the same inputs (its record deleted) has new numbers.
     material = {"recipe.yaml": sha256_file(paths.recipe), "notes": list(ctx.inputs.notes), "gate": ctx.recipe.gate.to_dict(),

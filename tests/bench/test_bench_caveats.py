@@ -46,7 +46,7 @@ def test_the_headline_line_carries_every_caveat_of_its_pair():
     dense = {"caveats": candidate_caveats(result, "dense fp32")}
     shipped = {"caveats": candidate_caveats(result, "pruned int8")}
     assert dense["caveats"] == ["other processes used 20% of the CPU"]  # a few outliers do not make it noisy
-    line = with_caveats("9.32x faster", pair_caveats(dense, shipped))
+    line = with_caveats("9.32x faster", pair_caveats(dense["caveats"], shipped["caveats"]))
     assert line == ("9.32x faster (CAVEAT: other processes used 20% of the CPU; pruned int8 was noisy (CV 15% of its "
                     "runs); pruned int8 is bimodal across processes)")
     assert with_caveats("9.32x faster", []) == "9.32x faster"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 
 from shrink.data.preprocessing import Preprocessing
+from shrink.run.summary import RunSummary
 
 RECORD = Preprocessing(color="L", crop=(28, 28), mean=(0.286,), std=(0.353,))
 
@@ -94,3 +95,8 @@ def make_summary(*, synthetic: bool = False, int8: bool = True) -> dict:
                                "accuracy_after": None}
         summary["inputs"]["model"]["card_test_accuracy"] = None
     return summary
+
+
+def typed(summary: dict) -> RunSummary:
+    """The hand-made summary as the report reads it: a RunSummary, through the manifest's codec."""
+    return RunSummary.from_dict(summary)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from report_fixtures import LAYERS, make_summary
+from report_fixtures import LAYERS, make_summary, typed
 
 from shrink.report import run_report, write_report
 from shrink.report.document import Callout, Image, Table, render_markdown
@@ -10,12 +10,12 @@ from shrink.run.manifest import summary_lines
 
 
 def markdown(summary) -> str:
-    title, blocks = run_report.build(summary, LAYERS, draw=False)  # text only: plots are tested below
+    title, blocks = run_report.build(typed(summary), LAYERS, draw=False)  # text only: plots are tested below
     return render_markdown(title, blocks)
 
 
 def test_candidate_table_has_every_column_and_marks_the_shipped_file():
-    _, blocks = run_report.build(make_summary(), LAYERS, draw=False)
+    _, blocks = run_report.build(typed(make_summary()), LAYERS, draw=False)
     table = next(b for b in blocks if isinstance(b, Table))
     assert table.header == ("candidate", "file", "params", "MACs", "file size", "top-1 PyTorch", "top-1 onnxruntime",
                             "p50 ms [95% CI]", "p90 ms", "speedup vs dense [95% CI]")
@@ -41,27 +41,27 @@ def test_int8_not_shipped_says_why():
     text = markdown(summary)
     assert "| pruned int8 | not shipped |" in text
     assert "**pruned int8**: not shipped: no int8 recipe is faster" in text
-    assert any(line.startswith("int8 not shipped: no int8 recipe is faster") for line in summary_lines(summary))
+    assert any(line.startswith("int8 not shipped: no int8 recipe is faster") for line in summary_lines(typed(summary)))
 
 
 def test_synthetic_run_is_labeled_and_claims_no_accuracy():
     summary = make_summary(synthetic=True)
-    title, blocks = run_report.build(summary, LAYERS)
+    title, blocks = run_report.build(typed(summary), LAYERS)
     assert isinstance(blocks[0], Callout) and "SYNTHETIC" in blocks[0].text
     assert "accuracy_latency.png" not in [b.file for b in blocks if isinstance(b, Image)]
     text = render_markdown(title, blocks)
     assert "**Accuracy**: not measured" in text
     assert "Top-1" not in blocks[1].text
-    assert any("SYNTHETIC" in line for line in summary_lines(summary))
+    assert any("SYNTHETIC" in line for line in summary_lines(typed(summary)))
 
 
 def test_summary_lines_are_at_most_four_plus_the_report_path():
     for kwargs in ({}, {"int8": False}, {"synthetic": True}):
-        assert 1 <= len(summary_lines(make_summary(**kwargs))) <= 4
+        assert 1 <= len(summary_lines(typed(make_summary(**kwargs)))) <= 4
 
 
 def test_write_report_writes_plots_md_and_html(tmp_path):
-    title, blocks = run_report.build(make_summary(), LAYERS)
+    title, blocks = run_report.build(typed(make_summary()), LAYERS)
     files = write_report(tmp_path, "report", title, blocks)
     assert files == ["latency.png", "accuracy_latency.png", "widths.png", "report.md", "report.html"]
     assert all((tmp_path / f).stat().st_size > 0 for f in files)
@@ -75,9 +75,9 @@ def test_a_headline_measured_under_load_carries_the_caveat_on_its_line():
     caveat = "other processes used 35% of the CPU"
     for c in summary["candidates"]:
         c["caveats"] = [caveat]
-    latency_line = next(line for line in summary_lines(summary) if line.startswith("latency p50"))
+    latency_line = next(line for line in summary_lines(typed(summary)) if line.startswith("latency p50"))
     assert latency_line.endswith(f"(CAVEAT: {caveat})")
-    title, blocks = run_report.build(summary, LAYERS, draw=False)
+    title, blocks = run_report.build(typed(summary), LAYERS, draw=False)
     headline = render_markdown(title, blocks).split("\n\n")[1]
     assert "faster (**caveat: other processes used 35% of the CPU**)" in headline
 
@@ -89,7 +89,7 @@ def test_the_int8_speedup_is_shown_each_time_it_was_measured():
          "ci_high": 2.17},
         {"figure": "bench stage", "method": "worker processes, 4 round(s)", "ratio": 2.5, "ci_low": 2.4,
          "ci_high": 2.6}]}
-    title, blocks = run_report.build(summary, LAYERS, draw=False)
+    title, blocks = run_report.build(typed(summary), LAYERS, draw=False)
     text = render_markdown(title, blocks)
     assert "| quantize search | worker processes, 2 round(s) | 2.15× [2.13, 2.17] |" in text
     assert "do NOT all overlap" in text
