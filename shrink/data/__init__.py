@@ -19,9 +19,6 @@ if TYPE_CHECKING:
 
 _LAZY = {
     "Preprocessing": "shrink.data.preprocessing",
-    "CalibrationConfig": "shrink.data.calibration",
-    "CalibrationReader": "shrink.data.calibration",
-    "calibration_batches": "shrink.data.calibration",
     "BatchOptions": "shrink.data.splits",
     "DataInfo": "shrink.data.splits",
     "ImageSplit": "shrink.data.splits",
@@ -84,8 +81,6 @@ def load_data(
 
 __all__ = [
     "BatchOptions",
-    "CalibrationConfig",
-    "CalibrationReader",
     "DATASETS",
     "DataInfo",
     "ImageSplit",
@@ -93,7 +88,6 @@ __all__ = [
     "Preprocessing",
     "TensorSplit",
     "batch_indices",
-    "calibration_batches",
     "load_data",
     "train_val_split",
 ]

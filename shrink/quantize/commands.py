@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from shrink.data.calibration import DEFAULT_CALIBRATION_IMAGES
+from shrink.quantize.calibration import DEFAULT_CALIBRATION_IMAGES
 from shrink.quantize.config import DEFAULT_BUDGET_PT, QuantizeConfig
 from shrink.quantize.recipe import FORMATS, INT8_TYPES, METHODS, QuantRecipe
 

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from shrink.data.calibration import DEFAULT_CALIBRATION_IMAGES
+from shrink.quantize.calibration import DEFAULT_CALIBRATION_IMAGES
 from shrink.errors import ShrinkValueError
 from shrink.quantize.recipe import QuantRecipe
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from shrink.data.calibration import CalibrationReader
 from shrink.errors import ShrinkError, first_line
+from shrink.quantize.calibration import CalibrationReader
 from shrink.quantize.recipe import QuantRecipe
 
 log = logging.getLogger(__name__)

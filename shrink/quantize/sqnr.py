@@ -21,8 +21,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from shrink.data.calibration import CalibrationReader
 from shrink.numerics import sqnr_db
+from shrink.quantize.calibration import CalibrationReader
 from shrink.quantize.ptq import quiet
 
 LAYER_OPS = ("Conv", "Gemm", "MatMul")

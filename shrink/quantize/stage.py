@@ -21,7 +21,6 @@ import onnx
 
 import shrink.quantize.measure as measure
 from shrink.bench import BenchConfig, OnnxCandidate, run_bench
-from shrink.data import CalibrationConfig, calibration_batches
 from shrink.errors import ShrinkError
 from shrink.fileio import check_not_inputs, check_writable, scratch_dir, sha256_file, write_json_atomic
 from shrink.onnxio.checks import check_onnx_file
@@ -29,6 +28,7 @@ from shrink.onnxio.files import onnx_files
 from shrink.onnxio.metadata import set_metadata
 from shrink.onnxio.writing import check_onnx_destination, save_model, staged_output
 from shrink.ort_session import create_session
+from shrink.quantize.calibration import CalibrationConfig, calibration_batches
 from shrink.quantize.config import LAYER_SQNR_EXCLUDE_DB, MAX_EXCLUDED_LAYERS, SQNR_IMAGES, QuantizeConfig
 from shrink.quantize.decide import accuracy_order, confirm, decide, decide_forced, forced_order
 from shrink.quantize.inputs import OnnxInput, check_calibration, load_onnx_input

@@ -1,4 +1,5 @@
-"""Calibration batches for post-training quantization: N real training images, fixed seed.
+"""Calibration batches for post-training quantization: N real training images, fixed seed, and
+onnxruntime's reader over them.
 
 Random calibration data makes int8 ranges meaningless; `calibration_batches` refuses a synthetic
 split unless the caller forces it, and the caller must then flag that in its report.
