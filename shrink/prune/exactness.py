@@ -32,6 +32,7 @@ import torch_pruning as tp
 from shrink.prune.apply import ChannelTracker, apply, check_widths, replay_step
 from shrink.prune.counting import as_inputs, count_params
 from shrink.prune.plan import PlanGroup, PlanStep, PrunedLayer, PrunePlan
+from shrink.recover.bn import fresh_bn_statistics
 
 EXACT_RTOL = 1e-5  # max|y0 - y1| <= EXACT_RTOL * max|y0|
 DEGENERATE_SPREAD = 1e-6  # an output whose spread is below this share of its magnitude proves little
@@ -80,7 +81,9 @@ def randomize(model: nn.Module, example_inputs: tuple, seed: int = 0) -> nn.Modu
     """Non-degenerate weights, in place: BN statistics from one pass over the inputs, random affine
     parameters, and random values for every constant-initialized parameter (zero heads, layer scales)."""
     gen = torch.Generator().manual_seed(seed)
-    _calibrate_batchnorm(model, example_inputs)
+    with fresh_bn_statistics(model) as norms:
+        if norms:
+            model(*example_inputs)  # one pass sets the statistics of that pass
     for module in model.modules():
         if isinstance(module, (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm)):
             for p in (getattr(module, "weight", None),):
@@ -96,24 +99,6 @@ def randomize(model: nn.Module, example_inputs: tuple, seed: int = 0) -> nn.Modu
             else:
                 p.copy_(torch.rand(p.shape, generator=gen) + 0.5)
     return model.eval()
-
-
-def _calibrate_batchnorm(model: nn.Module, example_inputs: tuple) -> None:
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
-    if not norms:
-        return
-    momenta = [m.momentum for m in norms]
-    model.eval()  # only the norms train: auxiliary heads and dropout stay as in inference
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average: one pass sets the statistics of that pass
-        m.train()
-    try:
-        model(*example_inputs)
-    finally:
-        for m, momentum in zip(norms, momenta):
-            m.momentum = momentum
-        model.eval()
 
 
 # ----------------------------------------------------------------------------- zeroing
@@ -191,6 +176,35 @@ def compare(y0: torch.Tensor, y1: torch.Tensor) -> tuple[float, float, bool]:
     return diff, scale, ok
 
 
+@dataclass(frozen=True)
+class ZeroThenRemove:
+    """The outputs with some channels made dead (y0) against those with the same channels removed (y1)."""
+
+    dead_outputs: torch.Tensor  # y0
+    max_abs_diff: float
+    max_abs_output: float
+    passed: bool  # within EXACT_RTOL
+
+
+def zero_then_remove(
+    model: nn.Module,
+    groups: Iterable[PlanGroup],
+    tracker: ChannelTracker,
+    inputs: tuple,
+    removed_outputs: torch.Tensor,
+    *,
+    in_place: bool = False,
+) -> ZeroThenRemove:
+    """Zero what writes the channels `groups` remove (numbered as `tracker` says: `model` may be
+    pruned already) and compare the outputs to `removed_outputs`, those of the model with the same
+    channels removed. Works on a copy unless `in_place`."""
+    dead = model if in_place else copy.deepcopy(model)
+    zero_groups(dead, groups, tracker)
+    y0 = outputs(dead, inputs)
+    diff, scale, ok = compare(y0, removed_outputs)
+    return ZeroThenRemove(y0, diff, scale, ok)
+
+
 def check_exactness(model: nn.Module, plan: PrunePlan, example_inputs, seed: int = 0) -> ExactnessReport:
     """Check `plan` against the dense `model` (not changed): exactly where the zero-then-remove
     argument holds, structurally everywhere."""
@@ -234,14 +248,10 @@ def _on_cpu_copy(model: nn.Module) -> nn.Module:
 
 def _exact_part(base: nn.Module, plan: PrunePlan, exact: list[PlanGroup], inputs: tuple) -> tuple[float, float, bool, float]:
     """(max|y0-y1|, max|y0|, within tolerance, spread of y0) for the exactly checkable groups.
-    A function of its own so that its two model copies are freed on return (big models)."""
-    zeroed = copy.deepcopy(base)
-    zero_groups(zeroed, exact, ChannelTracker())
-    y0 = outputs(zeroed, inputs)
-    del zeroed
-    y1 = outputs(apply(base, plan.with_groups(lambda g: g.inexact is None)), inputs)
-    diff, scale, ok = compare(y0, y1)
-    return diff, scale, ok, _spread(y0)
+    A function of its own so that its model copies are freed on return (big models)."""
+    removed = outputs(apply(base, plan.with_groups(lambda g: g.inexact is None)), inputs)
+    check = zero_then_remove(base, exact, ChannelTracker(), inputs, removed)
+    return check.max_abs_diff, check.max_abs_output, check.passed, _spread(check.dead_outputs)
 
 
 def _spread(y: torch.Tensor) -> float:
@@ -279,7 +289,6 @@ def check_step(
     argument holds must match exactly.
     """
     base = randomize(copy.deepcopy(model), example_inputs, seed)
-    tracker = ChannelTracker.after(done)
     pruned = copy.deepcopy(base)
     try:
         replay_step(pruned, step, ChannelTracker.after(done))
@@ -287,17 +296,25 @@ def check_step(
     except Exception as exc:  # noqa: BLE001 - any failure disqualifies these groups
         return f"the pruned model's forward pass fails ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})", None
     exact = [g for g in step.groups if g.inexact is None]
-    y_exact = y_pruned
-    if exact and len(exact) != len(step.groups):
+    if not exact:
+        return _output_size_change(outputs(base, example_inputs), y_pruned), pruned
+    y_removed = y_pruned
+    if len(exact) != len(step.groups):
         only_exact = copy.deepcopy(base)
         replay_step(only_exact, PlanStep(step.index, step.ratio, tuple(exact)), ChannelTracker.after(done))
-        y_exact = outputs(only_exact, example_inputs)
-    zero_groups(base, exact, tracker)  # base is ours: zero it in place
-    y_dead = outputs(base, example_inputs)
-    if y_pruned.shape != y_dead.shape:
-        return f"the output size changes from {tuple(y_dead.shape)} to {tuple(y_pruned.shape)}", pruned
-    if exact:
-        diff, scale, ok = compare(y_dead, y_exact)
-        if not ok:
-            return f"the zero-then-remove check fails (max|y0-y1| = {diff:.2e} for max|y0| = {scale:.2e})", pruned
+        y_removed = outputs(only_exact, example_inputs)
+    # base is ours: zero it in place
+    check = zero_then_remove(base, exact, ChannelTracker.after(done), example_inputs, y_removed, in_place=True)
+    changed = _output_size_change(check.dead_outputs, y_pruned)
+    if changed:
+        return changed, pruned
+    if not check.passed:
+        return (f"the zero-then-remove check fails (max|y0-y1| = {check.max_abs_diff:.2e} for "
+                f"max|y0| = {check.max_abs_output:.2e})"), pruned
     return None, pruned
+
+
+def _output_size_change(dense: torch.Tensor, pruned: torch.Tensor) -> str | None:
+    if dense.shape == pruned.shape:
+        return None
+    return f"the output size changes from {tuple(dense.shape)} to {tuple(pruned.shape)}"

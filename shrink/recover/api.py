@@ -19,20 +19,21 @@ import copy
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
-import torch
 import torch.nn as nn
 
 from shrink.data import train_val_split
+from shrink.data.fits import check_model_fits
 from shrink.errors import ShrinkError
 from shrink.recover.bn import recalibrate_bn
 from shrink.recover.config import RecoverConfig
 from shrink.recover.distill import DistillLoss
-from shrink.recover.distributed import distributed_session, resolve_device
+from shrink.recover.distributed import DistContext, distributed_session, resolve_device
 from shrink.recover.evaluation import sharded_accuracy
-from shrink.recover.loop import EpochStats, fit, log_progress
+from shrink.recover.loop import EpochStats, FitResult, fit, log_progress
 from shrink.recover.reconstruct import reconstruct
-from shrink.recover.teacher_logits import compute_teacher_logits, why_not_cache
+from shrink.recover.teacher_logits import TeacherLogits, compute_teacher_logits, why_not_cache
 
 
 @dataclass
@@ -71,27 +72,54 @@ class RecoverResult:
 
 
 def check_classes(model: nn.Module, split, device: str = "cpu") -> None:
-    """A clear error, before any training, when the head does not match the dataset."""
-    x, _ = next(iter(split.batches(_one_batch(device))))
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            out = model.to(device)(x)
-    except RuntimeError as exc:
-        raise ShrinkError(f"the model cannot take {split.info.name} inputs of shape {tuple(x.shape[1:])}: "
-                          f"{str(exc).splitlines()[0]}") from exc
-    finally:
-        model.train(was_training)
-    if out.ndim != 2 or out.shape[1] != split.info.num_classes:
-        raise ShrinkError(f"the model has {out.shape[-1]} outputs but {split.info.name} has "
-                          f"{split.info.num_classes} classes")
+    """A clear error, before any training, when the model cannot take the split's images or its
+    head does not match the dataset (the check every stage makes: shrink.data.fits)."""
+    check_model_fits(model, split, device)
 
 
-def _one_batch(device: str):
-    from shrink.data import BatchOptions
+@dataclass
+class _Recovery:
+    """One recovery in progress: the copy being recovered, where it runs and what it is scored on."""
 
-    return BatchOptions(batch_size=2, device=device)
+    student: nn.Module
+    config: RecoverConfig
+    device: str
+    ctx: DistContext
+    eval_split: Any
+    progress: bool
+
+    @property
+    def seed(self) -> int:
+        return self.config.train.seed if self.config.train else 0
+
+    def accuracy(self) -> float | None:
+        """Top-1 on eval_split, for the report only (None without one)."""
+        if self.eval_split is None:
+            return None
+        return sharded_accuracy(self.student, self.eval_split, device=self.device, ctx=self.ctx)
+
+    def log(self, message: str) -> None:
+        if self.progress and self.ctx.is_main:
+            log_progress(message)
+
+
+@dataclass
+class _LabelFree:
+    """What the step without labels did: BN recalibration or layer-wise reconstruction (or neither)."""
+
+    bn_images: int = 0
+    accuracy_bn_recal: float | None = None
+    accuracy_reconstructed: float | None = None
+    reconstruction: dict | None = None  # ReconstructResult.to_dict()
+
+
+@dataclass
+class _Training:
+    """What fine-tuning or distillation did (absent: the config has no training)."""
+
+    fit: FitResult
+    teacher_cached: bool
+    accuracy: float | None  # on eval_split, right after training
 
 
 def recover(
@@ -118,109 +146,149 @@ def recover(
     `plan` (a PrunePlan) and `dense` (the model it was made from): what layer-wise reconstruction
     (config.reconstruct_images > 0) fits the pruned layers to."""
     config = config or RecoverConfig()
+    _check_inputs(config, teacher, plan, dense)
+    train_device = config.train.device if config.train is not None else "auto"
+    with distributed_session(train_device) as ctx:
+        device = resolve_device(train_device, ctx)
+        t_start = time.perf_counter()
+        run = _Recovery(copy.deepcopy(model).to(device), config, device, ctx, eval_split, progress)
+        check_classes(run.student, train_split, device)
+        if val_split is None and config.val_fraction > 0:
+            train_split, val_split = train_val_split(train_split, config.val_fraction, seed=run.seed)
+        selection = StepSelection(run.student, select_split, device, ctx, select_tolerance_pt)
+        before = run.accuracy()
+        selection.measure("pruned")
+        label_free = _label_free_step(run, train_split, plan, dense, selection)
+        training = None
+        if config.train is not None:
+            training = _train(run, teacher, train_split, val_split, checkpoint_dir, run_id, teacher_cache, selection)
+        after = _shipped_accuracy(run, selection, label_free, training)
+        last = _last_weights_accuracy(run, training)
+        seconds = time.perf_counter() - t_start
+    return _result(run, before, label_free, training, after, last, selection, select_split, seconds)
+
+
+def _check_inputs(config: RecoverConfig, teacher: nn.Module | None, plan, dense: nn.Module | None) -> None:
     if config.distill is not None and teacher is None:
         raise ShrinkError("distillation needs a teacher model (the dense model before pruning)")
     if config.reconstruct_images and (plan is None or dense is None):
         raise ShrinkError("reconstruction needs the prune plan and the dense model it was made from "
                           "(recover(..., plan=, dense=))")
-    train_device = config.train.device if config.train is not None else "auto"
-    with distributed_session(train_device) as ctx:
-        device = resolve_device(train_device, ctx)
-        t_start = time.perf_counter()
-        student = copy.deepcopy(model).to(device)
-        check_classes(student, train_split, device)
-        if val_split is None and config.val_fraction > 0:
-            seed = config.train.seed if config.train else 0
-            train_split, val_split = train_val_split(train_split, config.val_fraction, seed=seed)
 
-        def accuracy() -> float | None:
-            return sharded_accuracy(student, eval_split, device=device, ctx=ctx) if eval_split is not None else None
 
-        selection = StepSelection(student, select_split, device, ctx, select_tolerance_pt)
-        before = accuracy()
-        selection.measure("pruned")
-        bn_images = 0
-        after_bn = after_reconstruction = reconstruction = None
-        seed = config.train.seed if config.train else 0
-        if config.reconstruct_images:
-            # Every process fits on the same images, so the weights agree without a sync.
-            report = log_progress if (progress and ctx.is_main) else None
-            reconstruction = reconstruct(student, copy.deepcopy(dense).to(device), plan.removed_outputs(),
-                                         train_split, max_images=config.reconstruct_images, device=device,
-                                         seed=seed, progress=report).to_dict()
-            after_reconstruction = accuracy()
-            selection.measure("reconstructed")
-        elif config.bn_recal:
-            # Every process recalibrates on the same images, so the statistics agree without a sync.
-            bn_images = recalibrate_bn(student, train_split, max_images=config.bn_recal_images,
-                                       batch_size=config.bn_recal_batch_size, device=device, seed=seed)
-            after_bn = accuracy()
-            selection.measure("bn-recal")
-        fit_result, cached = None, None
-        if config.train is not None:
-            criterion = None
-            if config.distill is not None:
-                teacher_copy = copy.deepcopy(teacher).to(device)
-                check_classes(teacher_copy, train_split, device)
-                log = log_progress if (progress and ctx.is_main) else (lambda message: None)
-                reason = why_not_cache(config.distill, config.train, len(train_split),
-                                       train_split.info.num_classes, ctx.world_size)
-                if teacher_cache and reason is None:
-                    log(f"teacher logits: one pass over {len(train_split):,} images "
-                        f"instead of one per epoch ({config.train.epochs})")
-                    cached = compute_teacher_logits(teacher_copy, train_split, device=device,
-                                                    bf16=config.train.bf16, progress=progress and ctx.is_main)
-                elif teacher_cache:
-                    log(f"teacher runs on every batch: {reason}")
-                criterion = DistillLoss(teacher_copy, config.distill, student=student,
-                                        label_smoothing=config.train.label_smoothing, cached=cached)
-            try:
-                fit_result = fit(student, train_split, config.train, val_split=val_split, criterion=criterion,
-                                 checkpoint_dir=checkpoint_dir, run_id=run_id, progress=progress)
-            finally:
-                if criterion is not None:
-                    criterion.close()
-        trained = None
-        if config.train is not None:
-            trained = accuracy()
-            selection.measure("distilled" if config.distill is not None else "fine-tuned")
-        restored = selection.restore_best()  # a step measurably worse on the held-out split does not ship
-        if restored:
-            after = accuracy()
-        else:
-            after = trained if config.train is not None else (after_reconstruction if reconstruction else after_bn)
-        last = None
-        if fit_result is not None and fit_result.last_weights is not None and eval_split is not None:
-            live = copy.deepcopy(student)
-            live.load_state_dict(fit_result.last_weights)
-            last = sharded_accuracy(live, eval_split, device=device, ctx=ctx)
-        seconds = time.perf_counter() - t_start
+def _label_free_step(run: _Recovery, train_split, plan, dense: nn.Module | None,
+                     selection: StepSelection) -> _LabelFree:
+    """Layer-wise reconstruction when the config asks for it, else BN recalibration when it is on.
+    Every process works on the same images, so the weights and statistics agree without a sync."""
+    config = run.config
+    if config.reconstruct_images:
+        report = log_progress if (run.progress and run.ctx.is_main) else None
+        reconstruction = reconstruct(run.student, copy.deepcopy(dense).to(run.device), plan.removed_outputs(),
+                                     train_split, max_images=config.reconstruct_images, device=run.device,
+                                     seed=run.seed, progress=report).to_dict()
+        done = _LabelFree(accuracy_reconstructed=run.accuracy(), reconstruction=reconstruction)
+        selection.measure("reconstructed")
+        return done
+    if config.bn_recal:
+        images = recalibrate_bn(run.student, train_split, max_images=config.bn_recal_images,
+                                batch_size=config.bn_recal_batch_size, device=run.device, seed=run.seed)
+        done = _LabelFree(bn_images=images, accuracy_bn_recal=run.accuracy())
+        selection.measure("bn-recal")
+        return done
+    return _LabelFree()
+
+
+def _train(run: _Recovery, teacher: nn.Module | None, train_split, val_split, checkpoint_dir, run_id: str,
+           teacher_cache: bool, selection: StepSelection) -> _Training:
+    """Fine-tune, or distill from `teacher` when the config says so, then measure the result."""
+    config = run.config
+    criterion, cached = None, None
+    if config.distill is not None:
+        criterion, cached = _distill_loss(run, teacher, train_split, teacher_cache)
+    try:
+        result = fit(run.student, train_split, config.train, val_split=val_split, criterion=criterion,
+                     checkpoint_dir=checkpoint_dir, run_id=run_id, progress=run.progress)
+    finally:
+        if criterion is not None:
+            criterion.close()
+    trained = run.accuracy()
+    selection.measure("distilled" if config.distill is not None else "fine-tuned")
+    return _Training(result, cached is not None, trained)
+
+
+def _distill_loss(run: _Recovery, teacher: nn.Module, train_split,
+                  teacher_cache: bool) -> tuple[DistillLoss, TeacherLogits | None]:
+    """(the distillation loss on a copy of `teacher`, the teacher's cached logits or None)."""
+    config = run.config
+    teacher_copy = copy.deepcopy(teacher).to(run.device)
+    check_classes(teacher_copy, train_split, run.device)
+    reason = why_not_cache(config.distill, config.train, len(train_split), train_split.info.num_classes,
+                           run.ctx.world_size)
+    cached = None
+    if teacher_cache and reason is None:
+        run.log(f"teacher logits: one pass over {len(train_split):,} images "
+                f"instead of one per epoch ({config.train.epochs})")
+        cached = compute_teacher_logits(teacher_copy, train_split, device=run.device, bf16=config.train.bf16,
+                                        progress=run.progress and run.ctx.is_main)
+    elif teacher_cache:
+        run.log(f"teacher runs on every batch: {reason}")
+    criterion = DistillLoss(teacher_copy, config.distill, student=run.student,
+                            label_smoothing=config.train.label_smoothing, cached=cached)
+    return criterion, cached
+
+
+def _shipped_accuracy(run: _Recovery, selection: StepSelection, label_free: _LabelFree,
+                      training: _Training | None) -> float | None:
+    """eval_split accuracy of the weights that ship: a step measurably worse on the held-out split
+    than an earlier one does not ship, and the earlier one's weights are measured again."""
+    if selection.restore_best():
+        return run.accuracy()
+    if training is not None:
+        return training.accuracy
+    if label_free.reconstruction:
+        return label_free.accuracy_reconstructed
+    return label_free.accuracy_bn_recal
+
+
+def _last_weights_accuracy(run: _Recovery, training: _Training | None) -> float | None:
+    """With weight averaging, the eval_split accuracy of the last live weights (the model ends averaged)."""
+    if training is None or training.fit.last_weights is None or run.eval_split is None:
+        return None
+    live = copy.deepcopy(run.student)
+    live.load_state_dict(training.fit.last_weights)
+    return sharded_accuracy(live, run.eval_split, device=run.device, ctx=run.ctx)
+
+
+def _result(run: _Recovery, before: float | None, label_free: _LabelFree, training: _Training | None,
+            after: float | None, last: float | None, selection: StepSelection, select_split,
+            seconds: float) -> RecoverResult:
+    config, fitted = run.config, training.fit if training is not None else None
     return RecoverResult(
-        model=student.cpu().eval(),
+        model=run.student.cpu().eval(),
         accuracy_before=before,
-        accuracy_bn_recal=after_bn,
+        accuracy_bn_recal=label_free.accuracy_bn_recal,
         accuracy_after=after,
         accuracy_last_weights=last,
-        eval_split=eval_split.info.name if eval_split is not None else None,
-        bn_recal_images=bn_images,
-        epochs_run=fit_result.epochs_run if fit_result else 0,
-        epochs_completed=fit_result.epochs_completed if fit_result else 0,
-        best_epoch=fit_result.best_epoch if fit_result else None,
-        stopped_early=fit_result.stopped_early if fit_result else False,
+        eval_split=run.eval_split.info.name if run.eval_split is not None else None,
+        bn_recal_images=label_free.bn_images,
+        epochs_run=fitted.epochs_run if fitted else 0,
+        epochs_completed=fitted.epochs_completed if fitted else 0,
+        best_epoch=fitted.best_epoch if fitted else None,
+        stopped_early=fitted.stopped_early if fitted else False,
         distilled=config.distill is not None and config.train is not None,
-        teacher_cached=cached is not None,
+        teacher_cached=training is not None and training.teacher_cached,
         seconds=seconds,
-        train_seconds=fit_result.seconds if fit_result else 0.0,
-        world_size=ctx.world_size,
-        history=list(fit_result.history) if fit_result else [],
+        train_seconds=fitted.seconds if fitted else 0.0,
+        world_size=run.ctx.world_size,
+        history=list(fitted.history) if fitted else [],
         config=config.to_dict(),
-        accuracy_reconstructed=after_reconstruction,
-        reconstruction=reconstruction,
+        accuracy_reconstructed=label_free.accuracy_reconstructed,
+        reconstruction=label_free.reconstruction,
         selection=selection.steps,
         selection_split=select_split.info.name if select_split is not None else None,
         selection_images=len(select_split) if select_split is not None else 0,
         shipped_step=selection.shipped,
-        accuracy_trained=trained,
+        accuracy_trained=training.accuracy if training is not None else None,
     )
 
 

@@ -7,6 +7,9 @@ on a few unlabeled training batches needs no gradients and changes nothing else.
 
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 import torch
 import torch.nn as nn
 
@@ -17,6 +20,31 @@ BN_TYPES = (nn.modules.batchnorm._BatchNorm,)  # BatchNorm1d/2d/3d and SyncBatch
 
 def batch_norms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
     return [m for m in model.modules() if isinstance(m, BN_TYPES) and m.track_running_stats]
+
+
+@contextlib.contextmanager
+def fresh_bn_statistics(model: nn.Module) -> Iterator[list[nn.modules.batchnorm._BatchNorm]]:
+    """Within the block, every forward pass adds to freshly reset BatchNorm running statistics;
+    yields the norms (an empty list when the model has none).
+
+    Only the norm layers are put in train mode, so dropout and auxiliary heads stay as in inference,
+    and each statistic becomes the plain average over the batches (momentum=None), not a decayed
+    one. On leaving, the momenta and the model's train/eval mode are as they were.
+    """
+    norms = batch_norms(model)
+    was_training = model.training
+    momenta = [m.momentum for m in norms]
+    model.eval()
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches seen
+        m.train()
+    try:
+        yield norms
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        model.train(was_training)
 
 
 @torch.no_grad()
@@ -30,23 +58,13 @@ def recalibrate_bn(
     seed: int = 0,
 ) -> int:
     """Reset and re-estimate every BatchNorm's running stats from at most `max_images` training
-    images, in place. Returns the number of images used (0 when the model has no BatchNorm).
-
-    Only the norm layers are put in train mode, so dropout and the like stay off, and each
-    statistic becomes the plain average over the batches (momentum=None), not a decayed one.
-    """
-    norms = batch_norms(model)
-    if not norms:
+    images, in place (see fresh_bn_statistics). Returns the number of images used (0 when the
+    model has no BatchNorm)."""
+    if not batch_norms(model):
         return 0
-    was_training = model.training
-    momenta = [m.momentum for m in norms]
-    model.to(device).eval()
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average over the batches seen
-        m.train()
+    model.to(device)
     seen = 0
-    try:
+    with fresh_bn_statistics(model):
         # Shuffled, so a class-sorted dataset still gives representative statistics; no augmentation.
         options = BatchOptions(batch_size=min(batch_size, max_images), shuffle=True, seed=seed, device=device)
         for x, _ in split.batches(options):
@@ -57,8 +75,4 @@ def recalibrate_bn(
             seen += len(x)
             if seen >= max_images:
                 break
-    finally:
-        for m, momentum in zip(norms, momenta):
-            m.momentum = momentum
-        model.train(was_training)
     return seen

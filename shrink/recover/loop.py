@@ -128,6 +128,41 @@ def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
+@dataclass
+class _Session:
+    """What every epoch of one fit shares, built once before the first."""
+
+    model: nn.Module
+    config: TrainConfig
+    ctx: DistContext
+    device: str
+    channels_last: bool
+    batch_size: int  # this process's share of the global batch
+    steps: int  # optimizer steps per epoch
+    criterion: Criterion
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    average: WeightAverage | None
+    run_id: str  # the caller's id and the config's fingerprint: what a checkpoint must match
+    log: Callable[[str], None]
+    show_progress: bool  # progress lines and bars, on the main process only
+    net: nn.Module  # the model, or its DistributedDataParallel wrapper once training starts
+
+    @property
+    def scored(self) -> nn.Module:
+        """With an average, it is what validation scores, early stopping keeps and the model ends with."""
+        return self.average.model if self.average is not None else self.model
+
+
+@dataclass
+class _Progress:
+    """What a checkpoint carries over from one run to the one that resumes it."""
+
+    start_epoch: int = 0  # epochs completed before this call
+    history: list[EpochStats] = field(default_factory=list)
+    best_state: dict[str, torch.Tensor] | None = None  # weights of the best validation epoch (early stopping)
+
+
 def fit(
     model: nn.Module,
     train_split,
@@ -144,12 +179,28 @@ def fit(
     `criterion` may be an nn.Module (e.g. DistillLoss holding a teacher); it is moved to the
     training device. `val_split` (held out of train, never the test set) feeds early stopping.
     """
-    ctx = current_context()
-    device = resolve_device(config.device, ctx)
-    on_cuda = device.startswith("cuda")
-    channels_last = on_cuda and config.channels_last
     if config.early_stopping_patience is not None and val_split is None:
         raise ShrinkError("early stopping needs a validation split (hold one out of train)")
+    session = _start(model, len(train_split), config, criterion, run_id, progress)
+    state = _resume(session, checkpoint_dir) if checkpoint_dir is not None else _Progress()
+    session.net = _parallel(session)  # after the resume: DDP broadcasts rank 0's weights as it wraps them
+    t_start = time.perf_counter()
+    for epoch in range(state.start_epoch, config.epochs):
+        if _should_stop(state.history, config.early_stopping_patience):
+            break
+        stats = _run_epoch(session, train_split, val_split, epoch)
+        _record_epoch(session, state, stats, t_start)
+        if checkpoint_dir is not None and session.ctx.is_main:
+            _save(session, state, checkpoint_dir)
+    return _finish(session, state, t_start)
+
+
+def _start(model: nn.Module, train_size: int, config: TrainConfig, criterion: Criterion | None, run_id: str,
+           progress: bool) -> _Session:
+    """Seed, move the model and criterion to the device, and build the optimizer and schedule."""
+    ctx = current_context()
+    device = resolve_device(config.device, ctx)
+    channels_last = device.startswith("cuda") and config.channels_last
     batch_size = per_process_batch(config.batch_size, ctx.world_size)
     torch.manual_seed(config.seed)
     model.to(device)
@@ -161,106 +212,141 @@ def fit(
         if channels_last:
             criterion.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, config)
-    steps = _steps_per_epoch(len(train_split), batch_size, ctx.world_size)
+    steps = _steps_per_epoch(train_size, batch_size, ctx.world_size)
     scheduler = make_scheduler(optimizer, config, steps)
-    run_id = f"{run_id}:{config.fingerprint()}"
-    log = log_progress if (progress and ctx.is_main) else (lambda message: None)
-    # With an average, it is what validation scores, early stopping keeps and the model ends with.
     average = WeightAverage(model, decay_for(config.ema_epochs, steps)) if config.ema_epochs else None
-    scored = average.model if average is not None else model
+    show_progress = progress and ctx.is_main
+    return _Session(model=model, config=config, ctx=ctx, device=device, channels_last=channels_last,
+                    batch_size=batch_size, steps=steps, criterion=criterion, optimizer=optimizer,
+                    scheduler=scheduler, average=average, run_id=f"{run_id}:{config.fingerprint()}",
+                    log=log_progress if show_progress else (lambda message: None), show_progress=show_progress,
+                    net=model)
 
-    start_epoch, history, best_state = 0, [], None
-    if checkpoint_dir is not None:
-        state = _resume_state(checkpoint_dir, run_id, ctx)
-        if state is not None:
-            model.load_state_dict(state.model)
-            optimizer.load_state_dict(state.optimizer)
-            scheduler.load_state_dict(state.scheduler)
-            start_epoch, history = state.epoch, [EpochStats(**h) for h in state.history]
-            best_state = state.best_model
-            if average is not None and state.average is not None:
-                average.load_state_dict(state.average)
-            log(f"resuming after epoch {start_epoch}/{config.epochs} from {checkpoint_dir}")
 
-    net = model
-    if ctx.distributed:
-        # DDP broadcasts rank 0's weights at construction and all-reduces gradients in backward.
-        net = DistributedDataParallel(model, device_ids=[torch.device(device).index] if on_cuda else None)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if on_cuda and config.bf16 else contextlib.nullcontext()
-    t_start = time.perf_counter()
-    for epoch in range(start_epoch, config.epochs):
-        if _should_stop(history, config.early_stopping_patience):
-            break
-        torch.manual_seed(config.seed * 1_000_003 + epoch * 1009 + ctx.rank)  # dropout etc. replay on resume
-        net.train()
-        if isinstance(criterion, nn.Module):
-            criterion.train()
-        t0 = time.perf_counter()
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
-        seen = 0
-        options = BatchOptions(batch_size=batch_size, shuffle=True, augment=config.augment, seed=config.seed,
-                               epoch=epoch, device=device, rank=ctx.rank, world_size=ctx.world_size)
-        bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False,
-                   disable=not (progress and ctx.is_main and sys.stderr.isatty()))
-        # Indices let distillation look up cached teacher logits; strict: a split that yields another
-        # number of batches fails here, and the cache checks each batch's labels against its own.
-        batches = zip(train_split.batches(options), batch_indices(len(train_split), options), strict=True)
-        for i, ((x, y), indices) in enumerate(batches):
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with autocast:
-                logits = net(x)
-                loss = criterion(logits.float(), y, x, indices)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            if average is not None:
-                average.update(model)
-            loss_sum += loss.detach() * len(y)
-            correct += (logits.detach().argmax(1) == y).sum()
-            seen += len(y)
-            if i % 20 == 0 and not bar.disable:
-                bar.set_postfix(loss=f"{loss_sum.item() / seen:.3f}", acc=f"{100 * correct.item() / seen:.1f}%",
-                                img_s=f"{seen * ctx.world_size / (time.perf_counter() - t0):.0f}")
-            bar.update(1)
-        bar.close()
-        loss_total, correct_total, seen_total = all_reduce_sum([loss_sum.item(), correct.item(), seen], device)
-        val_acc = sharded_accuracy(scored, val_split, device=device, ctx=ctx) if val_split is not None else None
-        seconds = time.perf_counter() - t0
-        stats = EpochStats(epoch + 1, loss_total / max(seen_total, 1), 100.0 * correct_total / max(seen_total, 1),
-                           val_acc, optimizer.param_groups[0]["lr"], seconds, seen_total / seconds)
-        history.append(stats)
-        if config.early_stopping_patience is not None and _best_epoch(history) == stats.epoch:
-            best_state = _cpu_state(scored)
-        eta = (time.perf_counter() - t_start) / (epoch + 1 - start_epoch) * (config.epochs - epoch - 1)
-        val_text = f"  val {val_acc:.2f}%" if val_acc is not None else ""
-        log(f"epoch {stats.epoch}/{config.epochs}  loss {stats.train_loss:.4f}  train {stats.train_accuracy:.2f}%"
-            f"{val_text}  lr {stats.lr:.2e}  {seconds:.1f}s  {stats.images_per_second:.0f} img/s  eta {eta:.0f}s")
-        if checkpoint_dir is not None and ctx.is_main:
-            save_checkpoint(checkpoint_dir, TrainingState(
-                model=_cpu_state(model), optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                epoch=epoch + 1, run_id=run_id, history=[asdict(h) for h in history], best_model=best_state,
-                average=average.state_dict() if average is not None else None))
+def _resume(session: _Session, checkpoint_dir: str | Path) -> _Progress:
+    """Restore the model, optimizer, schedule and history from the last checkpoint of this run, if any."""
+    saved = _resume_state(checkpoint_dir, session.run_id, session.ctx)
+    if saved is None:
+        return _Progress()
+    session.model.load_state_dict(saved.model)
+    session.optimizer.load_state_dict(saved.optimizer)
+    session.scheduler.load_state_dict(saved.scheduler)
+    if session.average is not None and saved.average is not None:
+        session.average.load_state_dict(saved.average)
+    session.log(f"resuming after epoch {saved.epoch}/{session.config.epochs} from {checkpoint_dir}")
+    return _Progress(saved.epoch, [EpochStats(**h) for h in saved.history], saved.best_model)
+
+
+def _parallel(session: _Session) -> nn.Module:
+    """The model as training calls it: under torchrun, DDP all-reduces the gradients in backward."""
+    if not session.ctx.distributed:
+        return session.model
+    on_cuda = session.device.startswith("cuda")
+    return DistributedDataParallel(session.model, device_ids=[torch.device(session.device).index] if on_cuda else None)
+
+
+def _run_epoch(session: _Session, train_split, val_split, epoch: int) -> EpochStats:
+    """Train one epoch (0-based `epoch`), then score on the validation split when there is one."""
+    config, ctx = session.config, session.ctx
+    torch.manual_seed(config.seed * 1_000_003 + epoch * 1009 + ctx.rank)  # dropout etc. replay on resume
+    session.net.train()
+    if isinstance(session.criterion, nn.Module):
+        session.criterion.train()
+    t0 = time.perf_counter()
+    loss_sum, correct, seen = _train_batches(session, train_split, epoch, t0)
+    loss_total, correct_total, seen_total = all_reduce_sum([loss_sum, correct, seen], session.device)
+    val_acc = (sharded_accuracy(session.scored, val_split, device=session.device, ctx=ctx)
+               if val_split is not None else None)
+    seconds = time.perf_counter() - t0
+    return EpochStats(epoch + 1, loss_total / max(seen_total, 1), 100.0 * correct_total / max(seen_total, 1),
+                      val_acc, session.optimizer.param_groups[0]["lr"], seconds, seen_total / seconds)
+
+
+def _train_batches(session: _Session, train_split, epoch: int, t0: float) -> tuple[float, int, int]:
+    """One pass over this process's share of the training split: (loss sum, correct, images)."""
+    config, ctx, device = session.config, session.ctx, session.device
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") and config.bf16
+                else contextlib.nullcontext())
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    seen = 0
+    options = BatchOptions(batch_size=session.batch_size, shuffle=True, augment=config.augment, seed=config.seed,
+                           epoch=epoch, device=device, rank=ctx.rank, world_size=ctx.world_size)
+    bar = tqdm(total=session.steps, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False,
+               disable=not (session.show_progress and sys.stderr.isatty()))
+    # Indices let distillation look up cached teacher logits; strict: a split that yields another
+    # number of batches fails here, and the cache checks each batch's labels against its own.
+    batches = zip(train_split.batches(options), batch_indices(len(train_split), options), strict=True)
+    for i, ((x, y), indices) in enumerate(batches):
+        if session.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast:
+            logits = session.net(x)
+            loss = session.criterion(logits.float(), y, x, indices)
+        _step(session, loss)
+        loss_sum += loss.detach() * len(y)
+        correct += (logits.detach().argmax(1) == y).sum()
+        seen += len(y)
+        if i % 20 == 0 and not bar.disable:
+            bar.set_postfix(loss=f"{loss_sum.item() / seen:.3f}", acc=f"{100 * correct.item() / seen:.1f}%",
+                            img_s=f"{seen * ctx.world_size / (time.perf_counter() - t0):.0f}")
+        bar.update(1)
+    bar.close()
+    return loss_sum.item(), correct.item(), seen
+
+
+def _step(session: _Session, loss: torch.Tensor) -> None:
+    """One optimizer step on `loss`, the schedule's step, and the average's."""
+    session.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if session.config.grad_clip is not None:
+        nn.utils.clip_grad_norm_(session.model.parameters(), session.config.grad_clip)
+    session.optimizer.step()
+    session.scheduler.step()
+    if session.average is not None:
+        session.average.update(session.model)
+
+
+def _record_epoch(session: _Session, state: _Progress, stats: EpochStats, t_start: float) -> None:
+    """Add the epoch to the history, keep the weights of a new best one, and log it."""
+    config = session.config
+    state.history.append(stats)
+    if config.early_stopping_patience is not None and _best_epoch(state.history) == stats.epoch:
+        state.best_state = _cpu_state(session.scored)
+    eta = (time.perf_counter() - t_start) / (stats.epoch - state.start_epoch) * (config.epochs - stats.epoch)
+    val_text = f"  val {stats.val_accuracy:.2f}%" if stats.val_accuracy is not None else ""
+    session.log(f"epoch {stats.epoch}/{config.epochs}  loss {stats.train_loss:.4f}  train {stats.train_accuracy:.2f}%"
+                f"{val_text}  lr {stats.lr:.2e}  {stats.seconds:.1f}s  {stats.images_per_second:.0f} img/s  eta {eta:.0f}s")
+
+
+def _save(session: _Session, state: _Progress, checkpoint_dir: str | Path) -> None:
+    average = session.average
+    save_checkpoint(checkpoint_dir, TrainingState(
+        model=_cpu_state(session.model), optimizer=session.optimizer.state_dict(),
+        scheduler=session.scheduler.state_dict(), epoch=state.history[-1].epoch, run_id=session.run_id,
+        history=[asdict(h) for h in state.history], best_model=state.best_state,
+        average=average.state_dict() if average is not None else None))
+
+
+def _finish(session: _Session, state: _Progress, t_start: float) -> FitResult:
+    """End with the averaged or the best weights where the config asks for them, in the default memory format."""
+    config, model, history = session.config, session.model, state.history
     stopped = _should_stop(history, config.early_stopping_patience) and len(history) < config.epochs
     if stopped:
-        log(f"early stop: no better validation accuracy for {config.early_stopping_patience} epochs")
+        session.log(f"early stop: no better validation accuracy for {config.early_stopping_patience} epochs")
     best_epoch = _best_epoch(history)
     last_weights = None
-    if average is not None:
+    if session.average is not None:
         last_weights = _cpu_state(model)
-        model.load_state_dict(average.model.state_dict())
-    if config.early_stopping_patience is not None and config.restore_best and best_state is not None:
-        model.load_state_dict(best_state)
+        model.load_state_dict(session.average.model.state_dict())
+    if config.early_stopping_patience is not None and config.restore_best and state.best_state is not None:
+        model.load_state_dict(state.best_state)
         if best_epoch != len(history):
-            log(f"restored the weights of epoch {best_epoch} (best validation accuracy)")
+            session.log(f"restored the weights of epoch {best_epoch} (best validation accuracy)")
     model.to(memory_format=torch.contiguous_format)
-    return FitResult(epochs_run=len(history) - start_epoch, resumed_from_epoch=start_epoch, history=history,
-                     seconds=time.perf_counter() - t_start, best_epoch=best_epoch, stopped_early=stopped,
-                     world_size=ctx.world_size, last_weights=last_weights)
+    return FitResult(epochs_run=len(history) - state.start_epoch, resumed_from_epoch=state.start_epoch,
+                     history=history, seconds=time.perf_counter() - t_start, best_epoch=best_epoch,
+                     stopped_early=stopped, world_size=session.ctx.world_size, last_weights=last_weights)
 
 
 def log_progress(message: str) -> None:
