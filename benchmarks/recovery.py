@@ -16,13 +16,18 @@ every recovery.
 Rows run concurrently, one process each (small pruned models leave an H100 mostly idle). The
 parent prints every child's progress, then writes recovery.json and recovery.md into --out.
 
-Recipe sweeps: `--variant` (repeatable) runs each recipe override set, e.g.
-`--variant lr=0.02 --variant lr=0.1,temperature=4`; with `--select-on-val` every model trains on
+The training recipe comes from the flags (--lr, --epochs, ...), and `--set KEY=VALUE` overrides
+one of its fields as `shrink run --set` does (YAML value, repeatable; the keys are the fields of
+RecoveryRecipe, e.g. `--set lr=0.02 --set augment=true`). Recipe sweeps: `--variant` (repeatable)
+recovers the same pruned models once per variant, each given as --set items separated by commas
+(an empty one: the recipe as it is), e.g. `--variant lr=0.02 --variant lr=0.1,temperature=4`,
+applied over the --set overrides; with `--select-on-val` every model trains on
 train minus a held-out validation split and is scored on that split only, so a recipe can be
 chosen without ever looking at the test set.
 
     python benchmarks/recovery.py --data-dir /usr/share/datasets/fashion-mnist --out runs/recovery
     python benchmarks/recovery.py --quick --out runs/recovery-quick      # CPU smoke test
+    python benchmarks/recovery.py --set lr=0.02 --set temperature=4 --out runs/recovery-lr0.02-t4
     python benchmarks/recovery.py --select-on-val --rows 1 3 --methods kd \
         --variant lr=0.02 --variant augment=1,lr=0.05 --out runs/recovery-sweep
     python benchmarks/recovery.py --methods --out runs/criteria   # criteria table only, no training
@@ -40,10 +45,12 @@ import subprocess
 import sys
 import threading
 import time
+import typing
 import warnings
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from itertools import islice
 from pathlib import Path
+from typing import Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -51,12 +58,14 @@ sys.path.insert(0, str(REPO))
 import torch  # noqa: E402
 
 from shrink.data import BatchOptions, load_data, train_val_split  # noqa: E402
+from shrink.errors import ShrinkValueError  # noqa: E402
 from shrink.evaluate import evaluate_torch  # noqa: E402
 from shrink.fileio import write_json_atomic, write_text_atomic  # noqa: E402
-from shrink.models import load_model  # noqa: E402
+from shrink.load import load_model  # noqa: E402
 from shrink.prune.config import IMPORTANCE_NAMES  # noqa: E402
 from shrink.recover import DistillConfig, RecoverConfig, TrainConfig, recalibrate_bn, recover  # noqa: E402
 from shrink.recover.config import OPTIMIZERS, default_distill, default_finetune  # noqa: E402
+from shrink.recipe import check_keys, merge, override_layer  # noqa: E402
 from shrink.recover.reconstruct import reconstruct  # noqa: E402
 
 RECIPE, KD_RECIPE = default_finetune(), default_distill()  # the defaults of `shrink finetune`
@@ -74,16 +83,6 @@ def _flag(text: str) -> bool:
     return text.lower() in ("1", "true")
 
 
-def _optimizer(text: str) -> str:
-    if text not in OPTIMIZERS:
-        raise ValueError(f"expected one of {', '.join(OPTIMIZERS)}, got {text!r}")
-    return text
-
-
-VARIANT_KEYS = {"lr": float, "kd_lr": float, "warmup_epochs": float, "weight_decay": float,
-                "label_smoothing": float, "temperature": float, "alpha": float, "batch_size": int,
-                "iterative_steps": int, "epochs": int, "optimizer": _optimizer, "momentum": float, "augment": _flag,
-                "feature_weight": float, "seed": int, "ema_epochs": float, "reconstruct_images": int}
 # Stage outputs matched by attention transfer when feature_weight > 0 (same spatial size in the
 # pruned student and the dense teacher; MobileNetV2's are the last block of each resolution).
 FEATURE_LAYERS = {"fmnist_resnet18": ("layer1", "layer2", "layer3", "layer4"),
@@ -124,6 +123,74 @@ ROWS = (
 # ----------------------------------------------------------------------------- the recipe
 
 
+@dataclass(frozen=True)
+class RecoveryRecipe:
+    """The fields of the training recipe that `--set` and `--variant` override: the flags of the
+    same names give their values, KEY=VALUE items change them."""
+
+    epochs: int
+    batch_size: int
+    lr: float  # peak lr of fine-tuning
+    kd_lr: float | None  # peak lr of distillation; None: lr
+    warmup_epochs: float
+    weight_decay: float
+    label_smoothing: float
+    temperature: float
+    alpha: float
+    optimizer: str
+    momentum: float
+    augment: bool  # 0 and 1 are read as false and true, as the --augment flag takes them
+    feature_weight: float
+    ema_epochs: float | None
+    reconstruct_images: int
+    iterative_steps: int
+    seed: int
+
+    def __post_init__(self) -> None:
+        for name, hint in typing.get_type_hints(RecoveryRecipe).items():
+            object.__setattr__(self, name, _typed(name, getattr(self, name), hint))
+        if self.optimizer not in OPTIMIZERS:
+            raise ShrinkValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+
+
+def _typed(name: str, value: typing.Any, hint: typing.Any) -> typing.Any:
+    """`value` as the field's type: an int where a float is asked becomes that float (YAML reads
+    `lr=1` as an int), 0/1 a bool; anything else of another type is an error."""
+    kinds = [k for k in typing.get_args(hint) if k is not type(None)] or [hint]
+    kind, optional = kinds[0], hint is not kinds[0]
+    if value is None and optional:
+        return None
+    if kind is bool and value in (0, 1) and not isinstance(value, float):
+        return bool(value)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, kind) and (kind is bool or not isinstance(value, bool)):
+        return value
+    raise ShrinkValueError(f"{name} must be {kind.__name__}{' or null' if optional else ''}, got {value!r}")
+
+
+RECIPE_FIELDS = tuple(f.name for f in fields(RecoveryRecipe))
+
+
+def recipe_overrides(items: Sequence[str], origin: str) -> dict:
+    """KEY=VALUE items, read as `shrink run --set` reads them (YAML values; a later item wins), as
+    one mapping of recipe fields; an unknown key is an error that names the closest field."""
+    layer = override_layer(items)
+    check_keys(layer, RecoveryRecipe, origin)
+    return layer
+
+
+def variant_overrides(text: str) -> dict:
+    """One --variant: --set items separated by commas ('lr=0.02,temperature=4'); '' is the recipe as given."""
+    return recipe_overrides([item for item in text.split(",") if item.strip()], f"--variant {text!r}")
+
+
+def with_overrides(args: argparse.Namespace, overrides: dict) -> argparse.Namespace:
+    """A copy of `args` whose recipe fields take `overrides`, checked together as one RecoveryRecipe."""
+    recipe = RecoveryRecipe(**merge({name: getattr(args, name) for name in RECIPE_FIELDS}, overrides))
+    return argparse.Namespace(**{**vars(args), **asdict(recipe)})
+
+
 def recipes(args, model: str) -> tuple[RecoverConfig, RecoverConfig]:
     """(fine-tune, distill) configs. Why these defaults:
     - BN recalibration first: the pruned model starts from ~50% (not 10%) at 4x, so early steps are
@@ -149,21 +216,6 @@ def recipes(args, model: str) -> tuple[RecoverConfig, RecoverConfig]:
                        distill=DistillConfig(temperature=args.temperature, alpha=args.alpha,
                                              feature_layers=features, feature_weight=args.feature_weight))
     return ft, kd
-
-
-def parse_variant(text: str) -> dict:
-    """'lr=0.02,temperature=4' -> {'lr': 0.02, 'temperature': 4.0}; '' -> {} (the defaults)."""
-    out = {}
-    for item in filter(None, (t.strip() for t in text.split(","))):
-        key, _, value = item.partition("=")
-        key = key.strip().replace("-", "_")
-        if key not in VARIANT_KEYS or not value:
-            raise SystemExit(f"bad --variant item {item!r}; use KEY=VALUE with KEY in {sorted(VARIANT_KEYS)}")
-        try:
-            out[key] = VARIANT_KEYS[key](value)
-        except ValueError as exc:
-            raise SystemExit(f"bad --variant item {item!r}: {exc}") from None
-    return out
 
 
 def choose_criterion(criteria: dict, key: str = "bn_recal_val") -> str:
@@ -274,7 +326,7 @@ def run_row(index: int, args) -> dict:
     fit_train, fit_eval = (select_train, select_val) if args.select_on_val else (train, test)
     variants = {}
     for name in args.variant:
-        vargs = argparse.Namespace(**{**vars(args), **parse_variant(name)})
+        vargs = with_overrides(args, variant_overrides(name))
         variants[name or "default"] = run_methods(tag if not name else f"{tag} | {name}", row, vargs, chosen,
                                                   pruned_by[chosen], plans[chosen], dense, dense_macs, example,
                                                   fit_train, fit_eval, taylor_batches)
@@ -289,18 +341,16 @@ def run_methods(tag, row, args, chosen, pruned, pruned_plan, dense, dense_macs, 
     """Fine-tune, distill and (on aggressive rows) iteratively distill one pruned model."""
     ft_config, kd_config = recipes(args, row.model)
     methods = {}
-    if "finetune" in args.methods:
-        log(tag, f"fine-tune {args.epochs} epochs")
-        r = recover(pruned, None, train, ft_config, eval_split=evaluate, progress=args.verbose,
-                    plan=pruned_plan, dense=dense)
-        methods["finetune"] = _summary(r)
-        log(tag, f"fine-tune -> {r.accuracy_after:.2f}%  ({r.train_seconds:.0f}s)")
-    if "kd" in args.methods:
-        log(tag, f"distill {args.epochs} epochs (T={args.temperature}, alpha={args.alpha})")
-        r = recover(pruned, dense, train, kd_config, eval_split=evaluate, progress=args.verbose,
-                    plan=pruned_plan, dense=dense)
-        methods["kd"] = _summary(r)
-        log(tag, f"distill -> {r.accuracy_after:.2f}%  ({r.train_seconds:.0f}s)")
+    # (method, what the log calls it, teacher, config, what the log adds)
+    recoveries = (("finetune", "fine-tune", None, ft_config, ""),
+                  ("kd", "distill", dense, kd_config, f" (T={args.temperature}, alpha={args.alpha})"))
+    for method, verb, teacher, config, detail in recoveries:
+        if method in args.methods:
+            log(tag, f"{verb} {args.epochs} epochs{detail}")
+            r = recover(pruned, teacher, train, config, eval_split=evaluate, progress=args.verbose,
+                        plan=pruned_plan, dense=dense)
+            methods[method] = _summary(r)
+            log(tag, f"{verb} -> {r.accuracy_after:.2f}%  ({r.train_seconds:.0f}s)")
     if row.iterative and args.iterative_steps > 1 and "kd" in args.methods:
         from shrink.recover.iterative import prune_and_recover
 
@@ -398,9 +448,22 @@ def _variant_cell(method: dict) -> str:
 
 
 def markdown(results: list[dict], meta: dict) -> str:
+    lines = _header(meta) + _results_table(results, meta)
+    if len(meta["variants"]) > 1 or meta["select_on_val"]:
+        lines += _variants_table(results, meta["select_on_val"])
+    lines += _baseline_table(results) + ["", _recipe_line(meta["recipe"]), ""]
+    return "\n".join(lines)
+
+
+def _reconstructed(meta: dict) -> bool:
+    """Layer-wise reconstruction, not BN recalibration, started every recovery."""
+    return bool(meta["recipe"].get("reconstruct_images"))
+
+
+def _header(meta: dict) -> list[str]:
     scored = "VALIDATION split held out of train (recipe selection; not test accuracy)" if meta["select_on_val"] else "test set"
-    refit = bool(meta["recipe"].get("reconstruct_images"))
-    lines = [
+    refit = _reconstructed(meta)
+    return [
         "# Accuracy recovery after pruning (Fashion-MNIST, 5-epoch budget)",
         "",
         f"Accuracy of the recovered models on the {scored}; dense, no-recovery, BN-recal{' and reconstructed' if refit else ''} columns on the test set"
@@ -416,6 +479,12 @@ def markdown(results: list[dict], meta: dict) -> str:
         f"{'reconstructed' if refit else 'BN-recal'} accuracy on "
         f"a validation split held out of train: l2 unless another beats it by >= {SWITCH_MARGIN_PT:g} points.",
         "",
+    ]
+
+
+def _results_table(results: list[dict], meta: dict) -> list[str]:
+    refit = _reconstructed(meta)
+    lines = [
         "| model | channels kept | MAC reduction | dense | no recovery | BN recal only: " + " / ".join(meta["criteria"])
         + (" | reconstructed only: " + " / ".join(meta["criteria"]) if refit else "")
         + " | fine-tune | KD | KD, iterative | target | met |",
@@ -425,61 +494,87 @@ def markdown(results: list[dict], meta: dict) -> str:
         row = r["row"]
         if "error" in r:
             lines.append(f"| {row['label']} | {row['kept']} | error | | | | | | | | {r['error'].splitlines()[0][:80]} |")
-            continue
-        dense, chosen, crit = r["dense_accuracy"], r["chosen"], r["criteria"]
-        bn = " / ".join(f"{crit[c]['bn_recal']:.1f}%{'*' if c == chosen and not refit else ''}"
-                        for c in meta["criteria"] if c in crit)
-        if refit:
-            bn += " | " + " / ".join(f"{crit[c]['reconstructed']:.1f}%{'*' if c == chosen else ''}"
-                                     for c in meta["criteria"] if c in crit)
-        no_rec = " / ".join(f"{crit[c]['no_recovery']:.1f}%" for c in meta["criteria"] if c in crit)
-        m = next(iter(r["variants"].values()))
-        ft, kd, it = (m.get(k, {}).get("accuracy") for k in ("finetune", "kd", "kd_iterative"))
-        # A recipe given more epochs than the budget (--epochs or --variant epochs=N) can reach a target without
-        # meeting it; results written before iterative runs recorded their epochs count as 0.
-        over = max((m[k].get("epochs") or 0 for k in ("finetune", "kd", "kd_iterative") if k in m), default=0)
-        best = max((a for a in (ft, kd, it) if a is not None), default=None)
-        # A recovered model is compared to the dense one on its own split; older results had no val figure.
-        reference = r.get("dense_val_accuracy") if meta["select_on_val"] else dense
-        dense_cell = f"{dense:.2f}%" + (f" (val {reference:.2f}%)" if meta["select_on_val"] and reference is not None else "")
-        # The targets are test-set figures: not shown beside validation accuracies.
-        target = (f">= {dense - row['target_pt']:.2f}%" if row.get("target_pt") is not None
-                  and not meta["select_on_val"] else "-")
-        met = "-" if row.get("target_pt") is None or best is None or meta["select_on_val"] else ("yes" if best >= dense - row["target_pt"] else "no")
-        if met == "yes" and over > BUDGET_EPOCHS:
-            met = f"not within budget ({over} epochs, not {BUDGET_EPOCHS})"
-        lines.append(f"| {row['label']} | {row['kept']} | {crit[chosen]['mac_reduction']:.2f}x | {dense_cell} | {no_rec} | "
-                     f"{bn} | {_fmt(ft, reference)} | {_fmt(kd, reference)} | {_fmt(it, reference)} | {target} | {met} |")
-    if len(meta["variants"]) > 1 or meta["select_on_val"]:
-        lines += ["", f"Recipe variants (accuracy on the {'validation split held out of train' if meta['select_on_val'] else 'test set'}):",
-                  "", "| model | channels kept | variant | fine-tune | KD | KD, iterative |", "|---|---|---|---|---|---|"]
-        for r in results:
-            for name, m in r.get("variants", {}).items():
-                cells = [_variant_cell(m.get(k, {})) for k in ("finetune", "kd", "kd_iterative")]
-                lines.append(f"| {r['row']['label']} | {r['row']['kept']} | {name} | " + " | ".join(cells) + " |")
-    lines += ["", "Baseline of the issue (its own dense model, so compare the change columns):", "",
-              "| model | channels kept | dense | 5 epochs fine-tune | 5 epochs KD |", "|---|---|---|---|---|"]
+        else:
+            lines.append(_result_line(r, meta))
+    return lines
+
+
+def _result_line(r: dict, meta: dict) -> str:
+    row, dense, chosen, crit = r["row"], r["dense_accuracy"], r["chosen"], r["criteria"]
+    m = next(iter(r["variants"].values()))
+    ft, kd, it = (m.get(k, {}).get("accuracy") for k in ("finetune", "kd", "kd_iterative"))
+    # A recovered model is compared to the dense one on its own split; older results had no val figure.
+    reference = r.get("dense_val_accuracy") if meta["select_on_val"] else dense
+    dense_cell = f"{dense:.2f}%" + (f" (val {reference:.2f}%)" if meta["select_on_val"] and reference is not None else "")
+    target, met = _target_and_met(row, dense, m, max((a for a in (ft, kd, it) if a is not None), default=None),
+                                  meta["select_on_val"])
+    return (f"| {row['label']} | {row['kept']} | {crit[chosen]['mac_reduction']:.2f}x | {dense_cell} | "
+            f"{_criteria_cells(crit, chosen, meta)} | {_fmt(ft, reference)} | {_fmt(kd, reference)} | "
+            f"{_fmt(it, reference)} | {target} | {met} |")
+
+
+def _criteria_cells(crit: dict, chosen: str, meta: dict) -> str:
+    """The no-recovery cell, then the BN-recal (and reconstructed) cells; the chosen criterion starred."""
+    refit, names = _reconstructed(meta), [c for c in meta["criteria"] if c in crit]
+    no_rec = " / ".join(f"{crit[c]['no_recovery']:.1f}%" for c in names)
+    bn = " / ".join(f"{crit[c]['bn_recal']:.1f}%{'*' if c == chosen and not refit else ''}" for c in names)
+    if refit:
+        bn += " | " + " / ".join(f"{crit[c]['reconstructed']:.1f}%{'*' if c == chosen else ''}" for c in names)
+    return f"{no_rec} | {bn}"
+
+
+def _target_and_met(row: dict, dense: float, methods: dict, best: float | None, select_on_val: bool) -> tuple[str, str]:
+    """The target cell and whether the best recovery met it. The targets are test-set figures: not
+    shown beside validation accuracies."""
+    if row.get("target_pt") is None or select_on_val:
+        return "-", "-"
+    target = f">= {dense - row['target_pt']:.2f}%"
+    if best is None:
+        return target, "-"
+    if best < dense - row["target_pt"]:
+        return target, "no"
+    # A recipe given more epochs than the budget (--epochs or --variant epochs=N) can reach a target without
+    # meeting it; results written before iterative runs recorded their epochs count as 0.
+    over = max((methods[k].get("epochs") or 0 for k in ("finetune", "kd", "kd_iterative") if k in methods), default=0)
+    return target, ("yes" if over <= BUDGET_EPOCHS else f"not within budget ({over} epochs, not {BUDGET_EPOCHS})")
+
+
+def _variants_table(results: list[dict], select_on_val: bool) -> list[str]:
+    lines = ["", f"Recipe variants (accuracy on the {'validation split held out of train' if select_on_val else 'test set'}):",
+             "", "| model | channels kept | variant | fine-tune | KD | KD, iterative |", "|---|---|---|---|---|---|"]
+    for r in results:
+        for name, m in r.get("variants", {}).items():
+            cells = [_variant_cell(m.get(k, {})) for k in ("finetune", "kd", "kd_iterative")]
+            lines.append(f"| {r['row']['label']} | {r['row']['kept']} | {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _baseline_table(results: list[dict]) -> list[str]:
+    lines = ["", "Baseline of the issue (its own dense model, so compare the change columns):", "",
+             "| model | channels kept | dense | 5 epochs fine-tune | 5 epochs KD |", "|---|---|---|---|---|"]
     for r in results:
         row = r["row"]
         if row.get("baseline_dense") is not None:
             d = row["baseline_dense"]
             lines.append(f"| {row['label']} | {row['kept']} | {d:.2f}% | {row['baseline_ft']:.2f}% ({row['baseline_ft'] - d:+.2f})"
                          f" | {row['baseline_kd']:.2f}% ({row['baseline_kd'] - d:+.2f}) |")
-    recipe = meta["recipe"]
+    return lines
+
+
+def _recipe_line(recipe: dict) -> str:
     optimizer = (f"SGD nesterov momentum {recipe['momentum']}" if recipe["optimizer"] == "sgd" else "AdamW")
     features = f", attention transfer x{recipe['feature_weight']:g} on stage outputs" if recipe["feature_weight"] else ""
     if recipe.get("ema_epochs"):
         features += f", weights averaged (EMA) over about the last {recipe['ema_epochs']:g} epoch(s)"
-    lines += ["", f"Recipe: {optimizer}, cosine, warmup {recipe['warmup_epochs']} epochs, peak lr {recipe['lr']} "
-              f"(KD {recipe['kd_lr'] or recipe['lr']}), wd {recipe['weight_decay']} (not on norms/biases), batch "
-              f"{recipe['batch_size']}, label smoothing {recipe['label_smoothing']}, KD T={recipe['temperature']} "
-              f"alpha={recipe['alpha']}{features}, "
-              + (f"layer-wise reconstruction on {recipe['reconstruct_images']} train images (no BN recal) before "
-                 "training, " if refit else f"BN recal on {recipe['bn_images']} train images before training, ")
-              + f"{'crop+flip augmentation' if recipe['augment'] else 'no augmentation'}, bf16 autocast + channels_last "
-              f"on GPU; round_to 8, classifier kept, {recipe['scope']} scope"
-              f"{' (each row at its MAC reduction, widths chosen across groups)' if recipe['scope'] == 'global' else ''}.", ""]
-    return "\n".join(lines)
+    start = (f"layer-wise reconstruction on {recipe['reconstruct_images']} train images (no BN recal) before training, "
+             if recipe.get("reconstruct_images") else f"BN recal on {recipe['bn_images']} train images before training, ")
+    return (f"Recipe: {optimizer}, cosine, warmup {recipe['warmup_epochs']} epochs, peak lr {recipe['lr']} "
+            f"(KD {recipe['kd_lr'] or recipe['lr']}), wd {recipe['weight_decay']} (not on norms/biases), batch "
+            f"{recipe['batch_size']}, label smoothing {recipe['label_smoothing']}, KD T={recipe['temperature']} "
+            f"alpha={recipe['alpha']}{features}, " + start
+            + f"{'crop+flip augmentation' if recipe['augment'] else 'no augmentation'}, bf16 autocast + channels_last "
+            f"on GPU; round_to 8, classifier kept, {recipe['scope']} scope"
+            f"{' (each row at its MAC reduction, widths chosen across groups)' if recipe['scope'] == 'global' else ''}.")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -522,8 +617,13 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "(instead of BN recal), measure it for every criterion, and choose the criterion on it"),
     p.add_argument("--iterative-steps", type=int, default=2, help="steps of the iterative KD row (<=1: skip it)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--variant", action="append", default=None, metavar="KEY=VAL,...",
-                   help=f"recipe overrides to run (repeatable; keys: {', '.join(VARIANT_KEYS)}); default: the defaults")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one recipe field, as `shrink run --set` does (YAML value; repeatable): "
+                        f"the same as its flag; keys: {', '.join(RECIPE_FIELDS)}")
+    p.add_argument("--variant", action="append", default=None, metavar="KEY=VALUE,...",
+                   help="recover the same pruned models once per variant (repeatable): --set items, "
+                        "comma-separated, over the --set overrides (an empty one: the recipe as it is); "
+                        "default: one run of the recipe as it is")
     p.add_argument("--select-on-val", action="store_true",
                    help="train on train minus the validation split and score recovered models on it (recipe sweeps)")
     p.add_argument("--verbose", action="store_true", help="children print every epoch")
@@ -533,12 +633,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--row-result", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.variant = args.variant or [""]
+    try:
+        args = with_overrides(args, recipe_overrides(args.overrides, "--set"))
+        for text in args.variant:
+            with_overrides(args, variant_overrides(text))  # fail in the parent, not in every child
+    except ShrinkValueError as exc:
+        p.error(str(exc))
     if args.rows is None:
         args.rows = [1, 3] if args.quick else list(range(len(ROWS)))
     if args.criteria is None:
         args.criteria = list(QUICK_CRITERIA if args.quick else CRITERIA)
-    for text in args.variant:
-        parse_variant(text)  # fail in the parent, not in every child
     if args.quick:
         args.epochs = min(args.epochs, 2)  # 2: the iterative rows need an epoch per step
         args.batch_size = min(args.batch_size, 64)
@@ -559,7 +663,7 @@ def main(argv=None) -> int:
     on_gpu = args.device.startswith("cuda") or (args.device == "auto" and torch.cuda.is_available())
     jobs = args.jobs or (len(args.rows) if on_gpu else 1)
     # --variant epochs=N overrides the base recipe's epochs, so name every count that will run.
-    epochs = sorted({parse_variant(v).get("epochs", args.epochs) for v in args.variant})
+    epochs = sorted({with_overrides(args, variant_overrides(v)).epochs for v in args.variant})
     print(f"recovery benchmark: rows {args.rows}, {jobs} at a time, {'/'.join(map(str, epochs))} epochs, "
           f"device {'cuda' if on_gpu else 'cpu'}{', QUICK' if args.quick else ''}", flush=True)
     t0 = time.perf_counter()
