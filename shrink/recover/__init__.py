@@ -1,7 +1,7 @@
 """Accuracy recovery after pruning: BN recalibration or layer-wise reconstruction, fine-tuning and
 distillation, on one process or many under torchrun."""
 
-from shrink.recover.api import RecoverResult, check_classes, recover
+from shrink.recover.api import RecoverResult, recover
 from shrink.recover.bn import recalibrate_bn
 from shrink.recover.config import DistillConfig, RecoverConfig, TrainConfig
 from shrink.recover.distill import DistillLoss, kd_loss
@@ -16,7 +16,6 @@ __all__ = [
     "ReconstructResult",
     "RecoverResult",
     "TrainConfig",
-    "check_classes",
     "fit",
     "kd_loss",
     "recalibrate_bn",

@@ -71,12 +71,6 @@ class RecoverResult:
         return out
 
 
-def check_classes(model: nn.Module, split, device: str = "cpu") -> None:
-    """A clear error, before any training, when the model cannot take the split's images or its
-    head does not match the dataset (the check every stage makes: shrink.data.fits)."""
-    check_model_fits(model, split, device)
-
-
 @dataclass
 class _Recovery:
     """One recovery in progress: the copy being recovered, where it runs and what it is scored on."""
@@ -152,7 +146,7 @@ def recover(
         device = resolve_device(train_device, ctx)
         t_start = time.perf_counter()
         run = _Recovery(copy.deepcopy(model).to(device), config, device, ctx, eval_split, progress)
-        check_classes(run.student, train_split, device)
+        check_model_fits(run.student, train_split, device)
         if val_split is None and config.val_fraction > 0:
             train_split, val_split = train_val_split(train_split, config.val_fraction, seed=run.seed)
         selection = StepSelection(run.student, select_split, device, ctx, select_tolerance_pt)
@@ -221,7 +215,7 @@ def _distill_loss(run: _Recovery, teacher: nn.Module, train_split,
     """(the distillation loss on a copy of `teacher`, the teacher's cached logits or None)."""
     config = run.config
     teacher_copy = copy.deepcopy(teacher).to(run.device)
-    check_classes(teacher_copy, train_split, run.device)
+    check_model_fits(teacher_copy, train_split, run.device)
     reason = why_not_cache(config.distill, config.train, len(train_split), train_split.info.num_classes,
                            run.ctx.world_size)
     cached = None
