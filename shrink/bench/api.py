@@ -22,11 +22,11 @@ from shrink.bench.caveats import machine_caveats
 from shrink.bench.config import BenchConfig, Candidate, OnnxCandidate, unique_labels
 from shrink.bench.engines import check_input_memory, check_onnx_file, check_runtime
 from shrink.bench.load import load_average, load_report, read_cpu_times
-from shrink.bench.machine import MachineInfo, capture_machine, physical_cores
+from shrink.bench.machine import MachineInfo, capture_machine
 from shrink.bench.memory import MemoryUsage, measure_memory
 from shrink.bench.process_stats import hierarchical_median_ci, hierarchical_speedup, process_spread
 from shrink.bench.profile import ProfileReport, profile_candidate, profile_diff, profile_notes
-from shrink.bench.results import SCHEMA, SYNTHETIC_INPUTS, BenchResult, CandidateResult, SelfCheck
+from shrink.bench.results import SCHEMA, SYNTHETIC_INPUTS, BenchResult, CandidateResult, SelfCheck, timing_threads
 from shrink.bench.runner import Progress, TimingRun
 from shrink.bench.stats import NOISY_CV_THRESHOLD, summarize
 from shrink.bench.timing import time_candidates
@@ -167,8 +167,8 @@ def run_bench(
             check_input_memory(candidate.path, config.batch, available)
     check_runtime(candidates, config)
     labels = unique_labels(candidates)
-    threads = config.threads or physical_cores()
     machine = capture_machine()
+    threads = timing_threads(config, machine)
     memory = _memory(candidates, labels, config, threads, progress)
     timed_candidates, timed_labels = list(candidates), list(labels)
     if config.self_check:
@@ -216,9 +216,7 @@ def run_bench(
     return BenchResult(
         schema=SCHEMA,
         created_utc=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        config=config.to_dict(),
-        threads=threads,
-        batch=config.batch,
+        config=config,
         machine=machine,
         inputs=SYNTHETIC_INPUTS,
         load_average_1m=load.load_average_1m,

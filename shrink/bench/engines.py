@@ -134,27 +134,36 @@ def declared_shape(meta: Mapping[str, str]) -> list | None:
     return [None, *image] if image else None
 
 
+def _is_fixed(dim) -> bool:
+    return isinstance(dim, int) and dim > 0
+
+
+def _concrete_dim(axis: int, dim, batch: int) -> int | None:
+    """A fixed size as it is, a dynamic batch axis (0) as `batch`; None for another dynamic axis."""
+    if _is_fixed(dim):
+        return dim
+    return batch if axis == 0 else None
+
+
 def resolve_input_shape(name: str, shape: list, batch: int, declared: list | None = None) -> tuple[int, ...]:
     """A concrete shape: the batch axis (0) from `batch` when dynamic; another dynamic axis from the
     file's declared input shape when it has one, else an error."""
     dims = []
     for axis, dim in enumerate(shape):
-        if not (isinstance(dim, int) and dim > 0) and axis > 0 and declared and len(declared) == len(shape):
+        if not _is_fixed(dim) and axis > 0 and declared and len(declared) == len(shape):
             dim = declared[axis]
-        if isinstance(dim, int) and dim > 0:
-            if axis == 0 and dim != batch:
-                raise ShrinkError(
-                    f"input {name!r} has a fixed batch size of {dim} but batch {batch} was asked; "
-                    f"use --batch {dim} or export with a dynamic batch axis"
-                )
-            dims.append(dim)
-        elif axis == 0:
-            dims.append(batch)
-        else:
+        if axis == 0 and _is_fixed(dim) and dim != batch:
+            raise ShrinkError(
+                f"input {name!r} has a fixed batch size of {dim} but batch {batch} was asked; "
+                f"use --batch {dim} or export with a dynamic batch axis"
+            )
+        size = _concrete_dim(axis, dim, batch)
+        if size is None:
             raise ShrinkError(
                 f"input {name!r} has a dynamic dimension {dim!r} at axis {axis}; only the batch "
                 "axis (0) may be dynamic: export with a fixed input size"
             )
+        dims.append(size)
     return tuple(dims)
 
 
@@ -210,15 +219,13 @@ def _output_shape(node_arg, batch: int) -> tuple[int, ...]:
     """Output shape for preallocating CUDA-graph outputs (their addresses must never change)."""
     dims = []
     for axis, dim in enumerate(node_arg.shape):
-        if isinstance(dim, int) and dim > 0:
-            dims.append(dim)
-        elif axis == 0:
-            dims.append(batch)
-        else:
+        size = _concrete_dim(axis, dim, batch)
+        if size is None:
             raise ShrinkError(
                 f"output {node_arg.name!r} has a dynamic dimension at axis {axis}; CUDA graphs need "
                 "static output shapes"
             )
+        dims.append(size)
     return tuple(dims)
 
 

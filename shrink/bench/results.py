@@ -1,4 +1,4 @@
-"""Typed benchmark results. `dataclasses.asdict()` turns them into the JSON records on disk."""
+"""Typed benchmark results. `to_dict()` turns them into the JSON records on disk."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shrink.bench.config import BenchConfig
 from shrink.bench.load import LoadReport
 from shrink.bench.machine import MachineInfo
 from shrink.bench.memory import MemoryUsage
@@ -14,7 +15,7 @@ from shrink.bench.process_stats import ProcessSpread
 from shrink.bench.profile import ProfileReport
 from shrink.bench.stats import LatencyStats, Speedup
 from shrink.errors import ShrinkError
-from shrink.fileio import read_json
+from shrink.fileio import insert_after, read_json
 
 SCHEMA = "torch-shrink/bench/v1"
 SYNTHETIC_INPUTS = (
@@ -57,13 +58,16 @@ class SelfCheck:
     passed: bool
 
 
+def timing_threads(config: BenchConfig, machine: MachineInfo) -> int:
+    """The intra-op threads a bench runs with: the configured number, else one per physical core."""
+    return config.threads or machine.physical_cores
+
+
 @dataclass(frozen=True)
 class BenchResult:
     schema: str
     created_utc: str
-    config: dict[str, Any]
-    threads: int
-    batch: int
+    config: BenchConfig
     machine: MachineInfo
     inputs: str
     load_average_1m: tuple[float | None, float | None]  # before and after the timing
@@ -81,8 +85,19 @@ class BenchResult:
     self_check: SelfCheck | None = None
     caveats: tuple[str, ...] = ()  # what every headline from this result must say beside it
 
+    @property
+    def threads(self) -> int:
+        return timing_threads(self.config, self.machine)
+
+    @property
+    def batch(self) -> int:
+        return self.config.batch
+
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        record = dataclasses.asdict(self)
+        record["config"] = self.config.to_dict()
+        # Readers of saved results (bench-compare, reports) find threads and batch at the top level.
+        return insert_after(record, "config", {"threads": self.threads, "batch": self.batch})
 
 
 # What bench-compare and the renderers read from a saved result.

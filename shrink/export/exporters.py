@@ -12,6 +12,7 @@ import io
 import logging
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import onnx
 import torch
@@ -41,6 +42,11 @@ class Fp16Wrapper(torch.nn.Module):
         return self.model(x.half()).float()
 
 
+def _graph_contract(opset: int) -> dict[str, Any]:
+    """What both exporters must produce alike: the opset and the input and output names."""
+    return {"opset_version": opset, "input_names": [INPUT_NAME], "output_names": [OUTPUT_NAME]}
+
+
 def _dynamo(model: torch.nn.Module, example: torch.Tensor, opset: int, dynamic_batch: bool) -> onnx.ModelProto:
     dynamic_shapes = ({0: torch.export.Dim(BATCH_DIM, min=1)},) if dynamic_batch else None
     # The dynamo exporter prints progress lines and its own warnings; keep the user's console clean.
@@ -50,13 +56,11 @@ def _dynamo(model: torch.nn.Module, example: torch.Tensor, opset: int, dynamic_b
             model,
             (example,),
             dynamo=True,
-            opset_version=opset,
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
             dynamic_shapes=dynamic_shapes,
             optimize=True,
             report=False,
             verify=False,
+            **_graph_contract(opset),
         )
     if program is None:
         raise RuntimeError("torch.onnx.export returned no program")
@@ -73,11 +77,9 @@ def _torchscript(model: torch.nn.Module, example: torch.Tensor, opset: int, dyna
             (example,),
             buffer,
             dynamo=False,
-            opset_version=opset,
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
             dynamic_axes=dynamic_axes,
             do_constant_folding=True,
+            **_graph_contract(opset),
         )
     return onnx.load_from_string(buffer.getvalue())
 

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from shrink.fileio import json_safe
+from shrink.fileio import insert_after, json_safe
 from shrink.quantize.recipe import QuantRecipe
 
 FP32 = "fp32"
@@ -63,9 +63,6 @@ class QuantizeResult:
     output_path: str
     record_path: str
     sha256: str
-    shipped: str
-    int8: bool
-    reason: str
     mode: str
     config: dict[str, Any]
     fp32: Measured
@@ -82,10 +79,23 @@ class QuantizeResult:
     seconds: float = 0.0
     confirmation: Measured | None = None  # the chosen int8 file timed against fp32 alone (auto mode)
 
+    # What shipped and why is the decision's; the record repeats it near the top, for a reader.
+    @property
+    def shipped(self) -> str:
+        return self.decision.shipped
+
+    @property
+    def int8(self) -> bool:
+        return self.decision.int8
+
+    @property
+    def reason(self) -> str:
+        return self.decision.reason
+
     def to_dict(self) -> dict[str, Any]:
         d = json_safe(dataclasses.asdict(self))
         d["fp32"] = self.fp32.to_dict()
         d["candidates"] = [c.to_dict() for c in self.candidates]
         d["confirmation"] = self.confirmation.to_dict() if self.confirmation else None
-        return d
+        return insert_after(d, "sha256", {"shipped": self.shipped, "int8": self.int8, "reason": self.reason})
 

@@ -14,13 +14,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import onnx
 
 import shrink.quantize.measure as measure
-from shrink.bench import BenchConfig, OnnxCandidate, run_bench
+from shrink.bench import BenchConfig, BenchResult, OnnxCandidate, run_bench
 from shrink.errors import ShrinkError
 from shrink.fileio import check_not_inputs, check_writable, scratch_dir, sha256_file, write_json_atomic
 from shrink.onnxio.checks import check_onnx_file
@@ -34,7 +35,8 @@ from shrink.quantize.decide import accuracy_order, confirm, decide, decide_force
 from shrink.quantize.inputs import OnnxInput, check_calibration, load_onnx_input
 from shrink.quantize.portability import onnxruntime_only_allowed, operator_domains, runtime_specific
 from shrink.quantize.ptq import preprocess, quantize_recipe
-from shrink.quantize.result import FP32, Measured, QuantizeResult
+from shrink.quantize.recipe import QuantRecipe
+from shrink.quantize.result import FP32, Decision, Measured, QuantizeResult
 from shrink.quantize.search import search_space, with_excluded
 from shrink.quantize.sqnr import analysis_images, layer_sqnr, layers_to_exclude
 
@@ -258,6 +260,119 @@ def fp32_path_for(out_path: str | Path) -> Path:
     return out_path.with_name(f"{out_path.name.removesuffix('.onnx')}.fp32.onnx")
 
 
+def _export_module(module, out_path: str | Path, eval_split, input_shape, example_input) -> Path:
+    """Export a plain nn.Module, verified, to `fp32_path_for(out_path)`: the fp32 baseline."""
+    from shrink.export import ExportConfig, export
+
+    fp32_file = fp32_path_for(out_path)
+    check_outputs(fp32_file, out_path)  # before the export: the same refusals as for a file
+    export(module, ExportConfig(), fp32_file, eval_split=eval_split, input_shape=input_shape,
+           example_input=example_input)
+    return fp32_file
+
+
+def _recipes(config: QuantizeConfig, model: OnnxInput) -> tuple[QuantRecipe, ...]:
+    return search_space(config.recipe, model.op_types) if config.mode == "auto" else (config.recipe,)
+
+
+def _candidates(recipes, pre: Path, work: Path, model: OnnxInput, batches, config: QuantizeConfig,
+                flags: list[str], progress) -> tuple[list[Measured], tuple]:
+    """Every recipe quantized (auto: plus the one the per-layer SQNR suggests), and that analysis."""
+    produced = _produce(recipes, pre, work, model, batches, progress, config.runtimes)
+    layers: tuple = ()
+    if config.mode == "auto" and config.per_layer_sqnr:
+        layers, extra = _sqnr_recipe(produced[0], pre, work, model, batches, flags, progress)
+        if extra is not None and extra.name not in {m.name for m in produced}:
+            produced += _produce([extra], pre, work, model, batches, progress, config.runtimes)
+    return produced, layers
+
+
+def _decide(fp32: Measured, measured: list[Measured], config: QuantizeConfig, accuracy_required: bool,
+            flags: list[str], progress) -> tuple[Decision, Measured | None]:
+    """The decision, and the chosen int8 file timed against fp32 alone when a joint timing chose it."""
+    if config.force_int8:
+        decision = decide_forced(fp32, measured, config.budget_pt, accuracy_required)
+        if decision.int8:
+            flags.append(f"int8 was forced (--force-int8): {decision.shipped} ships although it was not required "
+                         "to be faster on this machine; its speed here is in the table, time it on the target")
+        return decision, None
+    decision = decide(fp32, measured, config.budget_pt, config.min_speedup, accuracy_required)
+    if not decision.int8 or sum(1 for m in measured if m.path) <= 1:
+        return decision, None
+    _say(progress, f"confirming {decision.shipped}: timed against fp32 alone")
+    _, (alone,), _ = _time(fp32, [next(m for m in measured if m.name == decision.shipped)], config, progress)
+    return confirm(decision, alone, config.min_speedup), alone
+
+
+@dataclass(frozen=True)
+class _Search:
+    """What the search measured and decided, before anything ships."""
+
+    fp32: Measured
+    measured: tuple[Measured, ...]
+    decision: Decision
+    confirmation: Measured | None  # the chosen int8 file timed against fp32 alone
+    layers: tuple  # per-layer SQNR of the base recipe
+    bench: BenchResult  # the joint timing of every candidate
+    profile: dict | None  # why int8 was not faster, when fp32 ships
+
+    @property
+    def chosen(self) -> Measured:
+        return next((m for m in self.measured if m.name == self.decision.shipped), self.fp32)
+
+
+def _search(model: OnnxInput, config: QuantizeConfig, recipes, batches, eval_split, accuracy_required: bool,
+            work: Path, flags: list[str], progress) -> _Search:
+    """Pre-process once, produce every recipe, time them, measure accuracy, and decide."""
+    pre = preprocess(model.path, work / "preprocessed.onnx")
+    produced, layers = _candidates(recipes, pre, work, model, batches, config, flags, progress)
+    fp32, timed, bench = _time(Measured(FP32, None, str(model.path)), produced, config, progress)
+    fp32, measured = _measure_accuracy(fp32, timed, config, eval_split, accuracy_required, progress)
+    decision, alone = _decide(fp32, measured, config, accuracy_required, flags, progress)
+    profile = None if decision.int8 else _profile(fp32, measured, config, progress)
+    return _Search(fp32, tuple(measured), decision, alone, layers, bench, profile)
+
+
+def _bench_record(bench: BenchResult) -> dict:
+    """What the decision record keeps of the joint timing run."""
+    return {"threads": bench.threads, "batch": bench.batch, "rounds": bench.rounds,
+            "load_average_1m": list(bench.load_average_1m), "notes": list(bench.notes), "inputs": bench.inputs,
+            "method": bench.method, "processes": bench.processes, "caveats": list(bench.caveats)}
+
+
+def _versions() -> dict[str, str]:
+    import onnxruntime
+
+    from shrink import __version__
+
+    return {"shrink": __version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
+
+
+def _result(model: OnnxInput, config: QuantizeConfig, out_path: Path, record_path: Path, search: _Search,
+            calibration, evaluation: dict, flags: list[str], seconds: float) -> QuantizeResult:
+    return QuantizeResult(
+        input_path=str(model.path),
+        output_path=str(out_path),
+        record_path=str(record_path),
+        sha256=sha256_file(out_path),
+        mode=config.mode,
+        config=config.to_dict(),
+        fp32=dataclasses.replace(search.fp32, path=str(model.path)),
+        candidates=tuple(dataclasses.replace(m, path=None) for m in search.measured),  # temp files are gone
+        decision=search.decision,
+        calibration=calibration,
+        evaluation=evaluation,
+        layer_sqnr=tuple(dataclasses.asdict(layer) for layer in search.layers),
+        machine=search.bench.machine.to_dict(),
+        bench=_bench_record(search.bench),
+        profile=search.profile,
+        flags=tuple(flags),
+        versions=_versions(),
+        seconds=seconds,
+        confirmation=dataclasses.replace(search.confirmation, path=None) if search.confirmation else None,
+    )
+
+
 def quantize(onnx_path, config: QuantizeConfig, out_path: str | Path, *, calibration_split=None,
              eval_split=None, progress: Progress | None = None, input_shape=None, example_input=None) -> QuantizeResult:
     """Quantize `onnx_path` (fp32) per `config`; write the file worth shipping to `out_path` and the
@@ -265,82 +380,25 @@ def quantize(onnx_path, config: QuantizeConfig, out_path: str | Path, *, calibra
     nn.Module with its `input_shape` (C, H, W) or an `example_input`: it is exported first, verified,
     to `fp32_path_for(out_path)`, which stays as the fp32 baseline."""
     if not isinstance(onnx_path, (str, os.PathLike)):
-        from shrink.export import ExportConfig, export
-
-        fp32_file = fp32_path_for(out_path)
-        check_outputs(fp32_file, out_path)  # before the export: the same refusals as for a file
-        export(onnx_path, ExportConfig(), fp32_file, eval_split=eval_split, input_shape=input_shape,
-               example_input=example_input)
-        onnx_path = fp32_file
+        onnx_path = _export_module(onnx_path, out_path, eval_split, input_shape, example_input)
     start = time.perf_counter()
     out_path = Path(out_path)
     record_path = check_outputs(onnx_path, out_path)
     model = load_onnx_input(onnx_path)
     flags: list[str] = []
-    recipes = search_space(config.recipe, model.op_types) if config.mode == "auto" else (config.recipe,)
+    recipes = _recipes(config, model)
     needs_calibration = any(r.kind == "static" for r in recipes)
     batches, calibration = _calibration(model, config, calibration_split, needs_calibration, flags)
     accuracy_required, evaluation = _evaluation(model, config, eval_split, flags)
 
     # Candidates are written next to the output (not to /tmp), and removed however the run ends.
     with scratch_dir(out_path.parent, "quantize") as work:
-        pre = preprocess(model.path, work / "preprocessed.onnx")
-        produced = _produce(recipes, pre, work, model, batches, progress, config.runtimes)
-        layers: tuple = ()
-        if config.mode == "auto" and config.per_layer_sqnr:
-            layers, extra = _sqnr_recipe(produced[0], pre, work, model, batches, flags, progress)
-            if extra is not None and extra.name not in {m.name for m in produced}:
-                produced += _produce([extra], pre, work, model, batches, progress, config.runtimes)
-        fp32 = Measured(FP32, None, str(model.path))
-        fp32, timed, bench = _time(fp32, produced, config, progress)
-        fp32, measured = _measure_accuracy(fp32, timed, config, eval_split, accuracy_required, progress)
-        if config.force_int8:
-            decision = decide_forced(fp32, measured, config.budget_pt, accuracy_required)
-            if decision.int8:
-                flags.append(f"int8 was forced (--force-int8): {decision.shipped} ships although it was not required "
-                             "to be faster on this machine; its speed here is in the table, time it on the target")
-        else:
-            decision = decide(fp32, measured, config.budget_pt, config.min_speedup, accuracy_required)
-        alone = None
-        if decision.int8 and not config.force_int8 and sum(1 for m in measured if m.path) > 1:
-            _say(progress, f"confirming {decision.shipped}: timed against fp32 alone")
-            _, (alone,), _ = _time(fp32, [next(m for m in measured if m.name == decision.shipped)], config, progress)
-            decision = confirm(decision, alone, config.min_speedup)
-        chosen = next((m for m in measured if m.name == decision.shipped), fp32)
-        profile = None if decision.int8 else _profile(fp32, measured, config, progress)
-        machine = bench.machine.to_dict()
-        meta = _ship_metadata(chosen, fp32, decision.reason, calibration or {}, machine, bench.threads, flags)
-        _ship(chosen, model, meta, out_path)
+        search = _search(model, config, recipes, batches, eval_split, accuracy_required, work, flags, progress)
+        meta = _ship_metadata(search.chosen, search.fp32, search.decision.reason, calibration or {},
+                              search.bench.machine.to_dict(), search.bench.threads, flags)
+        _ship(search.chosen, model, meta, out_path)
 
-    import onnxruntime
-
-    from shrink import __version__
-
-    result = QuantizeResult(
-        input_path=str(model.path),
-        output_path=str(out_path),
-        record_path=str(record_path),
-        sha256=sha256_file(out_path),
-        shipped=decision.shipped,
-        int8=decision.int8,
-        reason=decision.reason,
-        mode=config.mode,
-        config=config.to_dict(),
-        fp32=dataclasses.replace(fp32, path=str(model.path)),
-        candidates=tuple(dataclasses.replace(m, path=None) for m in measured),  # temp files are gone
-        decision=decision,
-        calibration=calibration,
-        evaluation=evaluation,
-        layer_sqnr=tuple(dataclasses.asdict(layer) for layer in layers),
-        machine=machine,
-        bench={"threads": bench.threads, "batch": bench.batch, "rounds": bench.rounds,
-               "load_average_1m": list(bench.load_average_1m), "notes": list(bench.notes), "inputs": bench.inputs,
-               "method": bench.method, "processes": bench.processes, "caveats": list(bench.caveats)},
-        profile=profile,
-        flags=tuple(flags),
-        versions={"shrink": __version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__},
-        seconds=time.perf_counter() - start,
-        confirmation=dataclasses.replace(alone, path=None) if alone else None,
-    )
+    result = _result(model, config, out_path, record_path, search, calibration, evaluation, flags,
+                     time.perf_counter() - start)
     write_json_atomic(record_path, result.to_dict())
     return result
