@@ -15,7 +15,7 @@ import copy
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 import numpy as np
 
@@ -138,33 +138,33 @@ def _is_fixed(dim) -> bool:
     return isinstance(dim, int) and dim > 0
 
 
-def _concrete_dim(axis: int, dim, batch: int) -> int | None:
-    """A fixed size as it is, a dynamic batch axis (0) as `batch`; None for another dynamic axis."""
-    if _is_fixed(dim):
-        return dim
-    return batch if axis == 0 else None
+def _concrete_shape(shape: list, batch: int, dynamic_error: Callable[[int, Any], str]) -> tuple[int, ...]:
+    """Fixed sizes as they are, a dynamic batch axis (0) as `batch`; any other dynamic axis is an
+    error, worded by `dynamic_error(axis, dim)`."""
+    dims = []
+    for axis, dim in enumerate(shape):
+        if _is_fixed(dim):
+            dims.append(dim)
+        elif axis == 0:
+            dims.append(batch)
+        else:
+            raise ShrinkError(dynamic_error(axis, dim))
+    return tuple(dims)
 
 
 def resolve_input_shape(name: str, shape: list, batch: int, declared: list | None = None) -> tuple[int, ...]:
     """A concrete shape: the batch axis (0) from `batch` when dynamic; another dynamic axis from the
     file's declared input shape when it has one, else an error."""
-    dims = []
-    for axis, dim in enumerate(shape):
-        if not _is_fixed(dim) and axis > 0 and declared and len(declared) == len(shape):
-            dim = declared[axis]
-        if axis == 0 and _is_fixed(dim) and dim != batch:
-            raise ShrinkError(
-                f"input {name!r} has a fixed batch size of {dim} but batch {batch} was asked; "
-                f"use --batch {dim} or export with a dynamic batch axis"
-            )
-        size = _concrete_dim(axis, dim, batch)
-        if size is None:
-            raise ShrinkError(
-                f"input {name!r} has a dynamic dimension {dim!r} at axis {axis}; only the batch "
-                "axis (0) may be dynamic: export with a fixed input size"
-            )
-        dims.append(size)
-    return tuple(dims)
+    if declared and len(declared) == len(shape):
+        shape = [dim if axis == 0 or _is_fixed(dim) else declared[axis] for axis, dim in enumerate(shape)]
+    if shape and _is_fixed(shape[0]) and shape[0] != batch:
+        raise ShrinkError(
+            f"input {name!r} has a fixed batch size of {shape[0]} but batch {batch} was asked; "
+            f"use --batch {shape[0]} or export with a dynamic batch axis"
+        )
+    return _concrete_shape(shape, batch, lambda axis, dim: (
+        f"input {name!r} has a dynamic dimension {dim!r} at axis {axis}; only the batch "
+        "axis (0) may be dynamic: export with a fixed input size"))
 
 
 def synthetic_inputs(session_inputs: list, batch: int, seed: int, declared: list | None = None) -> dict[str, np.ndarray]:
@@ -217,16 +217,8 @@ class OrtCpuEngine:
 
 def _output_shape(node_arg, batch: int) -> tuple[int, ...]:
     """Output shape for preallocating CUDA-graph outputs (their addresses must never change)."""
-    dims = []
-    for axis, dim in enumerate(node_arg.shape):
-        size = _concrete_dim(axis, dim, batch)
-        if size is None:
-            raise ShrinkError(
-                f"output {node_arg.name!r} has a dynamic dimension at axis {axis}; CUDA graphs need "
-                "static output shapes"
-            )
-        dims.append(size)
-    return tuple(dims)
+    return _concrete_shape(node_arg.shape, batch, lambda axis, dim: (
+        f"output {node_arg.name!r} has a dynamic dimension at axis {axis}; CUDA graphs need static output shapes"))
 
 
 def _trt_shape_profile(feeds: dict[str, np.ndarray]) -> str:

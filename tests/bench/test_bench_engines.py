@@ -126,3 +126,13 @@ def test_torch_candidate_from_the_registry(tmp_path):
     assert engine.info.input_shapes == {"input": (1, 3, 16, 16)}
     assert engine.output.shape == (1, 1000)
     assert np.isfinite(engine.output.numpy()).all()
+
+
+def test_cuda_graph_outputs_take_the_batch_and_refuse_other_dynamic_axes():
+    from types import SimpleNamespace
+
+    from shrink.bench.engines import _output_shape
+
+    assert _output_shape(SimpleNamespace(name="logits", shape=["batch", 10]), 4) == (4, 10)
+    with pytest.raises(ShrinkError, match="'logits' has a dynamic dimension at axis 1; CUDA graphs need static"):
+        _output_shape(SimpleNamespace(name="logits", shape=["batch", "classes"]), 4)
