@@ -415,7 +415,8 @@ def load_torch_candidate(candidate: TorchCandidate) -> tuple[Any, tuple[int, ...
     if candidate.module is not None:
         return candidate.module, tuple(candidate.input_shape)
     try:
-        from shrink.models import load_model, user_model_code  # imported late: the registry is optional here
+        from shrink.models import user_model_code  # imported late: the registry is optional here
+        from shrink.load import load_model
     except ImportError as exc:
         raise ShrinkError(f"cannot load torch model {candidate.spec!r}: shrink.models is not available ({exc})") from exc
     # The spec is what the user typed (`--torch SPEC`), so the code it names, or --model-code, may run.

@@ -36,9 +36,6 @@ MIN_TOP1_AGREEMENT = 1.0
 FP16_MIN_SQNR_DB = 35.0
 FP16_MIN_TOP1_AGREEMENT = 0.99
 
-# protobuf cannot serialize a message of 2 GiB or more: above this, weights go to external data.
-EXTERNAL_DATA_THRESHOLD_BYTES = 2 * 1024**3 - 64 * 1024**2  # leave room for the graph itself
-
 EXPORTERS = ("auto", "dynamo", "torchscript")
 PRECISIONS = ("fp32", "fp16")
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import onnx
 import torch
 
+from shrink.data.fits import check_fits
 from shrink.errors import ShrinkError
 from shrink.export.checks import check_signature
 from shrink.export.config import INPUT_NAME, ONNX_OPSET, OUTPUT_NAME, TRACE_BATCH, ExportConfig
@@ -87,9 +88,8 @@ def export(loaded, config: ExportConfig, out_path: str | Path, *, eval_split=Non
     loaded = as_loaded(loaded, input_shape=input_shape, example_input=example_input)
     out_path = Path(out_path)
     check_onnx_destination(out_path, loaded.files)  # before any work: never over an input, nor a stray .data
-    if eval_split is not None and tuple(eval_split.info.input_shape) != tuple(loaded.input_shape):
-        raise ShrinkError(f"the model expects inputs {tuple(loaded.input_shape)} but {eval_split.info.name} "
-                          f"gives {tuple(eval_split.info.input_shape)}")
+    if eval_split is not None:
+        check_fits(eval_split.info, input_shape=loaded.input_shape)
     info = eval_split.info if eval_split is not None and not eval_split.info.synthetic else None
     provenance = provenance or provenance_for(loaded, info)
     reference = loaded.model.eval()

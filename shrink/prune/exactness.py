@@ -30,7 +30,8 @@ import torch.nn as nn
 import torch_pruning as tp
 
 from shrink.prune.apply import ChannelTracker, apply, check_widths, replay_step
-from shrink.prune.counting import as_inputs, count_params
+from shrink.param_count import count_params
+from shrink.prune.counting import as_inputs
 from shrink.prune.plan import PlanGroup, PlanStep, PrunedLayer, PrunePlan
 from shrink.recover.bn import fresh_bn_statistics
 

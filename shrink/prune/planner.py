@@ -30,7 +30,8 @@ from shrink.errors import ShrinkError
 from shrink.prune.apply import ChannelTracker, replay_step
 from shrink.prune.attention import fused_attention_groups
 from shrink.prune.config import PruneConfig
-from shrink.prune.counting import as_inputs, count, count_params, mac_counter, widths
+from shrink.param_count import count_params
+from shrink.prune.counting import as_inputs, count, mac_counter, widths
 from shrink.prune.exactness import check_step
 from shrink.prune.graph import trace_graph
 from shrink.prune.groups import CoupledGroup, discover_groups

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Mapping
 
 from shrink.quantize.calibration import DEFAULT_CALIBRATION_IMAGES
+from shrink.config_io import Record
 from shrink.errors import ShrinkValueError
 from shrink.quantize.recipe import QuantRecipe
 
@@ -28,7 +28,7 @@ SQNR_IMAGES = 64
 
 
 @dataclass(frozen=True)
-class QuantizeConfig:
+class QuantizeConfig(Record):
     """What to quantize and how to decide.
 
     mode  auto:    search recipes, measure accuracy and latency here, ship the fastest within budget
@@ -36,6 +36,8 @@ class QuantizeConfig:
           static:  quantize with `recipe` only; accuracy is still measured and reported
           dynamic: dynamic quantization (MatMul/Gemm-heavy models such as ViT) with `recipe`
     """
+
+    LABEL = "quantize config keys"
 
     mode: str = "auto"
     recipe: QuantRecipe = field(default_factory=QuantRecipe)  # the fixed recipe, and auto's base
@@ -89,18 +91,3 @@ class QuantizeConfig:
         if not self.bench_max_seconds > 0:
             raise ShrinkValueError(f"bench_max_seconds must be > 0, got {self.bench_max_seconds}")
 
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["recipe"] = self.recipe.to_dict()
-        return d
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "QuantizeConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ShrinkValueError(f"unknown quantize config keys: {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        data = dict(data)
-        if "recipe" in data:
-            data["recipe"] = QuantRecipe.from_dict(data["recipe"])
-        return cls(**data)

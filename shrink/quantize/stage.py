@@ -22,6 +22,7 @@ import onnx
 
 import shrink.quantize.measure as measure
 from shrink.bench import BenchConfig, BenchResult, OnnxCandidate, run_bench
+from shrink.data.fits import check_fits
 from shrink.errors import ShrinkError
 from shrink.fileio import check_not_inputs, check_writable, scratch_dir, sha256_file, write_json_atomic
 from shrink.onnxio.checks import check_onnx_file
@@ -78,9 +79,7 @@ def _evaluation(model: OnnxInput, config: QuantizeConfig, split, flags: list[str
     """Whether accuracy can be required, and what the eval data is."""
     if split is None:
         raise ShrinkError("quantize measures accuracy on real eval data: pass --data")
-    if tuple(split.info.input_shape) != model.image_shape:
-        raise ShrinkError(f"eval data has images of shape {'x'.join(map(str, split.info.input_shape))}; model "
-                          f"input {model.input_name!r} takes {'x'.join(map(str, model.image_shape))}")
+    check_fits(split.info, input_shape=model.image_shape)
     if split.info.synthetic:
         if not config.force_random_calibration:
             raise ShrinkError("eval data is synthetic, so accuracy cannot be measured; use real data, or force "

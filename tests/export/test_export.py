@@ -105,7 +105,7 @@ def test_named_exporter_does_not_fall_back(tmp_path, monkeypatch):
 def test_eval_split_of_the_wrong_shape_is_refused(tmp_path):
     from shrink.data import load_data
 
-    with pytest.raises(ShrinkError, match="expects inputs"):
+    with pytest.raises(ShrinkError, match="takes inputs of shape"):
         export(tiny_loaded(), ExportConfig(), tmp_path / "x.onnx", eval_split=load_data("synthetic:3x8x8", "test"))
 
 
