@@ -33,9 +33,11 @@ def _scalar_type(annotation: Any) -> type | None:
     return annotation if annotation in SCALARS or annotation is bool else None
 
 
-def add_config_flag(parser, cls: type, name: str, help: str | None = None, **kwargs: Any) -> argparse.Action:
-    """`--field-name` for field `name` of `cls`: its default, a type from its annotation (a bool
-    field is --name/--no-name), and "(default X)" after `help`. `kwargs` go to add_argument."""
+def add_config_flag(parser, cls: type, name: str, help: str | None = None, *, flag: str | None = None,
+                    **kwargs: Any) -> argparse.Action:
+    """`--field-name` (or `flag`, whose name is then the attribute) for field `name` of `cls`: its
+    default, a type from its annotation (a bool field is --name/--no-name), and "(default X)" after
+    `help`. `kwargs` go to add_argument."""
     default = config_default(cls, name)
     kind = _scalar_type(typing.get_type_hints(cls)[name])
     if kind is bool:
@@ -44,4 +46,6 @@ def add_config_flag(parser, cls: type, name: str, help: str | None = None, **kwa
         kwargs.setdefault("type", kind)
     said = f"(default {default})"
     text = f"{help} {said}" if help else said
-    return parser.add_argument("--" + name.replace("_", "-"), dest=name, default=default, help=text, **kwargs)
+    if flag is None:
+        return parser.add_argument("--" + name.replace("_", "-"), dest=name, default=default, help=text, **kwargs)
+    return parser.add_argument(flag, default=default, help=text, **kwargs)

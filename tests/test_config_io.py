@@ -118,3 +118,17 @@ def test_the_prune_command_defaults_are_the_config_defaults():
     args = build_parser().parse_args(["prune", "fmnist_resnet18", "--out", "x"])
     for name in ("importance", "scope", "max_layer_ratio", "steps", "attention", "calibration_batches", "seed"):
         assert getattr(args, name) == getattr(PruneConfig(), name), name
+
+
+def test_the_quantize_and_export_command_defaults_are_the_config_defaults():
+    from shrink.cli import build_parser
+    from shrink.export.config import ExportConfig
+    from shrink.quantize.commands import config_from_args
+    from shrink.quantize.recipe import QuantRecipe
+
+    parser = build_parser()
+    quantize = config_from_args(parser.parse_args(["quantize", "m.onnx", "--data", "fmnist", "--out", "q.onnx"]))
+    assert quantize == QuantizeConfig(recipe=QuantRecipe())
+    export = parser.parse_args(["export", "fmnist_resnet18", "--out", "m.onnx"])
+    assert (export.exporter, export.opset, export.provider) == (ExportConfig().exporter, ExportConfig().opset,
+                                                               ExportConfig().provider)

@@ -7,8 +7,7 @@ import json
 import logging
 
 from shrink.errors import ShrinkValueError
-from shrink.export.config import EXPORTERS, ONNX_OPSET, ExportConfig
-from shrink.models.code import MODEL_CODE_HELP
+from shrink.export.config import EXPORTERS, MIN_OPSET, ExportConfig
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
 def register(subparsers) -> None:
     from shrink.subcommand import add_command
     from shrink.data.arguments import add_data_arguments
-    from shrink.models.arguments import add_spec_arguments
+    from shrink.config_flags import add_config_flag
+    from shrink.models.arguments import add_model_arguments, add_spec_arguments
 
     p = add_command(
         subparsers,
@@ -73,10 +73,9 @@ def register(subparsers) -> None:
         example="shrink export fmnist_resnet18 --data fmnist --out model.onnx",
         func=run,
     )
-    p.add_argument("model", help="weights file with card, pruned run dir, or registry name (+ --weights)")
+    add_model_arguments(p, "weights file with card, pruned run dir, or registry name (+ --weights)",
+                        "weights for a registry name")
     p.add_argument("--out", required=True, help="the ONNX file to write")
-    p.add_argument("--weights", help="weights for a registry name")
-    p.add_argument("--model-code", metavar="FILE", help=MODEL_CODE_HELP)
     add_data_arguments(p, default=None, help="eval data for the top-1 agreement check, and the preprocessing "
                                              "record the file carries: fmnist | digits | imagefolder:DIR")
     add_spec_arguments(p)
@@ -84,8 +83,8 @@ def register(subparsers) -> None:
     p.add_argument("--eval-limit", type=int, help="check only this many eval images (default: all)")
     p.add_argument("--fp16", action="store_true", help="fp16 weights and compute for GPU targets (fp32 I/O)")
     p.add_argument("--slim", action="store_true", help="run onnxslim, then verify the result again")
-    p.add_argument("--exporter", choices=EXPORTERS, default="auto",
-                   help="auto: dynamo, falling back to TorchScript with the reason logged (default)")
-    p.add_argument("--opset", type=int, default=ONNX_OPSET, help=f"ONNX opset (default {ONNX_OPSET}, minimum 17)")
-    p.add_argument("--provider", default="cpu", help="onnxruntime provider for the parity check: cpu | cuda")
+    add_config_flag(p, ExportConfig, "exporter", "auto: dynamo, falling back to TorchScript with the reason logged",
+                    choices=EXPORTERS)
+    add_config_flag(p, ExportConfig, "opset", f"ONNX opset, at least {MIN_OPSET}")
+    add_config_flag(p, ExportConfig, "provider", "onnxruntime provider for the parity check: cpu | cuda")
     p.add_argument("--json", action="store_true", help="print the full ExportResult as JSON")

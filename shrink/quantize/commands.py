@@ -6,8 +6,7 @@ import argparse
 import json
 import sys
 
-from shrink.quantize.calibration import DEFAULT_CALIBRATION_IMAGES
-from shrink.quantize.config import DEFAULT_BUDGET_PT, QuantizeConfig
+from shrink.quantize.config import QuantizeConfig
 from shrink.quantize.recipe import FORMATS, INT8_TYPES, METHODS, QuantRecipe
 
 
@@ -83,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     from shrink.quantize.stage import check_outputs, quantize
 
     config = config_from_args(args)
-    model = load_onnx_input(args.model)  # fail fast on a bad file, before loading any data
+    load_onnx_input(args.model)  # fail fast on a bad file, before loading any data
     check_outputs(args.model, args.out)  # and on a bad output
     # Calibration and accuracy read the images by the file's own preprocessing record.
     calibration = load_data_for_onnx(args.model, args, args.calibration_split)
@@ -99,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
+    from shrink.config_flags import add_config_flag
     from shrink.subcommand import add_command
     from shrink.data.arguments import add_data_arguments
 
@@ -123,34 +123,28 @@ def register(subparsers) -> None:
     mode.add_argument("--dynamic", dest="mode", action="store_const", const="dynamic",
                       help="dynamic quantization of MatMul/Gemm (ViT-like models)")
     p.set_defaults(mode="auto")
-    p.add_argument("--calibration-images", type=int, default=DEFAULT_CALIBRATION_IMAGES,
-                   help=f"calibration images (default {DEFAULT_CALIBRATION_IMAGES})")
-    p.add_argument("--calibration-seed", type=int, default=0)
+    add_config_flag(p, QuantizeConfig, "calibration_images", "calibration images")
+    add_config_flag(p, QuantizeConfig, "calibration_seed")
     p.add_argument("--force-random-calibration", action="store_true",
                    help="allow synthetic data (latency-only runs); every output is flagged")
-    p.add_argument("--method", choices=METHODS, default="minmax", help="calibration method (default minmax)")
-    p.add_argument("--activation-type", choices=INT8_TYPES, default="u8")
-    p.add_argument("--weight-type", choices=INT8_TYPES, default="s8")
-    p.add_argument("--per-channel", action=argparse.BooleanOptionalAction, default=True,
-                   help="per-channel weight scales (default on)")
+    add_config_flag(p, QuantRecipe, "method", "calibration method", choices=METHODS)
+    add_config_flag(p, QuantRecipe, "activation_type", choices=INT8_TYPES)
+    add_config_flag(p, QuantRecipe, "weight_type", choices=INT8_TYPES)
+    add_config_flag(p, QuantRecipe, "per_channel", "per-channel weight scales")
     p.add_argument("--reduce-range", action="store_true", help="7-bit weights (CPUs without VNNI)")
-    p.add_argument("--format", choices=FORMATS, default="qdq")
+    add_config_flag(p, QuantRecipe, "quant_format", "qdq: standard ONNX operators; qoperator: onnxruntime's own",
+                    flag="--format", choices=FORMATS)
     p.add_argument("--op-types", nargs="+", metavar="OP", help="only quantize these operator types")
     p.add_argument("--exclude", action="append", metavar="NODE", help="keep this node in fp32 (repeatable)")
-    p.add_argument("--budget", type=float, default=DEFAULT_BUDGET_PT,
-                   help=f"allowed top-1 drop vs fp32, in points (default {DEFAULT_BUDGET_PT})")
+    add_config_flag(p, QuantizeConfig, "budget_pt", "allowed top-1 drop vs fp32, in points", flag="--budget", type=float)
     p.add_argument("--eval-limit", type=int, help="measure accuracy on this many eval images (default: all)")
     p.add_argument("--threads", type=int, help="intra-op threads for timing (default: physical cores)")
-    p.add_argument("--bench-seconds", type=float, default=5.0, help="measured seconds per candidate (default 5)")
-    p.add_argument("--bench-warmup-seconds", type=float, default=QuantizeConfig().bench_warmup_seconds,
-                   help="warmup per candidate and worker process (default "
-                        f"{QuantizeConfig().bench_warmup_seconds:g})")
-    p.add_argument("--bench-processes", type=int, default=QuantizeConfig().bench_processes,
-                   help="rounds of fresh worker processes the timing runs in, as shrink bench's --processes "
-                        f"(default {QuantizeConfig().bench_processes})")
-    p.add_argument("--bench-max-seconds", type=float, default=QuantizeConfig().bench_max_seconds,
-                   help="wall-clock cap of each timing run, all candidates together (default "
-                        f"{QuantizeConfig().bench_max_seconds:g}); the decision record says when it stopped one")
+    add_config_flag(p, QuantizeConfig, "bench_seconds", "measured seconds per candidate")
+    add_config_flag(p, QuantizeConfig, "bench_warmup_seconds", "warmup per candidate and worker process")
+    add_config_flag(p, QuantizeConfig, "bench_processes",
+                    "rounds of fresh worker processes the timing runs in, as shrink bench's --processes")
+    add_config_flag(p, QuantizeConfig, "bench_max_seconds", "wall-clock cap of each timing run, all candidates "
+                    "together; the decision record says when it stopped one")
     p.add_argument("--runtime", action="append", metavar="NAME",
                    help="a runtime the shipped file must load on (repeatable); onnxruntime alone allows its own "
                         "operators (QOperator format); default: any ONNX runtime, standard operators only (QDQ)")
