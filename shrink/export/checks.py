@@ -15,14 +15,14 @@ def _dims(value_info: onnx.ValueInfoProto) -> list[int | str]:
 
 
 def check_signature(proto: onnx.ModelProto, input_name: str, input_shape: tuple[int, ...],
-                    output_name: str, num_outputs: int | None, dynamic_batch: bool) -> list[int | str]:
-    """One image input named `input_name` of shape (batch, *input_shape), one output; the batch axis
-    symbolic when `dynamic_batch`. Returns the input dims."""
+                    output_names: tuple[str, ...], num_outputs: int | None, dynamic_batch: bool) -> list[int | str]:
+    """One image input named `input_name` of shape (batch, *input_shape), the outputs named
+    `output_names` in that order; the batch axis symbolic when `dynamic_batch`. Returns the input dims."""
     inputs = [i for i in proto.graph.input if i.name not in {t.name for t in proto.graph.initializer}]
     if [i.name for i in inputs] != [input_name]:
         raise ShrinkError(f"exported graph inputs are {[i.name for i in inputs]}, expected [{input_name!r}]")
-    if [o.name for o in proto.graph.output] != [output_name]:
-        raise ShrinkError(f"exported graph outputs are {[o.name for o in proto.graph.output]}, expected [{output_name!r}]")
+    if [o.name for o in proto.graph.output] != list(output_names):
+        raise ShrinkError(f"exported graph outputs are {[o.name for o in proto.graph.output]}, expected {list(output_names)}")
     dims = _dims(inputs[0])
     if len(dims) != 1 + len(input_shape) or tuple(dims[1:]) != tuple(input_shape):
         raise ShrinkError(f"exported input shape is {dims}, expected [batch, {', '.join(map(str, input_shape))}]")

@@ -38,16 +38,18 @@ class Fp16Wrapper(torch.nn.Module):
         super().__init__()
         self.model = model.half()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x.half()).float()
+    def forward(self, x: torch.Tensor):
+        out = self.model(x.half())
+        return tuple(o.float() for o in out) if isinstance(out, (tuple, list)) else out.float()
 
 
-def _graph_contract(opset: int) -> dict[str, Any]:
+def _graph_contract(opset: int, output_names: tuple[str, ...]) -> dict[str, Any]:
     """What both exporters must produce alike: the opset and the input and output names."""
-    return {"opset_version": opset, "input_names": [INPUT_NAME], "output_names": [OUTPUT_NAME]}
+    return {"opset_version": opset, "input_names": [INPUT_NAME], "output_names": list(output_names)}
 
 
-def _dynamo(model: torch.nn.Module, example: torch.Tensor, opset: int, dynamic_batch: bool) -> onnx.ModelProto:
+def _dynamo(model: torch.nn.Module, example: torch.Tensor, opset: int, dynamic_batch: bool,
+            output_names: tuple[str, ...]) -> onnx.ModelProto:
     dynamic_shapes = ({0: torch.export.Dim(BATCH_DIM, min=1)},) if dynamic_batch else None
     # The dynamo exporter prints progress lines and its own warnings; keep the user's console clean.
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
@@ -60,16 +62,17 @@ def _dynamo(model: torch.nn.Module, example: torch.Tensor, opset: int, dynamic_b
             optimize=True,
             report=False,
             verify=False,
-            **_graph_contract(opset),
+            **_graph_contract(opset, output_names),
         )
     if program is None:
         raise RuntimeError("torch.onnx.export returned no program")
     return program.model_proto
 
 
-def _torchscript(model: torch.nn.Module, example: torch.Tensor, opset: int, dynamic_batch: bool) -> onnx.ModelProto:
+def _torchscript(model: torch.nn.Module, example: torch.Tensor, opset: int, dynamic_batch: bool,
+                 output_names: tuple[str, ...]) -> onnx.ModelProto:
     buffer = io.BytesIO()
-    dynamic_axes = {INPUT_NAME: {0: BATCH_DIM}, OUTPUT_NAME: {0: BATCH_DIM}} if dynamic_batch else None
+    dynamic_axes = {name: {0: BATCH_DIM} for name in (INPUT_NAME, *output_names)} if dynamic_batch else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # its deprecation warning is expected: we chose it as fallback
         torch.onnx.export(
@@ -79,18 +82,20 @@ def _torchscript(model: torch.nn.Module, example: torch.Tensor, opset: int, dyna
             dynamo=False,
             dynamic_axes=dynamic_axes,
             do_constant_folding=True,
-            **_graph_contract(opset),
+            **_graph_contract(opset, output_names),
         )
     return onnx.load_from_string(buffer.getvalue())
 
 
 def torch_to_onnx(
-    model: torch.nn.Module, example: torch.Tensor, *, exporter: str, opset: int, dynamic_batch: bool
+    model: torch.nn.Module, example: torch.Tensor, *, exporter: str, opset: int, dynamic_batch: bool,
+    output_names: tuple[str, ...] = (OUTPUT_NAME,),
 ) -> Exported:
-    """Export `model` (eval mode, on the CPU) traced with `example`; see the module docstring."""
+    """Export `model` (eval mode, on the CPU) traced with `example`, its outputs named
+    `output_names` in the order it returns them; see the module docstring."""
     if exporter in ("auto", "dynamo"):
         try:
-            return Exported(_dynamo(model, example, opset, dynamic_batch), "dynamo")
+            return Exported(_dynamo(model, example, opset, dynamic_batch, output_names), "dynamo")
         except Exception as exc:  # torch.export raises many types (Unsupported, UserError, ...)
             reason = first_line(exc, with_type=True)
             if exporter == "dynamo":
@@ -99,6 +104,6 @@ def torch_to_onnx(
     else:
         reason = "TorchScript exporter requested"
     try:
-        return Exported(_torchscript(model, example, opset, dynamic_batch), "torchscript", reason)
+        return Exported(_torchscript(model, example, opset, dynamic_batch, output_names), "torchscript", reason)
     except Exception as exc:
         raise ShrinkError(f"ONNX export failed with the TorchScript exporter too: {first_line(exc, with_type=True)}") from exc

@@ -7,6 +7,8 @@ Keys (all values are strings; lists and shapes are JSON):
   mean, std, classes                        normalization (also in preprocessing) and labels, when known
   source_model, plan_hash, macs, params     provenance (plan_hash only for pruned models)
   precision, exporter, opset, shrink_version
+  task, output_names                        a segmenter's or detector's (shrink.tasks): what its
+                                            outputs are, in order; a classifier has one "logits"
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from shrink import __version__
 from shrink.data.preprocessing import PREPROCESSING_KEY, Preprocessing
 from shrink.errors import ShrinkError
 from shrink.export.config import BATCH_DIM, INPUT_NAME
+from shrink.models.dense import output_names
 from shrink.param_count import count_params
 
 INPUT_LAYOUT = "NCHW"
@@ -41,6 +44,8 @@ class ModelProvenance:
     classes: tuple[str, ...] | None = None
     dataset: str | None = None
     preprocessing: Preprocessing | None = None  # what every accuracy figure used
+    task: str | None = None  # None: a classifier (shrink.tasks.Task values otherwise)
+    output_names: tuple[str, ...] | None = None  # a dense model's outputs, in graph order
 
 
 def count_macs(model: torch.nn.Module, input_shape: tuple[int, int, int]) -> int | None:
@@ -94,6 +99,8 @@ def provenance_for(loaded, info=None) -> ModelProvenance:
         classes=tuple(card.classes) if card else (tuple(info.classes) if info else None),
         dataset=info.name if info is not None else (card.dataset if card else None),
         preprocessing=contract,
+        task=loaded.spec.task,
+        output_names=output_names(loaded.model),
     )
 
 
@@ -119,6 +126,8 @@ def export_metadata(provenance: ModelProvenance, *, precision: str, exporter: st
         "classes": list(provenance.classes) if provenance.classes is not None else None,
         "dataset": provenance.dataset,
         PREPROCESSING_KEY: provenance.preprocessing.to_json() if provenance.preprocessing else None,
+        "task": provenance.task,
+        "output_names": list(provenance.output_names) if provenance.output_names else None,
     }
     for key, value in optional.items():
         if value is not None:

@@ -1,5 +1,5 @@
-"""ONNX (through onnxruntime) vs the fp32 PyTorch model: logits at fixed batch sizes, and top-1
-agreement over the eval split.
+"""ONNX (through onnxruntime) vs the fp32 PyTorch model: every output at fixed batch sizes, and
+top-1 agreement over the eval split (a segmenter's or detector's outputs: elementwise there too).
 
 fp32 files must match elementwise (FP32_RTOL / FP32_ATOL) and agree on every eval image; fp16
 files are judged by SQNR and top-1 agreement, since fp16 logits cannot match fp32 to 1e-4.
@@ -26,14 +26,27 @@ from shrink.export.result import BatchParity, ParityReport
 from shrink.numerics import Agreement, max_abs_diff, max_tolerance_ratio, sqnr_db, top1_agreement
 
 
-def _ort_logits(session, x: torch.Tensor) -> np.ndarray:
+def _ort_outputs(session, x: torch.Tensor) -> list[np.ndarray]:
     name = session.get_inputs()[0].name
-    return session.run(None, {name: x.numpy().astype(np.float32)})[0]
+    return session.run(None, {name: x.numpy().astype(np.float32)})
 
 
 @torch.no_grad()
-def _torch_logits(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
-    return model(x).float().numpy()
+def _torch_outputs(model: torch.nn.Module, x: torch.Tensor) -> list[np.ndarray]:
+    out = model(x)
+    return [o.float().numpy() for o in (out if isinstance(out, (tuple, list)) else (out,))]
+
+
+def _joined(outputs: list[np.ndarray]) -> np.ndarray:
+    """Every output of a batch side by side, (N, total): one comparison covers them all."""
+    return np.concatenate([o.reshape(len(o), -1) for o in outputs], axis=1)
+
+
+def _shape_mismatch(ref: list[np.ndarray], got: list[np.ndarray]) -> str | None:
+    ref_shapes, got_shapes = [r.shape for r in ref], [g.shape for g in got]
+    if ref_shapes != got_shapes:
+        return f"ONNX output shapes {got_shapes} != PyTorch {ref_shapes}"
+    return None
 
 
 def parity_inputs(input_shape: tuple[int, ...], batch: int, split=None, seed: int = 0) -> torch.Tensor:
@@ -71,31 +84,45 @@ def check_parity(model: torch.nn.Module, session, input_shape: tuple[int, ...], 
     batches = []
     for batch in PARITY_BATCHES:
         x = parity_inputs(input_shape, batch, split, config.seed)
-        ref, got = _torch_logits(model, x), _ort_logits(session, x)
-        if got.shape != ref.shape:
-            failures.append(f"batch {batch}: ONNX output shape {got.shape} != PyTorch {ref.shape}")
+        ref_outputs, got_outputs = _torch_outputs(model, x), _ort_outputs(session, x)
+        mismatch = _shape_mismatch(ref_outputs, got_outputs)
+        if mismatch:
+            failures.append(f"batch {batch}: {mismatch}")
             continue
+        ref, got = _joined(ref_outputs), _joined(got_outputs)
         bp = BatchParity(batch, max_abs_diff(ref, got), max_tolerance_ratio(ref, got, FP32_RTOL, FP32_ATOL),
                          sqnr_db(ref, got))
         batches.append(bp)
         if not fp16 and bp.max_tolerance_ratio > 1.0:
-            failures.append(f"batch {batch}: logits differ by up to {bp.max_abs_diff:.3g} "
+            failures.append(f"batch {batch}: outputs differ by up to {bp.max_abs_diff:.3g} "
                             f"(allowed: {FP32_ATOL:g} + {FP32_RTOL:g}|x|)")
         if fp16 and bp.sqnr_db < FP16_MIN_SQNR_DB:
             failures.append(f"batch {batch}: fp16 SQNR {bp.sqnr_db:.1f} dB < {FP16_MIN_SQNR_DB} dB")
 
     agreement = Agreement(0, 0, 0)
     signal = noise = 0.0
+    dense_images = 0  # a segmenter's or detector's eval images: compared elementwise, not by top-1
     if split is not None:
         for x in _eval_batches(split, config):
-            ref, got = _torch_logits(model, x), _ort_logits(session, x)
-            tie = 0.0 if fp16 else _tie_tolerance(ref)
-            agreement = agreement + top1_agreement(ref, got, tie_tolerance=tie)
+            ref_outputs, got_outputs = _torch_outputs(model, x), _ort_outputs(session, x)
+            ref, got = _joined(ref_outputs), _joined(got_outputs)
+            if len(ref_outputs) == 1 and ref_outputs[0].ndim == 2:
+                tie = 0.0 if fp16 else _tie_tolerance(ref)
+                agreement = agreement + top1_agreement(ref, got, tie_tolerance=tie)
+            else:
+                dense_images += len(x)
+                ratio = max_tolerance_ratio(ref, got, FP32_RTOL, FP32_ATOL)
+                if not fp16 and ratio > 1.0:
+                    failures.append(f"outputs differ from PyTorch by up to {max_abs_diff(ref, got):.3g} on eval "
+                                    f"images (allowed: {FP32_ATOL:g} + {FP32_RTOL:g}|x|)")
             signal += float(np.sum(ref.astype(np.float64) ** 2))
             noise += float(np.sum((ref.astype(np.float64) - got) ** 2))
     eval_sqnr = None
-    if agreement.total:
+    if agreement.total or dense_images:
         eval_sqnr = float("inf") if noise == 0 else 10.0 * float(np.log10(signal / noise)) if signal else float("-inf")
+    if dense_images and fp16 and eval_sqnr < FP16_MIN_SQNR_DB:
+        failures.append(f"fp16 SQNR {eval_sqnr:.1f} dB < {FP16_MIN_SQNR_DB} dB on the eval images")
+    if agreement.total:
         if fp16:
             if agreement.rate < FP16_MIN_TOP1_AGREEMENT:
                 failures.append(f"fp16 top-1 agreement {agreement.rate:.2%} < {FP16_MIN_TOP1_AGREEMENT:.0%} "
@@ -109,7 +136,7 @@ def check_parity(model: torch.nn.Module, session, input_shape: tuple[int, ...], 
         precision=config.precision,
         provider=session.get_providers()[0],
         batches=tuple(batches),
-        eval_images=agreement.total,
+        eval_images=agreement.total or dense_images,
         eval_dataset=split.info.name if split is not None else None,
         top1_agree=agreement.agree,
         top1_near_ties=agreement.near_ties,

@@ -25,6 +25,7 @@ from shrink.export.parity import check_parity, parity_inputs
 from shrink.export.result import ExportResult, ParityReport
 from shrink.export.slim import slim
 from shrink.fileio import sha256_file
+from shrink.models.dense import output_names
 from shrink.onnxio.checks import check_onnx_file
 from shrink.onnxio.metadata import read_metadata, set_metadata
 from shrink.onnxio.writing import check_onnx_destination, save_model, staged_output
@@ -44,12 +45,12 @@ def versions() -> dict[str, str]:
 
 
 def _verify(path: Path, reference: torch.nn.Module, provenance: ModelProvenance, num_outputs: int | None,
-            config: ExportConfig, split) -> tuple[list[str], ParityReport, tuple]:
+            config: ExportConfig, split, output_names: tuple[str, ...]) -> tuple[list[str], ParityReport, tuple]:
     """Every check on the staged file; raises ShrinkError on the first failure."""
     checks = []
     inferred = check_onnx_file(path)
     checks.append("onnx.checker(full_check) + shape inference")
-    dims = check_signature(inferred, INPUT_NAME, provenance.input_shape, OUTPUT_NAME, num_outputs, config.dynamic_batch)
+    dims = check_signature(inferred, INPUT_NAME, provenance.input_shape, output_names, num_outputs, config.dynamic_batch)
     checks.append("signature: input/output names, shape" + (", dynamic batch" if config.dynamic_batch else ""))
     session = create_session(path, config.provider)
     checks.append(f"onnxruntime session on {session.get_providers()[0]}")
@@ -57,8 +58,11 @@ def _verify(path: Path, reference: torch.nn.Module, provenance: ModelProvenance,
     if not parity.passed:
         raise ShrinkError(f"{config.precision} parity with PyTorch failed: {'; '.join(parity.failures)}")
     what = f"parity at batch {', '.join(str(b.batch) for b in parity.batches)}"
+    if len(output_names) > 1:
+        what += f" on every output ({', '.join(output_names)})"
     if parity.eval_images:
-        what += f" + top-1 agreement on {parity.eval_images} {parity.eval_dataset} images"
+        compared = "top-1 agreement" if parity.top1_agree or num_outputs else "elementwise parity"
+        what += f" + {compared} on {parity.eval_images} {parity.eval_dataset} images"
     checks.append(what)
     return checks, parity, tuple(dims)
 
@@ -95,9 +99,10 @@ def export(loaded, config: ExportConfig, out_path: str | Path, *, eval_split=Non
     reference = loaded.model.eval()
     example = parity_inputs(provenance.input_shape, TRACE_BATCH, None, config.seed)
     num_outputs = _num_outputs(reference, example)
+    names = output_names(reference) or (OUTPUT_NAME,)
     to_export = Fp16Wrapper(copy.deepcopy(reference)).eval() if config.precision == "fp16" else reference
     exported = torch_to_onnx(to_export, example, exporter=config.exporter, opset=config.opset,
-                             dynamic_batch=config.dynamic_batch)
+                             dynamic_batch=config.dynamic_batch, output_names=names)
     proto = exported.proto
     written = graph_opset(proto)
     if written != config.opset:  # metadata and stdout must name the opset the file really has
@@ -109,7 +114,7 @@ def export(loaded, config: ExportConfig, out_path: str | Path, *, eval_split=Non
     slim_counts = None
     with staged_output(out_path, forbid=loaded.files) as staged:
         external = save_model(proto, staged)
-        checks, parity, dims = _verify(staged, reference, provenance, num_outputs, config, split)
+        checks, parity, dims = _verify(staged, reference, provenance, num_outputs, config, split, names)
         if config.slim:
             before = len(proto.graph.node)
             proto = slim(onnx.load(str(staged)))
@@ -117,7 +122,7 @@ def export(loaded, config: ExportConfig, out_path: str | Path, *, eval_split=Non
             for stale in staged.parent.iterdir():  # onnx appends to an existing external-data file
                 stale.unlink()
             external = save_model(proto, staged)
-            slim_checks, parity, dims = _verify(staged, reference, provenance, num_outputs, config, split)
+            slim_checks, parity, dims = _verify(staged, reference, provenance, num_outputs, config, split, names)
             checks += [f"after onnxslim: {c}" for c in slim_checks]
     if exported.fallback_reason and exported.exporter == "torchscript":
         log.warning("exported with TorchScript: %s", exported.fallback_reason)

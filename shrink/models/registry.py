@@ -3,6 +3,8 @@
 Names:
   fmnist_resnet18, fmnist_mobilenetv2   built-in Fashion-MNIST references (1 channel, CIFAR stem)
   tv:NAME                               any torchvision classification model (random init)
+  tvseg:NAME                            a torchvision segmentation model (shrink.models.dense)
+  tvdet:NAME                            a one-stage torchvision detector, cut after its heads
   timm:NAME                             any timm model, when timm is installed
   path/to/file.py:factory               a function in the user's own file
 """
@@ -19,6 +21,7 @@ import torch.nn as nn
 
 from shrink.errors import ShrinkError
 from shrink.models.code import ModelCode, split_code_name, untrusted_code_message
+from shrink.models.dense import DetectionNet, SegmentationNet, one_stage
 from shrink.models.source import ModelSource, SourceKind
 from shrink.models.spec import ModelSpec
 from shrink.models.stems import adapt_stem
@@ -72,6 +75,31 @@ def _torchvision_build(spec: ModelSpec, tv_name: str) -> nn.Module:
         kwargs["image_size"] = spec.input_size[0]
     model = torchvision.models.get_model(tv_name, **kwargs)
     return adapt_stem(model, in_chans=spec.in_chans, cifar_stem=spec.cifar_stem)
+
+
+def _torchvision_dense_build(spec: ModelSpec, source: ModelSource) -> nn.Module:
+    """A segmenter or a one-stage detector as a graph of plain tensors (shrink.models.dense)."""
+    import torchvision
+
+    segmentation = source.kind is SourceKind.TORCHVISION_SEGMENTATION
+    every = torchvision.models.list_models(
+        module=torchvision.models.segmentation if segmentation else torchvision.models.detection)
+    names = every if segmentation else one_stage(every)
+    if source.name not in names:
+        prefix = source.text.partition(":")[0]
+        message = unknown_name_message(source.text, [f"{prefix}:{n}" for n in names])
+        if source.name in every:  # Faster/Mask R-CNN: regions chosen from the data, no fixed graph
+            message = f"{source.text} is a two-stage detector; only one-stage ones are supported: " + \
+                ", ".join(f"{prefix}:{n}" for n in names)
+        raise ShrinkError(message)
+    if spec.in_chans != 3 or spec.cifar_stem:
+        raise ShrinkError(f"{source.text} takes 3-channel images with its own stem (in_chans 3, no cifar stem)")
+    kwargs = {"weights": None, "weights_backbone": None, "num_classes": spec.num_classes}
+    if segmentation:
+        if source.name != "lraspp_mobilenet_v3_large":
+            kwargs["aux_loss"] = False  # the auxiliary head is a training aid, not part of what ships
+        return SegmentationNet(torchvision.models.get_model(source.name, **kwargs))
+    return DetectionNet(torchvision.models.get_model(source.name, **kwargs), spec.input_size)
 
 
 def _timm_build(spec: ModelSpec, timm_name: str) -> nn.Module:
@@ -140,6 +168,8 @@ def create_model(name: str | ModelSpec, *, code: ModelCode | None = None, **over
     source = ModelSource.parse(spec.name)
     if source.kind is SourceKind.TORCHVISION:
         return _torchvision_build(spec, source.name)
+    if source.kind in (SourceKind.TORCHVISION_SEGMENTATION, SourceKind.TORCHVISION_DETECTION):
+        return _torchvision_dense_build(spec, source)
     if source.kind is SourceKind.TIMM:
         return _timm_build(spec, source.name)
     if source.kind is SourceKind.CODE:
@@ -148,11 +178,15 @@ def create_model(name: str | ModelSpec, *, code: ModelCode | None = None, **over
 
 
 def list_models(pattern: str | None = None) -> list[str]:
-    """Built-in names plus every torchvision classification model (and timm's, if installed)."""
+    """Built-in names plus every torchvision classification and segmentation model, the one-stage
+    detectors (and timm's models, if installed)."""
     import torchvision
+
 
     names = builtin_registry().names()
     names += [f"tv:{n}" for n in torchvision.models.list_models(module=torchvision.models)]
+    names += [f"tvseg:{n}" for n in torchvision.models.list_models(module=torchvision.models.segmentation)]
+    names += [f"tvdet:{n}" for n in one_stage(torchvision.models.list_models(module=torchvision.models.detection))]
     try:
         import timm
 

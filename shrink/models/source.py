@@ -1,5 +1,6 @@
-"""What a model source names, read from the text alone: the one parser of `tv:NAME`, `timm:NAME`,
-`path/file.py:factory`, files and directories, after timm's `parse_model_name` (prefix, then name).
+"""What a model source names, read from the text alone: the one parser of `tv:NAME`, `tvseg:NAME`,
+`tvdet:NAME`, `timm:NAME`, `path/file.py:factory`, files and directories, after timm's
+`parse_model_name` (prefix, then name).
 
     ModelSource.parse("tv:resnet50")             -> kind TORCHVISION, name "resnet50"
     ModelSource.parse("nets/tiny.py:build")       -> kind CODE, path nets/tiny.py, name "build"
@@ -14,11 +15,14 @@ from pathlib import Path
 
 CODE_SEPARATOR = ".py:"  # a model name with this in it is built by a function in a Python file
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
-PREFIXES = {"tv": "TORCHVISION", "timm": "TIMM"}
+PREFIXES = {"tv": "TORCHVISION", "tvseg": "TORCHVISION_SEGMENTATION", "tvdet": "TORCHVISION_DETECTION",
+            "timm": "TIMM"}
 
 
 class SourceKind(enum.Enum):
     TORCHVISION = "tv"  # tv:NAME, any torchvision classification model
+    TORCHVISION_SEGMENTATION = "tvseg"  # tvseg:NAME, a torchvision segmentation model
+    TORCHVISION_DETECTION = "tvdet"  # tvdet:NAME, a one-stage torchvision detector
     TIMM = "timm"  # timm:NAME
     CODE = "code"  # path/file.py:factory, built by running the user's file
     BUILTIN = "builtin"  # a name of the built-in registry (fmnist_resnet18)
@@ -31,7 +35,8 @@ class SourceKind(enum.Enum):
     @property
     def is_registry(self) -> bool:
         """Built from a registry name, not read from files."""
-        return self in (SourceKind.TORCHVISION, SourceKind.TIMM, SourceKind.CODE, SourceKind.BUILTIN)
+        return self in (SourceKind.TORCHVISION, SourceKind.TORCHVISION_SEGMENTATION, SourceKind.TORCHVISION_DETECTION,
+                        SourceKind.TIMM, SourceKind.CODE, SourceKind.BUILTIN)
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,10 @@ WIDTH_TYPES = {  # node types whose width torch-pruning can read
     ops.OPTYPE.IN, ops.OPTYPE.PRELU, ops.OPTYPE.EMBED, ops.OPTYPE.MHA, ops.OPTYPE.PARAMETER,
 }
 DIM_MAPPED_TYPES = (ops.OPTYPE.CONCAT, ops.OPTYPE.SPLIT, ops.OPTYPE.SLICE, ops.OPTYPE.UNBIND)
+# Operations with no weights that carry channels on to what they feed: a layer whose output reaches
+# a model output through only these (a detector's view/permute/reshape/cat) writes that output.
+PASS_THROUGH_TYPES = (ops.OPTYPE.RESHAPE, ops.OPTYPE.CONCAT, ops.OPTYPE.ELEMENTWISE, ops.OPTYPE.SLICE,
+                      ops.OPTYPE.SPLIT, ops.OPTYPE.UNBIND, ops.OPTYPE.EXPAND)
 
 
 class _SignedDimGradFn:
@@ -113,7 +117,7 @@ class ShrinkGraph(tp.DependencyGraph):
     def __init__(self) -> None:
         super().__init__()
         self.broken_nodes: dict[object, BrokenNode] = {}  # tp Node -> why its mapping failed
-        self.output_nodes: set = set()  # nodes whose result is a model output
+        self.output_nodes: set = set()  # nodes whose result is a model output, or reaches one unchanged
         self.fixed_dims = 0
         self._outputs: list = []
 
@@ -121,7 +125,7 @@ class ShrinkGraph(tp.DependencyGraph):
         module2node = super()._trace(model, example_inputs, forward_fn, output_transform)
         self.fixed_dims = _fix_unsigned_dims(module2node)
         output_grad_fns = {o.grad_fn for o in tp.utils.flatten_as_list(self._outputs) if o.grad_fn is not None}
-        self.output_nodes = {n for n in module2node.values() if _real_grad_fn(n) in output_grad_fns}
+        self.output_nodes = _writers_of_outputs({n for n in module2node.values() if _real_grad_fn(n) in output_grad_fns})
         return module2node
 
     def _keep_outputs(self, outputs):
@@ -177,6 +181,20 @@ class ShrinkGraph(tp.DependencyGraph):
             if node.type in WIDTH_TYPES:
                 widths += [w for w in (self.get_out_channels(node), self.get_in_channels(node)) if w]
         return max(widths)
+
+
+def _writers_of_outputs(outputs: set) -> set:
+    """`outputs` and every node whose result reaches one of them through pass-through operations
+    only, up to and including the first layer with weights on each path."""
+    found = set(outputs)
+    frontier = [n for n in outputs if n.type in PASS_THROUGH_TYPES or n.type == ops.OPTYPE.OUTPUT]
+    while frontier:
+        for source in frontier.pop().inputs:
+            if source not in found:
+                found.add(source)
+                if source.type in PASS_THROUGH_TYPES:
+                    frontier.append(source)
+    return found
 
 
 def _call(model: nn.Module, inputs: tuple):

@@ -43,6 +43,9 @@ CROSS_CHANNEL_NORMS = {"LN": "LayerNorm", "GN": "GroupNorm"}
 WALK_BUDGET_PER_NODE = 32  # a walk pushing more than this many items per graph node is runaway
 
 
+WRITES_OUTPUT = "writes the model output (the layers that write classes, boxes or masks are always kept)"
+
+
 class IncoherentGroup(Exception):
     """The walk produced indices that cannot belong to one consistent group."""
 
@@ -118,6 +121,10 @@ def _discover_from(graph, module, ignore, attention, claimed: set, found: Discov
     if not width:
         return
     root = graph.name_of(module)
+    if graph.module2node[module] in graph.output_nodes:  # a prediction layer: not walked, never pruned
+        claimed.add(module)
+        found.left_whole.append(LeftWhole(root, WRITES_OUTPUT, (root,)))
+        return
     try:
         items = walk(graph, module, pruner.prune_out_channels, width)
     except IncoherentGroup as exc:
@@ -243,7 +250,7 @@ def skip_reason(graph: ShrinkGraph, items, members: list[Member], ignore: tuple[
             return f"passes through {broken.label}, whose channel mapping failed ({broken.error})"
         writes = node.type not in STATEFUL_TYPES or graph.is_out_channel_pruning_fn(dep.handler)
         if (node.type == ops.OPTYPE.OUTPUT or node in graph.output_nodes) and writes:
-            return "writes the model output (the classifier head is always kept)"
+            return WRITES_OUTPUT
         if node.type in UNSUPPORTED_TYPES:
             return f"couples a {node.type.name} layer, which this pass does not prune"
     for member in members:

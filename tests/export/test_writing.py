@@ -31,9 +31,9 @@ def test_exception_mid_write_leaves_no_file(tmp_path):
 def test_failed_parity_writes_nothing_and_keeps_the_old_file(tmp_path, monkeypatch):
     dest = tmp_path / "model.onnx"
     dest.write_bytes(b"previous good file")
-    real = parity_module._ort_logits
-    monkeypatch.setattr(parity_module, "_ort_logits", lambda s, x: real(s, x) + 0.01)
-    with pytest.raises(ShrinkError, match="parity with PyTorch failed: batch 1: logits differ"):
+    real = parity_module._ort_outputs
+    monkeypatch.setattr(parity_module, "_ort_outputs", lambda s, x: [o + 0.01 for o in real(s, x)])
+    with pytest.raises(ShrinkError, match="parity with PyTorch failed: batch 1: outputs differ"):
         export(tiny_loaded(), ExportConfig(), dest, eval_split=tiny_split(8))
     assert dest.read_bytes() == b"previous good file"
     assert _leftovers(tmp_path) == ["model.onnx"]
