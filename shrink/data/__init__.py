@@ -1,4 +1,5 @@
-"""Datasets by name: fmnist | digits | imagefolder:DIR | synthetic[:CxHxW].
+"""Datasets by name: fmnist | digits | imagefolder:DIR | synthetic[:CxHxW], and for segmentation and
+detection fmnist-seg | fmnist-det (composed from Fashion-MNIST) | segfolder:DIR | coco:DIR.
 
 The names below load their module on first use, so importing one light module of this package (the
 preprocessing record, an ONNX file's contract) does not import torch or onnxruntime: a bench worker
@@ -26,6 +27,7 @@ _LAZY = {
     "TensorSplit": "shrink.data.splits",
     "batch_indices": "shrink.data.splits",
     "train_val_split": "shrink.data.splits",
+    "targets_to_list": "shrink.data.targets",
 }
 
 
@@ -35,7 +37,9 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'shrink.data' has no attribute {name!r}")
 
 
-DATASETS = ("fmnist", "digits", "imagefolder:DIR", "synthetic[:CxHxW]")
+DATASETS = ("fmnist", "digits", "imagefolder:DIR", "synthetic[:CxHxW]", "fmnist-seg", "fmnist-det", "segfolder:DIR",
+            "coco:DIR")
+SCENE_TASKS = {"fmnist-seg": "segmentation", "fmnist-det": "detection"}
 
 
 def load_data(
@@ -47,10 +51,32 @@ def load_data(
     synthetic_shape: tuple[int, int, int] | None = None,
     num_classes: int = 10,
     preprocessing: Preprocessing | None = None,
+    scenes: int | None = None,
+    image_size: tuple[int, int] | None = None,
 ) -> ImageSplit:
     """One split of a named dataset. `synthetic_shape` sets the shape of `synthetic` when the name
     does not (usually the model's input shape). `preprocessing`, the record a shipped file carries,
-    makes the images read exactly as it says (shrink.data.contract)."""
+    makes the images read exactly as it says (shrink.data.contract). `scenes`: how many scenes
+    fmnist-seg/fmnist-det compose (default shrink.data.scenes.SCENES); `image_size`: the (H, W)
+    segfolder/coco images are resized to (default 128x128)."""
+    if name in SCENE_TASKS or name.startswith(("segfolder:", "coco:")):
+        if name in SCENE_TASKS:
+            from shrink.data.scenes import load_scenes
+
+            data = load_scenes(SCENE_TASKS[name], split, data_dir, scenes)
+        else:
+            from shrink.data.coco import load_coco
+            from shrink.data.segfolder import load_segfolder
+            from shrink.data.userfiles import DEFAULT_SIZE
+
+            kind, root = name.split(":", 1)
+            load = load_segfolder if kind == "segfolder" else load_coco
+            data = load(root, split, image_size or DEFAULT_SIZE)
+        if preprocessing is None:
+            return data
+        from shrink.data.contract import with_contract
+
+        return with_contract(data, preprocessing, name)
     if name in ("fmnist", "digits"):
         if name == "fmnist":
             from shrink.data.fmnist import load_fmnist
@@ -89,5 +115,6 @@ __all__ = [
     "TensorSplit",
     "batch_indices",
     "load_data",
+    "targets_to_list",
     "train_val_split",
 ]

@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Sequ
 
 from shrink.data.preprocessing import Preprocessing, native
 from shrink.errors import ShrinkError
+from shrink.tasks import Task
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,13 @@ class DataInfo:
     synthetic: bool = False  # True: random inputs, good for latency only
     # How a decoded image became an input (resize, crop, ...); None: images already at image_size.
     preprocessing: Preprocessing | None = None
+    # A shrink.tasks.Task value: what the labels are (class ids, per-pixel masks, or boxes).
+    task: str = "classification"
+    # Where the data came from, in one line a report can print (e.g. how a composed set was made).
+    note: str | None = None
+
+    def __post_init__(self) -> None:
+        Task.parse(self.task)  # a typo here would silently score masks or boxes as class ids
 
     @property
     def num_classes(self) -> int:
@@ -127,15 +135,28 @@ def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return padded[n_idx, c_idx, rows.to(dev).view(n, 1, h, 1), cols.to(dev).view(n, 1, 1, w)]
 
 
+def stored_targets(labels: torch.Tensor, task: str) -> torch.Tensor:
+    """The labels as a TensorSplit holds them: class ids as int64; segmentation masks (N, H, W) as
+    uint8 when they come so (6000 masks of 128x128 take 98 MB, not 786 MB as int64; batches turn them
+    into int64); detection targets (N, MAX, 5) rows of (label, x1, y1, x2, y2) as float32, because
+    box corners are fractional."""
+    if task == "detection":
+        return labels.float()
+    if task == "segmentation" and labels.dtype == torch.uint8:
+        return labels
+    return labels.long()
+
+
 class TensorSplit:
-    """A whole split held as uint8 images (N, C, H, W) and int64 labels."""
+    """A whole split held as uint8 images (N, C, H, W) and its labels: int64 class ids, or, by
+    `info.task`, per-pixel masks or padded box rows (`stored_targets`)."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, info: DataInfo) -> None:
         if images.dtype != torch.uint8 or images.ndim != 4:
             raise ShrinkError(f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
         if len(images) != len(labels):
             raise ShrinkError(f"{len(images)} images but {len(labels)} labels")
-        self.images, self.labels, self.info = images, labels.long(), info
+        self.images, self.labels, self.info = images, stored_targets(labels, info.task), info
 
     def __len__(self) -> int:
         return len(self.images)
@@ -152,12 +173,17 @@ class TensorSplit:
         mean = torch.tensor(self.info.mean, device=options.device).view(1, -1, 1, 1)
         std = torch.tensor(self.info.std, device=options.device).view(1, -1, 1, 1)
         gen = torch.Generator().manual_seed(options.seed * 7919 + options.epoch)
+        if options.augment and self.info.task != "classification":
+            # the crop and flip move pixels but not the masks or boxes that describe them
+            raise ShrinkError(f"augmentation shifts and flips images only; {self.info.name} has "
+                              f"{self.info.task} targets, which it would leave misaligned")
         for idx in batch_indices(len(self), options):
             idx = idx.to(self.images.device)
             x = self.images[idx].to(options.device, non_blocking=True).float().div_(255.0)
             if options.augment:
                 x = _augment(x, gen)
-            yield (x - mean) / std, self.labels[idx].to(options.device, non_blocking=True)
+            y = self.labels[idx].to(options.device, non_blocking=True)
+            yield (x - mean) / std, (y.long() if y.dtype == torch.uint8 else y)
 
 
 class LoaderSplit:
