@@ -84,8 +84,9 @@ def measure_one(name: str, size: int) -> dict:
     return row
 
 
-def run_child(name: str, size: int) -> dict:
-    cmd = [sys.executable, __file__, "--one", name, "--size", str(size)]
+def run_child(name: str, size: int, script: str = __file__) -> dict:
+    """`script --one NAME --size SIZE` in its own process: its last JSON line, or the error."""
+    cmd = [sys.executable, script, "--one", name, "--size", str(size)]
     start = time.perf_counter()
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=PER_MODEL_SECONDS, cwd=REPO)

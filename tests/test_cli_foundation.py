@@ -36,7 +36,8 @@ def test_every_subcommand_help_ends_with_an_example():
 def test_models_lists_matches(capsys):
     assert main(["models", "mobilenet"]) == 0
     assert capsys.readouterr().out.split() == [
-        "fmnist_mobilenetv2", "tv:mobilenet_v2", "tv:mobilenet_v3_large", "tv:mobilenet_v3_small"]
+        "fmnist_mobilenetv2", "tv:mobilenet_v2", "tv:mobilenet_v3_large", "tv:mobilenet_v3_small",
+        "tvseg:deeplabv3_mobilenet_v3_large", "tvseg:lraspp_mobilenet_v3_large", "tvdet:ssdlite320_mobilenet_v3_large"]
 
 
 def test_eval_reference_on_a_subset(capsys):

@@ -11,7 +11,8 @@ import argparse
 from shrink.data.imagefolder import FolderOptions
 from shrink.errors import ShrinkValueError
 
-DATA_HELP = "fmnist | digits | imagefolder:DIR | synthetic:CxHxW"
+DATA_HELP = ("fmnist | digits | imagefolder:DIR | synthetic:CxHxW; segmentation: fmnist-seg | segfolder:DIR; "
+             "detection: fmnist-det | coco:DIR")
 FOLDER_FLAGS = ("image_size", "resize", "mean", "std")  # the argparse names of the imagefolder options
 
 
@@ -73,4 +74,5 @@ def load_for_model(args: argparse.Namespace, split: str, *, input_shape: tuple[i
     options = folder_options(args, image_size=input_shape[1], channels=input_shape[0])
     return load_data(args.data, split, data_dir=getattr(args, "data_dir", None), folder_options=options,
                      synthetic_shape=input_shape, num_classes=num_classes,
-                     preprocessing=None if typed_folder_options(args) else contract)
+                     preprocessing=None if typed_folder_options(args) else contract,
+                     image_size=tuple(input_shape[1:]))  # segfolder/coco images are resized to the model's input

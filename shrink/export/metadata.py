@@ -7,8 +7,9 @@ Keys (all values are strings; lists and shapes are JSON):
   mean, std, classes                        normalization (also in preprocessing) and labels, when known
   source_model, plan_hash, macs, params     provenance (plan_hash only for pruned models)
   precision, exporter, opset, shrink_version
-  task, output_names                        a segmenter's or detector's (shrink.tasks): what its
-                                            outputs are, in order; a classifier has one "logits"
+  task, output_names, architecture          a segmenter's or detector's (shrink.tasks): what its
+                                            outputs are, in order, and the registry architecture whose
+                                            post-processing decodes them; a classifier has one "logits"
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class ModelProvenance:
     preprocessing: Preprocessing | None = None  # what every accuracy figure used
     task: str | None = None  # None: a classifier (shrink.tasks.Task values otherwise)
     output_names: tuple[str, ...] | None = None  # a dense model's outputs, in graph order
+    architecture: str | None = None  # a dense model's registry name (its decoding is rebuilt from it)
 
 
 def count_macs(model: torch.nn.Module, input_shape: tuple[int, int, int]) -> int | None:
@@ -101,6 +103,7 @@ def provenance_for(loaded, info=None) -> ModelProvenance:
         preprocessing=contract,
         task=loaded.spec.task,
         output_names=output_names(loaded.model),
+        architecture=loaded.spec.name if loaded.spec.task else None,
     )
 
 
@@ -128,6 +131,7 @@ def export_metadata(provenance: ModelProvenance, *, precision: str, exporter: st
         PREPROCESSING_KEY: provenance.preprocessing.to_json() if provenance.preprocessing else None,
         "task": provenance.task,
         "output_names": list(provenance.output_names) if provenance.output_names else None,
+        "architecture": provenance.architecture,
     }
     for key, value in optional.items():
         if value is not None:

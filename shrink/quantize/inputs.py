@@ -13,6 +13,7 @@ import onnx
 from shrink.errors import ShrinkError, first_line
 from shrink.onnxio.metadata import read_metadata
 from shrink.ort_session import create_session
+from shrink.tasks import Task
 
 # Operator types that mean the file is already quantized.
 QUANTIZED_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger",
@@ -23,7 +24,7 @@ ORT_DOMAINS = {"com.microsoft", "com.microsoft.nchwc", "ai.onnx.ml"}
 
 @dataclass(frozen=True)
 class OnnxInput:
-    """A checked fp32 image-classifier ONNX file."""
+    """A checked fp32 image-model ONNX file (a classifier, or a segmenter or detector that says so)."""
 
     path: Path
     input_name: str
@@ -34,6 +35,11 @@ class OnnxInput:
     @property
     def image_shape(self) -> tuple[int, ...]:
         return tuple(int(d) for d in self.input_shape[1:])
+
+    @property
+    def task(self) -> Task:
+        """What the file predicts, from its metadata (a file without a task is a classifier)."""
+        return Task.parse(self.metadata.get("task", Task.CLASSIFICATION.value))
 
 
 def unsupported_ops(proto: onnx.ModelProto) -> list[str]:

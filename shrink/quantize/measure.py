@@ -1,5 +1,8 @@
-"""Accuracy and output fidelity of a candidate through onnxruntime (optimized sessions, i.e. the
-fused int8 kernels that will really run), on the eval split."""
+"""Accuracy (in the task's metric) and output fidelity of a candidate through onnxruntime (optimized
+sessions, i.e. the fused int8 kernels that will really run), on the eval split.
+
+Fidelity joins every output of the graph (a detector's boxes and class logits alike); top-1
+agreement is a classifier's only."""
 
 from __future__ import annotations
 
@@ -22,16 +25,17 @@ EVAL_BATCH = 256
 @dataclass(frozen=True)
 class Fidelity:
     images: int
-    top1_agreement: float
-    logits_sqnr_db: float
+    top1_agreement: float | None  # None: not a classifier
+    logits_sqnr_db: float  # over every output
 
 
 @dataclass(frozen=True)
 class Reference:
-    """Fixed eval inputs and the fp32 file's logits on them, computed once per run."""
+    """Fixed eval inputs and the fp32 file's outputs on them (joined per image), computed once per run."""
 
     inputs: tuple[np.ndarray, ...]
-    logits: np.ndarray
+    logits: np.ndarray  # (images, every output value of one image)
+    classifier: bool  # one (batch, classes) output: top-1 agreement means something
 
 
 def session_for(path, threads: int | None):
@@ -39,13 +43,19 @@ def session_for(path, threads: int | None):
 
 
 def accuracy(path, split, *, threads: int | None, limit: int | None) -> float:
-    """Top-1 % of the ONNX file on `split` (shrink.evaluate: the number `shrink eval` prints)."""
+    """The ONNX file's task metric on `split` in % (top-1, mIoU or mAP: shrink.evaluate, the number
+    `shrink eval` prints)."""
     return evaluate_onnx(session_for(path, threads), split, batch_size=EVAL_BATCH, limit=limit).accuracy
 
 
 def _run(session, inputs) -> np.ndarray:
+    """Every output of every image, one row per image."""
     name = session.get_inputs()[0].name
-    return np.concatenate([session.run(None, {name: x})[0] for x in inputs])
+    rows = []
+    for x in inputs:
+        outputs = session.run(None, {name: x})
+        rows.append(np.concatenate([o.reshape(len(o), -1) for o in outputs], axis=1))
+    return np.concatenate(rows)
 
 
 def reference(fp32_path, split, *, threads: int | None, images: int = COMPARE_IMAGES) -> Reference:
@@ -57,10 +67,14 @@ def reference(fp32_path, split, *, threads: int | None, images: int = COMPARE_IM
         seen += len(inputs[-1])
         if seen >= images:
             break
-    return Reference(tuple(inputs), _run(session_for(fp32_path, threads), inputs))
+    session = session_for(fp32_path, threads)
+    outputs = session.get_outputs()
+    classifier = len(outputs) == 1 and len(outputs[0].shape) == 2
+    return Reference(tuple(inputs), _run(session, inputs), classifier)
 
 
 def fidelity(candidate_path, ref: Reference, *, threads: int | None) -> Fidelity:
     """The candidate's logits against the fp32 file's on the reference inputs."""
     out = _run(session_for(candidate_path, threads), ref.inputs)
-    return Fidelity(len(out), top1_agreement(ref.logits, out).rate, sqnr_db(ref.logits, out))
+    agreement = top1_agreement(ref.logits, out).rate if ref.classifier else None
+    return Fidelity(len(out), agreement, sqnr_db(ref.logits, out))

@@ -40,6 +40,7 @@ from shrink.quantize.recipe import QuantRecipe
 from shrink.quantize.result import FP32, Decision, Measured, QuantizeResult
 from shrink.quantize.search import search_space, with_excluded
 from shrink.quantize.sqnr import analysis_images, layer_sqnr, layers_to_exclude
+from shrink.tasks import Task
 
 Progress = Callable[[str], None]
 RANDOM_CALIBRATION_FLAG = ("calibrated on SYNTHETIC random data (forced): int8 ranges do not reflect real "
@@ -79,7 +80,7 @@ def _evaluation(model: OnnxInput, config: QuantizeConfig, split, flags: list[str
     """Whether accuracy can be required, and what the eval data is."""
     if split is None:
         raise ShrinkError("quantize measures accuracy on real eval data: pass --data")
-    check_fits(split.info, input_shape=model.image_shape)
+    check_fits(split.info, input_shape=model.image_shape, task=model.task)
     if split.info.synthetic:
         if not config.force_random_calibration:
             raise ShrinkError("eval data is synthetic, so accuracy cannot be measured; use real data, or force "
@@ -207,8 +208,12 @@ def _profile(fp32: Measured, timed: list[Measured], config: QuantizeConfig, prog
     return dataclasses.asdict(bench.profile) if bench.profile else None
 
 
+# The metadata key of the accuracy a shipped file records, in its task's metric.
+ACCURACY_KEYS = {Task.CLASSIFICATION: "top1_accuracy", Task.SEGMENTATION: "miou", Task.DETECTION: "map_50_95"}
+
+
 def _ship_metadata(chosen: Measured, fp32: Measured, reason: str, calibration: dict,
-                   bench_machine: dict, threads: int, flags: list[str]) -> dict[str, str]:
+                   bench_machine: dict, threads: int, flags: list[str], task: Task) -> dict[str, str]:
     from shrink import __version__
 
     meta = {
@@ -223,9 +228,9 @@ def _ship_metadata(chosen: Measured, fp32: Measured, reason: str, calibration: d
         meta["calibration"] = (f"{calibration['dataset']}, {calibration['images']} images, seed {calibration['seed']}"
                                + (" (SYNTHETIC random data)" if calibration.get("synthetic") else ""))
     if chosen.accuracy is not None:
-        meta["top1_accuracy"] = f"{chosen.accuracy:.2f}"
+        meta[ACCURACY_KEYS[task]] = f"{chosen.accuracy:.2f}"
     if fp32.accuracy is not None:
-        meta["fp32_top1_accuracy"] = f"{fp32.accuracy:.2f}"
+        meta[f"fp32_{ACCURACY_KEYS[task]}"] = f"{fp32.accuracy:.2f}"
     if flags:
         meta["warnings"] = " | ".join(flags)
     return meta
@@ -394,7 +399,7 @@ def quantize(onnx_path, config: QuantizeConfig, out_path: str | Path, *, calibra
     with scratch_dir(out_path.parent, "quantize") as work:
         search = _search(model, config, recipes, batches, eval_split, accuracy_required, work, flags, progress)
         meta = _ship_metadata(search.chosen, search.fp32, search.decision.reason, calibration or {},
-                              search.bench.machine.to_dict(), search.bench.threads, flags)
+                              search.bench.machine.to_dict(), search.bench.threads, flags, model.task)
         _ship(search.chosen, model, meta, out_path)
 
     result = _result(model, config, out_path, record_path, search, calibration, evaluation, flags,
