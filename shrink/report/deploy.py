@@ -8,6 +8,7 @@ from __future__ import annotations
 from shrink.data.preprocessing import Preprocessing
 from shrink.report.document import Block, Bullets, Code, Heading, Paragraph
 from shrink.run.summary import RunSummary
+from shrink.tasks import Task
 
 
 def preprocess_code(record: Preprocessing) -> str:
@@ -57,8 +58,26 @@ def deploy_section(summary: RunSummary) -> list[Block]:
                          "every accuracy in this report was measured this way:"),
                Bullets(tuple(f"{i}. {step}" for i, step in enumerate(pre["steps"], 1)))]
     run = (f"\n\nimport onnxruntime as ort\n\n"
-           f"session = ort.InferenceSession({shipped!r}, providers=['CPUExecutionProvider'])\n"
-           f"logits = session.run(None, {{{pre['input_name']!r}: preprocess('image.png')}})[0]\n"
-           + ("labels = " + repr(list(labels)) + "\nprint(labels[int(logits.argmax())])" if labels
-              else "print(int(logits.argmax()))"))
+           f"session = ort.InferenceSession({shipped!r}, providers=['CPUExecutionProvider'])\n")
+    feed = f"{{{pre['input_name']!r}: preprocess('image.png')}}"
+    if summary.task is Task.SEGMENTATION:
+        run += (f"logits = session.run(None, {feed})[0]  # (1, classes, H, W)\n"
+                "mask = logits[0].argmax(0)  # a class id per pixel" + (f"; labels: {list(labels)!r}" if labels else ""))
+    elif summary.task is Task.DETECTION:
+        spec = summary.inputs["model"]["spec"]
+        blocks.append(Paragraph("The file ends at the detector's heads. Decoding boxes against the anchors and "
+                                "non-maximum suppression run outside the graph, in fp32; the reference "
+                                f"implementation is torchvision's own post-processing for {spec['name']}, "
+                                "rebuilt by shrink from the architecture's name (weights play no part in it):"))
+        run += (f"outputs = session.run(None, {feed})  # the raw head outputs, in the file's order\n\n"
+                "from shrink.models.decoding import detection_decoder\n\n"
+                f"decode = detection_decoder({spec['name']!r}, num_classes={spec['num_classes']}, "
+                f"input_size={tuple(spec['input_size'])!r})\n"
+                "found = decode(outputs)[0]  # boxes (x1, y1, x2, y2 in input pixels), scores, labels\n"
+                + (f"labels = {list(labels)!r}\n" if labels else "")
+                + "print([(labels[int(l)] if labels else int(l), float(s)) for l, s in zip(found['labels'], found['scores'])][:5])")
+    else:
+        run += (f"logits = session.run(None, {feed})[0]\n"
+                + ("labels = " + repr(list(labels)) + "\nprint(labels[int(logits.argmax())])" if labels
+                   else "print(int(logits.argmax()))"))
     return blocks + [Code(preprocess_code(record) + run, "python")]

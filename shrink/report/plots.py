@@ -65,7 +65,13 @@ class Point:
     shipped: bool = False
 
 
-def accuracy_latency_plot(points: Sequence[Point], title: str, *, pareto: bool = False) -> bytes:
+def accuracy_label(metric: str) -> str:
+    """The accuracy axis: a classifier's as it always was, another task's metric by name."""
+    return "top-1 accuracy (%), onnxruntime" if metric == "top-1" else f"{metric} (%), onnxruntime"
+
+
+def accuracy_latency_plot(points: Sequence[Point], title: str, *, pareto: bool = False,
+                          ylabel: str = accuracy_label("top-1")) -> bytes:
     """Top-1 against median latency; marker area grows with file size. With `pareto`, frontier
     points are filled and joined, the others hollow."""
     fig = Figure(figsize=(8, 5))
@@ -86,7 +92,7 @@ def accuracy_latency_plot(points: Sequence[Point], title: str, *, pareto: bool =
                 alpha=0.5, zorder=2, label="Pareto frontier (accuracy, latency, size)")
         ax.legend(loc="lower right", fontsize=8)
     ax.set_xlabel("median latency (ms)")
-    ax.set_ylabel("top-1 accuracy (%), onnxruntime")
+    ax.set_ylabel(ylabel)
     ax.set_xlim(0, max(p.latency_ms for p in points) * 1.35)
     _pad_y(ax, [p.accuracy for p in points])
     ax.set_title(title, fontsize=10)

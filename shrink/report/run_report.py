@@ -11,6 +11,7 @@ from shrink.bench.caveats import pair_caveats
 from shrink.report import plots
 from shrink.report.deploy import deploy_section
 from shrink.report.document import Block, Bullets, Callout, Heading, Image, Paragraph, Table
+from shrink.tasks import Task
 
 WIDTH_KINDS = ("Conv1d", "Conv2d", "Conv3d", "Linear")
 SYNTHETIC_BANNER = ("SYNTHETIC DATA: this is a latency-only run. The inputs were random, so no accuracy was "
@@ -51,6 +52,11 @@ def speedup_cell(speedup: dict | None, latency: dict | None) -> str:
     return f"{speedup['ratio']:.2f}× [{speedup['ci_low']:.2f}, {speedup['ci_high']:.2f}]"
 
 
+def sentence_case(metric: str) -> str:
+    """'Top-1' at the start of a sentence; mIoU and mAP keep their case."""
+    return metric[:1].upper() + metric[1:] if metric == Task.CLASSIFICATION.metric else metric
+
+
 def margin_pt(accuracy: float | None, images: int) -> float | None:
     """Half-width of the 95% normal interval of a top-1 measured on `images` images, in points."""
     if accuracy is None or images < 1:
@@ -74,8 +80,10 @@ def headline(summary: RunSummary) -> Paragraph:
                  f"{mb(shipped.size_bytes)}.")
     if not summary.synthetic:
         drop = shipped.accuracy_onnx - dense.accuracy_onnx
-        parts.append(f"Top-1 {pct(shipped.accuracy_onnx)} vs {pct(dense.accuracy_onnx)} dense ({drop:+.2f} pt), "
-                     f"on {data['eval_images']} of the {data['test_images_available']} {data['dataset']} test images.")
+        composed = f" ({data['note']})" if data.get("note") else ""
+        parts.append(f"{sentence_case(summary.metric)} {pct(shipped.accuracy_onnx)} vs {pct(dense.accuracy_onnx)} dense "
+                     f"({drop:+.2f} pt), on {data['eval_images']} of the {data['test_images_available']} "
+                     f"{data['dataset']} test images{composed}.")
     return Paragraph(" ".join(parts))
 
 
@@ -89,7 +97,7 @@ def candidates_table(summary: RunSummary) -> Table:
         rows.append((name, f"`{c.file}`", count(c.params), count(c.macs), mb(c.size_bytes),
                      pct(c.accuracy_torch), pct(c.accuracy_onnx), latency_cell(c.latency),
                      f"{c.latency['p90_ms']:.2f}" if c.latency else "—", speedup_cell(c.speedup, c.latency)))
-    header = ("candidate", "file", "params", "MACs", "file size", "top-1 PyTorch", "top-1 onnxruntime",
+    header = ("candidate", "file", "params", "MACs", "file size", f"{summary.metric} PyTorch", f"{summary.metric} onnxruntime",
               "p50 ms [95% CI]", "p90 ms", "speedup vs dense [95% CI]")
     return Table(header, tuple(rows), (False, False) + (True,) * 8)
 
@@ -125,16 +133,21 @@ def _accuracy_source(summary: RunSummary) -> str:
     if summary.synthetic:
         return "**Accuracy**: not measured — the data is synthetic (random inputs)."
     dense = summary.dense.accuracy_onnx
-    margin = margin_pt(dense, data["eval_images"])
     subset = ("the whole test set" if data["eval_images"] == data["test_images_available"] else
               f"a random subset (seed {data['seed']}) of {data['eval_images']} of the {data['test_images_available']} "
               f"test images, not the whole test set")
     card = summary.inputs["model"].get("card_test_accuracy")
     card_note = f" The model card reports {card:.2f}% on the whole test set." if card else ""
-    return (f"**Accuracy**: top-1 on {data['dataset']}, {subset}; at this size a top-1 near {pct(dense)} carries about "
-            f"±{margin:.1f} pt of sampling error (95%), while differences between candidates on the same images are "
-            f"tighter. PyTorch ran on the CPU; onnxruntime on "
-            f"{', '.join(summary.measurement['accuracy']['onnxruntime_providers'])}.{card_note}")
+    if summary.task is Task.CLASSIFICATION:
+        error = (f"at this size a top-1 near {pct(dense)} carries about ±{margin_pt(dense, data['eval_images']):.1f} pt "
+                 f"of sampling error (95%), while differences between candidates on the same images are tighter")
+    else:  # no binomial interval for a mean over classes or IoU thresholds
+        error = (f"{summary.metric} is scored over all {data['eval_images']} images at once, so its sampling error is "
+                 f"not estimated here; candidates are compared on the same images")
+    composed = f" The data is {data['note']}." if data.get("note") else ""
+    return (f"**Accuracy**: {summary.metric} on {data['dataset']}, {subset}; {error}. PyTorch ran on the CPU; "
+            f"onnxruntime on {', '.join(summary.measurement['accuracy']['onnxruntime_providers'])}.{card_note}"
+            f"{composed}")
 
 
 def _latency_source(lat: dict[str, Any], providers: list[str]) -> str:
@@ -189,7 +202,7 @@ def accuracy_steps(summary: RunSummary) -> list[Block]:
         steps.append((f"after {'distillation' if rec['distilled'] else 'fine-tuning'} (PyTorch)", rec["accuracy_after"]))
     steps += [(f"{c.name}, `{c.file}` (onnxruntime)", c.accuracy_onnx) for c in summary.candidates if c.file]
     return [Heading("Accuracy through the pipeline"),
-            Table(("step", "top-1"), tuple((name, pct(acc)) for name, acc in steps), (False, True))]
+            Table(("step", summary.metric), tuple((name, pct(acc)) for name, acc in steps), (False, True))]
 
 
 def pruning_section(summary: RunSummary) -> list[Block]:
@@ -245,7 +258,8 @@ def quantization_section(summary: RunSummary) -> list[Block]:
         rows.append((name, _ms(c["latency_ms"]), speed, pct(c["accuracy"]),
                      "—" if c["top1_agreement"] is None else f"{100 * c['top1_agreement']:.1f}%",
                      "—" if c["logits_sqnr_db"] is None else f"{c['logits_sqnr_db']:.1f}", c["error"] or ""))
-    header = ("recipe", "p50 ms", "speedup vs fp32 [95% CI]", "top-1", "top-1 agreement", "logits SQNR dB", "error")
+    header = ("recipe", "p50 ms", "speedup vs fp32 [95% CI]", summary.metric, "top-1 agreement", "output SQNR dB"
+              if summary.task is not Task.CLASSIFICATION else "logits SQNR dB", "error")
     blocks.append(Table(header, tuple(rows), (False, True, True, True, True, True, False)))
     blocks.append(Paragraph("The quantize stage measures fidelity to fp32 and accuracy only where its decision needs "
                             "them (measurably faster recipes, until one is within the accuracy budget; see "
@@ -313,9 +327,11 @@ def figures(summary: RunSummary, layers: Sequence[dict[str, Any]]) -> list[Image
     if not summary.synthetic:
         points = [plots.Point(c.name, c.latency["p50_ms"], c.accuracy_onnx, c.size_bytes / 2**20,
                               shipped=c.shipped) for c in rows]
-        out.append(Image("accuracy_latency.png", "Top-1 accuracy (onnxruntime) against median latency; marker area "
+        what = "Top-1 accuracy" if summary.task is Task.CLASSIFICATION else summary.metric
+        out.append(Image("accuracy_latency.png", f"{what} (onnxruntime) against median latency; marker area "
                                                  "grows with file size; the star is the shipped file.",
-                         plots.accuracy_latency_plot(points, "accuracy against latency")))
+                         plots.accuracy_latency_plot(points, "accuracy against latency",
+                                                     ylabel=plots.accuracy_label(summary.metric))))
     measured = (summary.pruning.get("latency") or {}).get("measured")
     if measured:
         out.append(Image("latency_budget.png", "Latency budget: each closed-loop round's predicted share of dense "

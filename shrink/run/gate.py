@@ -6,7 +6,8 @@ its last step unless an earlier one was better there by more than `step_toleranc
 manifest and `--json`, when:
 - a recovery step made the model worse than the step before it on that held-out split (by more
   than `step_tolerance_pt`, the noise of a few hundred images);
-- the shipped file is more than `max_drop_pt` below the dense model (top-1 through onnxruntime);
+- the shipped file is more than `max_drop_pt` below the dense model (the task metric, top-1, mIoU or
+  mAP, through onnxruntime);
 - there was no held-out split to choose on.
 `shrink run --strict` turns those warnings into a non-zero exit, for CI pipelines.
 """
@@ -26,14 +27,14 @@ STRICT_EXIT_CODE = 3  # the run finished and wrote its bundle, but the gate has 
 class GateConfig(Record):
     LABEL = "gate keys"
 
-    max_drop_pt: float = 3.0  # the shipped file may be at most this many points of top-1 below dense
+    max_drop_pt: float = 3.0  # the shipped file may be at most this many points of the task metric below dense
     step_tolerance_pt: float = 0.5  # a step this much worse than the one before it is still "no worse"
 
     def __post_init__(self) -> None:
         for name in ("max_drop_pt", "step_tolerance_pt"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-                raise ShrinkValueError(f"gate.{name} must be a number >= 0 (points of top-1), got {value!r}")
+                raise ShrinkValueError(f"gate.{name} must be a number >= 0 (points of the task metric), got {value!r}")
 
 
 
@@ -49,7 +50,7 @@ def step_warnings(selection: Sequence[Mapping[str, Any]], shipped_step: str | No
 
 
 def gate_warnings(recovery: Mapping[str, Any], dense_accuracy: float | None, shipped_accuracy: float | None,
-                  shipped_file: str, config: GateConfig, synthetic: bool) -> list[str]:
+                  shipped_file: str, config: GateConfig, synthetic: bool, metric: str = "top-1") -> list[str]:
     """Everything the gate warns about for one run (nothing for a latency-only synthetic run)."""
     if synthetic:
         return []
@@ -61,6 +62,6 @@ def gate_warnings(recovery: Mapping[str, Any], dense_accuracy: float | None, shi
     if dense_accuracy is not None and shipped_accuracy is not None:
         drop = dense_accuracy - shipped_accuracy
         if drop > config.max_drop_pt:
-            out.append(f"the shipped {shipped_file} is {drop:.2f} pt below dense (top-1 {shipped_accuracy:.2f}% vs "
+            out.append(f"the shipped {shipped_file} is {drop:.2f} pt below dense ({metric} {shipped_accuracy:.2f}% vs "
                        f"{dense_accuracy:.2f}%), more than gate.max_drop_pt {config.max_drop_pt:g}")
     return out

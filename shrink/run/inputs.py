@@ -108,14 +108,17 @@ def folder_for(data: DataSection, dense: LoadedModel) -> FolderOptions:
 def _load_split(data: DataSection, which: str, dense: LoadedModel):
     folder = folder_for(data, dense) if data.name.startswith("imagefolder:") else data.folder
     return load_data(data.name, which, data_dir=data.dir, folder_options=folder, preprocessing=card_record(data, dense),
-                     synthetic_shape=dense.input_shape, num_classes=dense.spec.num_classes)
+                     synthetic_shape=dense.input_shape, num_classes=dense.spec.num_classes,
+                     image_size=tuple(dense.input_shape[1:]))  # segfolder/coco: resized to the model's input
 
 
 def check_match(dense: LoadedModel, split) -> None:
-    """The data fits the model: same input shape, as many classes as outputs."""
+    """The data fits the model: the same task, the same input shape, as many classes as outputs."""
+    task = dense.spec.predicts
+    check_fits(split.info, task=task)
     check_fits(split.info, input_shape=dense.input_shape, remedy="choose data that matches the model"
                + (" (or set model.in_chans / model.input_size)" if dense.card is None else ""))
-    check_model_fits(dense.model, split)
+    check_model_fits(dense.model, split, task=task)
 
 
 def _close(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
@@ -178,6 +181,8 @@ def load_inputs(recipe: Recipe) -> RunInputs:
         "select_images": len(select) if select is not None else 0,
         "seed": recipe.data.seed,
     }
+    if test.info.note:  # data composed for the purpose says what it is made of, in every report
+        data["note"] = test.info.note
     return RunInputs(dense=dense, model_identity=model_identity(recipe.model), info=test.info, eval=eval_split,
                      train=train_split, data=data, notes=_notes(dense, test.info) + _folder_note(recipe.data, dense),
                      select=select)

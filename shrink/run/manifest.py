@@ -110,8 +110,9 @@ def _recovery(recover: dict[str, Any]) -> dict[str, Any]:
 
 
 def _gate(recovery: dict[str, Any], dense: CandidateRow, shipped: CandidateRow, config: GateConfig,
-          synthetic: bool) -> GateSummary:
-    warnings = gate_warnings(recovery, dense.accuracy_onnx, shipped.accuracy_onnx, shipped.file, config, synthetic)
+          synthetic: bool, metric: str) -> GateSummary:
+    warnings = gate_warnings(recovery, dense.accuracy_onnx, shipped.accuracy_onnx, shipped.file, config, synthetic,
+                             metric)
     return GateSummary(config.max_drop_pt, config.step_tolerance_pt, tuple(warnings))
 
 
@@ -225,7 +226,8 @@ def build_summary(recipe_name: str, records: dict[str, StepRecord], paths: RunPa
                                None if r.cpu_seconds is None else round(r.cpu_seconds, 2)) for r in records.values()),
         notes=tuple(notes) + tuple(quantize.get("flags") or ()),
     )
-    return replace(summary, gate=_gate(recovery, summary.dense, summary.shipped_row, gate, summary.synthetic))
+    return replace(summary, gate=_gate(recovery, summary.dense, summary.shipped_row, gate, summary.synthetic,
+                                       summary.metric))
 
 
 def artifact_hashes(root: Path, names: list[str]) -> dict[str, dict[str, Any]]:
@@ -255,7 +257,7 @@ def summary_lines(summary: RunSummary) -> list[str]:
         lines.append("accuracy not measured: SYNTHETIC data (latency-only run)")
     else:
         drop = shipped.accuracy_onnx - dense.accuracy_onnx
-        lines.append(f"top-1 {shipped.accuracy_onnx:.2f}% vs dense {dense.accuracy_onnx:.2f}% ({drop:+.2f} pt) "
+        lines.append(f"{summary.metric} {shipped.accuracy_onnx:.2f}% vs dense {dense.accuracy_onnx:.2f}% ({drop:+.2f} pt) "
                      f"on {data['eval_images']} {data['dataset']} test images (onnxruntime)")
     if not summary.shipped.int8:  # the first clause; the report has the whole reason
         lines.append(f"int8 not shipped: {summary.shipped.reason.split(';')[0]}")

@@ -20,6 +20,7 @@ from shrink.recipe import Recipe
 from shrink.run.inputs import RunInputs
 from shrink.run.progress import ProgressSplit, Reporter
 from shrink.run.rundir import RunPaths, StepRecord
+from shrink.tasks import Task
 
 CHECK_BATCH = 2  # example batch for pruning: BN statistics need more than one value per channel
 # What a deployer needs from a shipped file's metadata; preprocessing is only known for real data.
@@ -37,6 +38,15 @@ class StepContext:
     @property
     def synthetic(self) -> bool:
         return bool(self.inputs.data["synthetic"])
+
+    @property
+    def task(self) -> Task:
+        return self.inputs.dense.spec.predicts
+
+    @property
+    def metric(self) -> str:
+        """The name every accuracy figure of this run is printed under: top-1, mIoU or mAP."""
+        return self.task.metric
 
     def eval_split(self, desc: str):
         return ProgressSplit(self.inputs.eval, desc, self.reporter.bars)
@@ -67,10 +77,10 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}%"
 
 
-def _top1(evaluation: dict[str, Any] | None) -> str:
+def _measured(evaluation: dict[str, Any] | None, metric: str) -> str:
     if evaluation is None:
         return "accuracy not measured (synthetic data)"
-    return f"top-1 {_pct(evaluation['accuracy'])} (PyTorch, {evaluation['total']} images)"
+    return f"{metric} {_pct(evaluation['accuracy'])} (PyTorch, {evaluation['total']} images)"
 
 
 # ----------------------------------------------------------------------------- 1. model
@@ -85,8 +95,9 @@ def model_step(ctx: StepContext, done: Done) -> Step:
     def compute() -> dict[str, Any]:
         accuracy = None
         if not ctx.synthetic:
-            accuracy = evaluate_torch(dense.model, ctx.eval_split("dense, PyTorch"), source=dense.source).to_dict()
-            ctx.reporter.say(f"dense fp32 top-1 {_pct(accuracy['accuracy'])} (PyTorch, {accuracy['total']} images)")
+            accuracy = evaluate_torch(dense.model, ctx.eval_split("dense, PyTorch"), source=dense.source,
+                                      task=ctx.task).to_dict()
+            ctx.reporter.say(f"dense fp32 {_measured(accuracy, ctx.metric)}")
         exported = export(dense, ctx.recipe.export, ctx.paths.dense_onnx, eval_split=ctx.eval_split("dense, export check"))
         macs = exported.metadata.get("macs")
         return {
@@ -108,7 +119,8 @@ def model_step(ctx: StepContext, done: Done) -> Step:
         material={"model": ctx.inputs.model_identity, "export": ctx.recipe.export.to_dict(), **ctx.data_material("eval")},
         outputs=("dense.onnx",),
         compute=compute,
-        summary=lambda r: f"{r['params'] / 1e6:.2f} M params, {_top1(r['accuracy_torch'])}; dense.onnx verified",
+        summary=lambda r: f"{r['params'] / 1e6:.2f} M params, {_measured(r['accuracy_torch'], ctx.metric)}; "
+                          "dense.onnx verified",
     )
 
 
@@ -186,7 +198,8 @@ def recover_step(ctx: StepContext, done: Done) -> Step:
         plan = PrunePlan.from_dict(pruned_record["plan"])
         model = prune.apply(dense.model, plan)
         if config is None:
-            accuracy = None if ctx.synthetic else evaluate_torch(model, ctx.eval_split("pruned, PyTorch")).accuracy
+            accuracy = None if ctx.synthetic else evaluate_torch(model, ctx.eval_split("pruned, PyTorch"),
+                                                                 task=ctx.task).accuracy
             result = {"recovered": False, "accuracy_before": accuracy, "accuracy_bn_recal": None,
                       "accuracy_after": accuracy}
         else:
@@ -205,7 +218,8 @@ def recover_step(ctx: StepContext, done: Done) -> Step:
 
     def summary(r: dict[str, Any]) -> str:
         if not r["recovered"]:
-            accuracy = "accuracy not measured (synthetic data)" if ctx.synthetic else f"top-1 {_pct(r['accuracy_after'])}"
+            accuracy = "accuracy not measured (synthetic data)" if ctx.synthetic else \
+                f"{ctx.metric} {_pct(r['accuracy_after'])}"
             return f"no recovery (recover: null); pruned {accuracy}"
         steps = [f"pruned {_pct(r['accuracy_before'])}"]
         if r.get("accuracy_bn_recal") is not None:
@@ -216,11 +230,11 @@ def recover_step(ctx: StepContext, done: Done) -> Step:
             how = "distilled" if r["distilled"] else "fine-tuned"
             trained = r.get("accuracy_trained", r["accuracy_after"])
             steps.append(f"{how} {_pct(trained)} ({r['epochs_run']} epoch(s), {r['train_images']} images)")
-        line = "top-1 " + " -> ".join(steps)
+        line = f"{ctx.metric} " + " -> ".join(steps)
         selection = r.get("selection") or []
         if selection and r.get("shipped_step") != selection[-1]["step"]:
             line += (f"; ships the {r['shipped_step']} weights, the best on {r['selection_images']} held-out "
-                     f"training images (test top-1 {_pct(r['accuracy_after'])})")
+                     f"training images (test {ctx.metric} {_pct(r['accuracy_after'])})")
         return line
 
     what = "no recovery (recover: null)" if config is None else _recovery_what(config)
@@ -253,7 +267,10 @@ def export_step(ctx: StepContext, done: Done) -> Step:
 
     def summary(r: dict[str, Any]) -> str:
         parity = r["parity"]
-        agree = f"; top-1 agreement {parity['top1_agree']}/{parity['eval_images']}" if parity["eval_images"] else ""
+        agree = ""
+        if parity["eval_images"]:
+            agree = (f"; top-1 agreement {parity['top1_agree']}/{parity['eval_images']}" if ctx.task is Task.CLASSIFICATION
+                     else f"; every output matches on {parity['eval_images']} images")
         return f"model.onnx verified ({r['exporter']}, opset {r['opset']}, {len(r['checks'])} checks{agree})"
 
     material = {"bundle": done["recover"].outputs, "export": ctx.recipe.export.to_dict(), **ctx.data_material("eval")}
@@ -313,7 +330,7 @@ def verify_step(ctx: StepContext, done: Done) -> Step:
 
     def summary(r: dict[str, Any]) -> str:
         parts = [f"{f['candidate']} {_pct(f['accuracy'])}" for f in r["files"]]
-        return ("onnxruntime top-1: " + ", ".join(parts)) if not r["synthetic"] else \
+        return (f"onnxruntime {ctx.metric}: " + ", ".join(parts)) if not r["synthetic"] else \
             f"{len(r['files'])} files load and run (accuracy not measured: synthetic data)"
 
     material = {"files": {path.name: digest for _, path, digest in files}, **ctx.data_material("eval")}
@@ -343,7 +360,7 @@ def _verify_file(ctx: StepContext, name: str, path: Path, digest: str) -> dict[s
     if not ctx.synthetic:
         result = evaluate_onnx(session, ctx.eval_split(f"{name}, onnxruntime"))
         accuracy = result.accuracy
-        ctx.reporter.say(f"{name}: {path.name} top-1 {_pct(accuracy)} via {result.runtime}")
+        ctx.reporter.say(f"{name}: {path.name} {ctx.metric} {_pct(accuracy)} via {result.runtime}")
     return {"candidate": name, "file": path.name, "sha256": digest, "providers": list(session.get_providers()),
             "accuracy": accuracy, "metadata": metadata, "size_bytes": path.stat().st_size,
             "domains": operator_domains(proto),

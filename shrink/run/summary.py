@@ -10,6 +10,7 @@ from typing import Any
 
 from shrink.candidates import Candidate
 from shrink.config_io import OMIT_IF_NONE, Record, to_dict
+from shrink.tasks import Task
 
 MANIFEST_FORMAT = "torch-shrink/run-manifest"
 MANIFEST_VERSION = 1
@@ -136,6 +137,15 @@ class RunSummary(Record):
     @property
     def synthetic(self) -> bool:
         return bool(self.data["synthetic"])
+
+    @property
+    def task(self) -> Task:
+        return Task.parse(self.inputs["model"]["spec"].get("task") or Task.CLASSIFICATION.value)
+
+    @property
+    def metric(self) -> str:
+        """What every accuracy figure of the run is: top-1, mIoU or mAP@[.5:.95]."""
+        return self.task.metric
 
     @property
     def warnings(self) -> tuple[str, ...]:
