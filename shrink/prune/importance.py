@@ -63,7 +63,7 @@ def prepare_gradients(
     seen = 0
     for x, y in batches:
         with torch.enable_grad():
-            loss = F.cross_entropy(model(x), y, reduction="none")
+            loss = _per_sample_loss(model(x), y, config.importance)
             if config.importance == "hessian":
                 _accumulate_per_sample(model, criterion, loss)
             else:
@@ -73,6 +73,16 @@ def prepare_gradients(
             break
     if seen == 0:
         raise ShrinkError(f"{config.importance} importance got no batches from the data")
+
+
+def _per_sample_loss(out, y: torch.Tensor, importance: str) -> torch.Tensor:
+    """Cross-entropy per image: a classifier's, or a segmenter's averaged over its pixels."""
+    if isinstance(out, torch.Tensor) and out.ndim == 2:
+        return F.cross_entropy(out, y, reduction="none")
+    if isinstance(out, torch.Tensor) and out.ndim == 4 and y.ndim == 3:
+        return F.cross_entropy(out, y.long(), reduction="none", ignore_index=255).flatten(1).mean(1)
+    raise ShrinkValueError(f"{importance} importance needs a classifier's or a segmenter's labels; this model's "
+                           "outputs have no such loss (a detector's heads): use l2, the default")
 
 
 def _accumulate_per_sample(model: nn.Module, criterion, loss: torch.Tensor) -> None:

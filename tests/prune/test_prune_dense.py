@@ -41,3 +41,20 @@ def test_fast_subset(name, size, kind):
 @pytest.mark.parametrize("name, size, kind", SLOW, ids=[n for n, _, _ in SLOW])
 def test_the_support_table(name, size, kind):
     _check(name, size, kind)
+
+
+def test_taylor_importance_scores_a_segmenter_by_its_per_pixel_loss_and_refuses_a_detector():
+    from shrink.data import BatchOptions, load_data
+    from shrink.errors import ShrinkValueError
+
+    seg = load_data("fmnist-seg", "test", scenes=4)
+    batches = list(seg.batches(BatchOptions(batch_size=2)))
+    model = create_model(ModelSpec(name=FAST[0][0], num_classes=11, input_size=(128, 128))).eval()
+    result = plan(model, (batches[0][0],), PruneConfig(ratio=0.5, importance="taylor", calibration_batches=2),
+                  batches=batches)
+    assert result.mac_reduction > 2.0
+    det = load_data("fmnist-det", "test", scenes=4)
+    batches = list(det.batches(BatchOptions(batch_size=2)))
+    detector = create_model(ModelSpec(name=FAST[1][0], num_classes=11, input_size=(128, 128))).eval()
+    with pytest.raises(ShrinkValueError, match="taylor importance needs a classifier's or a segmenter's labels"):
+        plan(detector, (batches[0][0],), PruneConfig(ratio=0.5, importance="taylor"), batches=batches)
