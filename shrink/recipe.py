@@ -26,7 +26,7 @@ import yaml
 
 from shrink.bench.config import BenchConfig
 from shrink.data.imagefolder import FolderOptions
-from shrink.config_io import Record, check_keys, plain
+from shrink.config_io import OMIT_IF_NONE, Record, check_keys, plain
 from shrink.errors import ShrinkError, ShrinkValueError
 from shrink.export.config import ExportConfig
 from shrink.prune.config import PruneConfig
@@ -56,6 +56,9 @@ class ModelSection(Record):
     in_chans: int | None = None
     input_size: tuple[int, int] | None = None
     cifar_stem: bool | None = None
+    # What a file.py:factory model predicts (shrink.tasks); tvseg:/tvdet: names imply theirs. Left out
+    # of the record when unset, so classifier recipes stay as they were.
+    task: str | None = field(default=None, metadata=OMIT_IF_NONE)
 
     def __post_init__(self) -> None:
         if not isinstance(self.source, str) or not self.source:
@@ -68,7 +71,7 @@ class ModelSection(Record):
             object.__setattr__(self, "input_size", tuple(self.input_size))
 
     def spec_overrides(self) -> dict[str, Any]:
-        names = ("num_classes", "in_chans", "input_size", "cifar_stem")
+        names = ("num_classes", "in_chans", "input_size", "cifar_stem", "task")
         return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
 
 

@@ -1,8 +1,9 @@
 """The command-line options that set a registry model's architecture (`--num-classes`, ...).
 
-`--num-classes`, `--in-chans` and `--input-size` apply to `tv:`, `timm:` and `file.py:factory` names (a card or a plan already
-fixes the architecture), and what they set is recorded next to the outputs (the plan, the card, the
-ONNX metadata), so later commands need none of them."""
+`--num-classes`, `--in-chans`, `--input-size` and `--task` apply to `tv:`, `tvseg:`, `tvdet:`, `timm:`
+and `file.py:factory` names (a card or a plan already fixes the architecture), and what they set is
+recorded next to the outputs (the plan, the card, the ONNX metadata), so later commands need none
+of them."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import argparse
 import re
 from typing import Any
 
-SPEC_FLAGS = ("num_classes", "in_chans", "input_size")
+from shrink.tasks import Task
+
+SPEC_FLAGS = ("num_classes", "in_chans", "input_size", "task")
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -38,6 +41,9 @@ def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
                                                                   "(default 3)")
     parser.add_argument("--input-size", type=parse_size, metavar="H[xW]",
                         help="input size of a tv:/timm:/file.py model (default 224)")
+    parser.add_argument("--task", choices=[t.value for t in Task],
+                        help="what a file.py model predicts (default classification; tvseg:/tvdet: names imply "
+                             "theirs; see docs/tasks.md)")
 
 
 def spec_overrides(args: argparse.Namespace) -> dict[str, Any]:
