@@ -16,10 +16,13 @@ own transform is made the identity (mean 0, std 1, no resize).
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import torch
 import torch.nn as nn
+
+if TYPE_CHECKING:
+    from torchvision.models.detection.image_list import ImageList
 
 SEGMENTATION_OUTPUT = "logits"
 # torchvision detectors whose heads return fixed-shape tensors (one-stage); a two-stage detector
@@ -53,7 +56,12 @@ class DetectionNet(nn.Module):
             size_divisible=1, fixed_size=tuple(input_size), _skip_resize=True)
         self.detector = detector
         self.input_size = tuple(input_size)
-        self.output_names = tuple(sorted(self._probe(lambda x: self._head_outputs(self._features(x)))))
+        # (H, W) of each feature map, all the anchors depend on (pruning changes widths, never these)
+        self.level_sizes, self.output_names = self._probe(self._sizes_and_names)
+
+    def _sizes_and_names(self, x: torch.Tensor) -> tuple[tuple[tuple[int, int], ...], tuple[str, ...]]:
+        features = self._features(x)
+        return tuple(tuple(f.shape[-2:]) for f in features), tuple(sorted(self._head_outputs(features)))
 
     def _features(self, x: torch.Tensor) -> list[torch.Tensor]:
         features = self.detector.backbone(x)
@@ -64,6 +72,12 @@ class DetectionNet(nn.Module):
     def _head_outputs(self, features: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         return self.detector.head(features)
 
+    @property
+    def class_activation(self) -> str:
+        """How cls_logits become scores: "softmax" over the classes, background (0) among them
+        (SSD, trained by cross-entropy), or "sigmoid" per class (RetinaNet and FCOS, focal loss)."""
+        return "softmax" if type(self.detector).__name__ == "SSD" else "sigmoid"
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         head = self._head_outputs(self._features(x))
         return tuple(head[name] for name in self.output_names)
@@ -71,36 +85,77 @@ class DetectionNet(nn.Module):
     def decode(self, outputs: Sequence[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
         """Boxes (xyxy, input pixels), scores and labels per image, from the graph's outputs (torch
         or numpy, as ONNX returns them), by torchvision's own decoding and NMS."""
-        from torchvision.models.detection.image_list import ImageList
-
         head = {name: torch.as_tensor(o).float() for name, o in zip(self.output_names, outputs, strict=True)}
-        batch = next(iter(head.values())).shape[0]
-        shapes = self._feature_shapes()
-        features = [torch.zeros(batch, *shape) for shape in shapes]  # the anchors need only their sizes
-        images = ImageList(torch.zeros(batch, 3, *self.input_size), [self.input_size] * batch)
-        detector = self.detector.eval()
+        some = next(iter(head.values()))
+        detector = self.detector  # post-processing is the same in either mode: the mode is left as it is
         with torch.no_grad():
-            anchors = detector.anchor_generator(images, features)
+            anchors, images = self._anchors(some.shape[0], some.device)
             if type(detector).__name__ == "SSD":
                 return detector.postprocess_detections(head, anchors, images.image_sizes)
-            per_level = [s[-2] * s[-1] for s in shapes]
-            if type(detector).__name__ == "RetinaNet":
-                per_level = [n * (head["cls_logits"].shape[1] // sum(per_level)) for n in per_level]
+            per_level = self._anchors_per_level(head)
             split_head = {k: list(v.split(per_level, dim=1)) for k, v in head.items()}
             split_anchors = [list(a.split(per_level)) for a in anchors]
             return detector.postprocess_detections(split_head, split_anchors, images.image_sizes)
 
-    def _feature_shapes(self) -> list[tuple[int, ...]]:
-        """(C, H, W) of each feature map at input_size (widths as pruned: read from this model)."""
-        return [tuple(f.shape[1:]) for f in self._probe(self._features)]
+    def loss_from_outputs(self, outputs: Sequence[torch.Tensor] | Mapping[str, torch.Tensor],
+                          targets: list[dict[str, torch.Tensor]]) -> torch.Tensor:
+        """The detector's own training loss (the sum of its terms, as `loss` returns) from head
+        outputs this model's forward already produced, so a training loop runs one forward: the
+        tail of torchvision's training forward (anchors, SSD's matching, `compute_loss`) without
+        the backbone and heads. `targets`: boxes xyxy in input pixels and labels from 1, per image."""
+        if not isinstance(outputs, Mapping):
+            outputs = dict(zip(self.output_names, outputs, strict=True))
+        head = {name: outputs[name].float() for name in self.output_names}
+        some = next(iter(head.values()))
+        anchors, _ = self._anchors(some.shape[0], some.device)
+        detector, kind = self.detector, type(self.detector).__name__
+        if kind == "SSD":
+            losses = detector.compute_loss(targets, head, anchors, self._ssd_matches(targets, anchors))
+        elif kind == "RetinaNet":  # matches inside compute_loss
+            losses = detector.compute_loss(targets, head, anchors)
+        else:  # FCOS: one anchor point per position, matched inside compute_loss by level
+            losses = detector.compute_loss(targets, head, anchors, [h * w for h, w in self.level_sizes])
+        return sum(losses.values())
+
+    def _ssd_matches(self, targets: list[dict[str, torch.Tensor]], anchors: list[torch.Tensor]) -> list[torch.Tensor]:
+        """SSD.forward's matching of each image's boxes to its default boxes (-1: background)."""
+        from torchvision.ops import boxes as box_ops
+
+        matched = []
+        for anchors_per_image, targets_per_image in zip(anchors, targets):
+            if targets_per_image["boxes"].numel() == 0:
+                matched.append(torch.full((anchors_per_image.size(0),), -1, dtype=torch.int64,
+                                          device=anchors_per_image.device))
+                continue
+            quality = box_ops.box_iou(targets_per_image["boxes"], anchors_per_image)
+            matched.append(self.detector.proposal_matcher(quality))
+        return matched
+
+    def _anchors(self, batch: int, device: torch.device) -> tuple[list[torch.Tensor], "ImageList"]:
+        """The detector's anchors (float32) for a batch at input_size, and the ImageList they were
+        made for: the generators read only the sizes of the images and feature maps, so blank
+        zero-stride tensors stand in for both."""
+        from torchvision.models.detection.image_list import ImageList
+
+        blank = torch.zeros((), device=device)
+        images = ImageList(blank.expand(batch, 3, *self.input_size), [self.input_size] * batch)
+        features = [blank.expand(1, 1, *size) for size in self.level_sizes]
+        return self.detector.anchor_generator(images, features), images
+
+    def _anchors_per_level(self, head: Mapping[str, torch.Tensor]) -> list[int]:
+        """How many of the head's rows each feature level holds (positions x anchors per position)."""
+        positions = [h * w for h, w in self.level_sizes]
+        per_position = head["cls_logits"].shape[1] // sum(positions)
+        return [n * per_position for n in positions]
 
     def _probe(self, run):
         """`run` on one blank image in eval mode (a batch of one cannot pass BN in training)."""
         training = self.detector.training
         self.detector.eval()
+        device = next(self.detector.parameters()).device
         try:
             with torch.no_grad():
-                return run(torch.zeros(1, 3, *self.input_size))
+                return run(torch.zeros(1, 3, *self.input_size, device=device))
         finally:
             self.detector.train(training)
 

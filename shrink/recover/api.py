@@ -11,6 +11,10 @@ also measured there, and a last step that is worse there than an earlier one by 
 `select_tolerance_pt` (a fine-tuning that diverged, say) is not what ships: the result carries the
 best step instead. `selection` records each step's accuracy on that split and `shipped_step`
 which one the model is.
+
+"Accuracy" is the task's headline metric throughout (`metric`): top-1 for a classifier, mIoU for
+a segmenter, mAP@[.5:.95] for a detector (shrink.recover.evaluation.sharded_score); the task is
+read from the model unless the caller gives it.
 """
 
 from __future__ import annotations
@@ -30,10 +34,12 @@ from shrink.recover.bn import recalibrate_bn
 from shrink.recover.config import RecoverConfig
 from shrink.recover.distill import DistillLoss
 from shrink.recover.distributed import DistContext, distributed_session, resolve_device
-from shrink.recover.evaluation import sharded_accuracy
+from shrink.recover.evaluation import sharded_score
 from shrink.recover.loop import EpochStats, FitResult, fit, log_progress
+from shrink.recover.objectives import model_task
 from shrink.recover.reconstruct import reconstruct
 from shrink.recover.teacher_logits import TeacherLogits, compute_teacher_logits, why_not_cache
+from shrink.tasks import Task
 
 
 @dataclass
@@ -63,6 +69,7 @@ class RecoverResult:
     selection_images: int = 0
     shipped_step: str | None = None  # the step whose weights the model carries (see StepSelection)
     accuracy_trained: float | None = None  # eval_split accuracy of the trained weights, shipped or not
+    metric: str = Task.CLASSIFICATION.metric  # what every accuracy_* above measures (top-1, mIoU, mAP@[.5:.95])
 
     def to_dict(self) -> dict:
         """JSON-ready: every field but the model (asdict would deep-copy the model's tensors)."""
@@ -77,6 +84,7 @@ class _Recovery:
 
     student: nn.Module
     config: RecoverConfig
+    task: Task
     device: str
     ctx: DistContext
     eval_split: Any
@@ -87,10 +95,10 @@ class _Recovery:
         return self.config.train.seed if self.config.train else 0
 
     def accuracy(self) -> float | None:
-        """Top-1 on eval_split, for the report only (None without one)."""
+        """The task's metric on eval_split, for the report only (None without one)."""
         if self.eval_split is None:
             return None
-        return sharded_accuracy(self.student, self.eval_split, device=self.device, ctx=self.ctx)
+        return sharded_score(self.student, self.eval_split, device=self.device, task=self.task, ctx=self.ctx)
 
     def log(self, message: str) -> None:
         if self.progress and self.ctx.is_main:
@@ -132,24 +140,27 @@ def recover(
     dense: nn.Module | None = None,
     select_split=None,
     select_tolerance_pt: float = 0.5,
+    task: Task | None = None,
 ) -> RecoverResult:
     """Recover the accuracy of a pruned `model`; see the module docstring. Under torchrun it joins
     the process group itself; every process returns the same result, and only rank 0 writes.
     `teacher_cache`: compute the teacher's logits once when that is exact and pays (no
     augmentation, no feature distillation; see teacher_logits.py); False always runs it live.
     `plan` (a PrunePlan) and `dense` (the model it was made from): what layer-wise reconstruction
-    (config.reconstruct_images > 0) fits the pruned layers to."""
+    (config.reconstruct_images > 0) fits the pruned layers to. `task`: what the model predicts
+    (default: read from the model, objectives.model_task)."""
     config = config or RecoverConfig()
+    task = task or model_task(model)
     _check_inputs(config, teacher, plan, dense)
     train_device = config.train.device if config.train is not None else "auto"
     with distributed_session(train_device) as ctx:
         device = resolve_device(train_device, ctx)
         t_start = time.perf_counter()
-        run = _Recovery(copy.deepcopy(model).to(device), config, device, ctx, eval_split, progress)
-        check_model_fits(run.student, train_split, device)
+        run = _Recovery(copy.deepcopy(model).to(device), config, task, device, ctx, eval_split, progress)
+        check_model_fits(run.student, train_split, device, task=task)
         if val_split is None and config.val_fraction > 0:
             train_split, val_split = train_val_split(train_split, config.val_fraction, seed=run.seed)
-        selection = StepSelection(run.student, select_split, device, ctx, select_tolerance_pt)
+        selection = StepSelection(run.student, select_split, device, ctx, select_tolerance_pt, task=task)
         before = run.accuracy()
         selection.measure("pruned")
         label_free = _label_free_step(run, train_split, plan, dense, selection)
@@ -201,7 +212,7 @@ def _train(run: _Recovery, teacher: nn.Module | None, train_split, val_split, ch
         criterion, cached = _distill_loss(run, teacher, train_split, teacher_cache)
     try:
         result = fit(run.student, train_split, config.train, val_split=val_split, criterion=criterion,
-                     checkpoint_dir=checkpoint_dir, run_id=run_id, progress=run.progress)
+                     checkpoint_dir=checkpoint_dir, run_id=run_id, progress=run.progress, task=run.task)
     finally:
         if criterion is not None:
             criterion.close()
@@ -215,9 +226,9 @@ def _distill_loss(run: _Recovery, teacher: nn.Module, train_split,
     """(the distillation loss on a copy of `teacher`, the teacher's cached logits or None)."""
     config = run.config
     teacher_copy = copy.deepcopy(teacher).to(run.device)
-    check_model_fits(teacher_copy, train_split, run.device)
+    check_model_fits(teacher_copy, train_split, run.device, task=run.task)
     reason = why_not_cache(config.distill, config.train, len(train_split), train_split.info.num_classes,
-                           run.ctx.world_size)
+                           run.ctx.world_size, task=run.task)
     cached = None
     if teacher_cache and reason is None:
         run.log(f"teacher logits: one pass over {len(train_split):,} images "
@@ -227,7 +238,7 @@ def _distill_loss(run: _Recovery, teacher: nn.Module, train_split,
     elif teacher_cache:
         run.log(f"teacher runs on every batch: {reason}")
     criterion = DistillLoss(teacher_copy, config.distill, student=run.student,
-                            label_smoothing=config.train.label_smoothing, cached=cached)
+                            label_smoothing=config.train.label_smoothing, cached=cached, task=run.task)
     return criterion, cached
 
 
@@ -250,7 +261,7 @@ def _last_weights_accuracy(run: _Recovery, training: _Training | None) -> float 
         return None
     live = copy.deepcopy(run.student)
     live.load_state_dict(training.fit.last_weights)
-    return sharded_accuracy(live, run.eval_split, device=run.device, ctx=run.ctx)
+    return sharded_score(live, run.eval_split, device=run.device, task=run.task, ctx=run.ctx)
 
 
 def _result(run: _Recovery, before: float | None, label_free: _LabelFree, training: _Training | None,
@@ -283,6 +294,7 @@ def _result(run: _Recovery, before: float | None, label_free: _LabelFree, traini
         selection_images=len(select_split) if select_split is not None else 0,
         shipped_step=selection.shipped,
         accuracy_trained=training.accuracy if training is not None else None,
+        metric=run.task.metric,
     )
 
 
@@ -291,8 +303,9 @@ class StepSelection:
     (kept on the CPU). Recovery ends with its last step unless an earlier one was better by more
     than `tolerance_pt` (the noise of a few hundred images): then that one ships."""
 
-    def __init__(self, model: nn.Module, split, device: str, ctx, tolerance_pt: float) -> None:
-        self.model, self.split, self.device, self.ctx = model, split, device, ctx
+    def __init__(self, model: nn.Module, split, device: str, ctx, tolerance_pt: float,
+                 task: Task = Task.CLASSIFICATION) -> None:
+        self.model, self.split, self.device, self.ctx, self.task = model, split, device, ctx, task
         self.tolerance_pt = tolerance_pt
         self.steps: list[dict] = []
         self.shipped: str | None = None
@@ -302,7 +315,7 @@ class StepSelection:
         self.shipped = step
         if self.split is None:
             return
-        accuracy = sharded_accuracy(self.model, self.split, device=self.device, ctx=self.ctx)
+        accuracy = sharded_score(self.model, self.split, device=self.device, task=self.task, ctx=self.ctx)
         self.steps.append({"step": step, "accuracy": accuracy})
         if self._best is None or accuracy >= self._best[0]:  # a tie goes to the later step
             self._best = (accuracy, step, {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()})

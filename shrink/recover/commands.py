@@ -1,5 +1,10 @@
 """`shrink train` (a model from scratch: weights + card) and `shrink finetune` (recover the
-accuracy of a pruned directory written by `shrink prune`)."""
+accuracy of a pruned directory written by `shrink prune`).
+
+`shrink train` trains classifiers, segmenters (tvseg:) and detectors (tvdet:) alike: the model's
+task picks the loss and the metric (shrink.recover.objectives), the data must be of that task
+(refused in one line before anything trains), and dense tasks train without crop/flip
+augmentation, which would move the pixels but not the masks or boxes."""
 
 from __future__ import annotations
 
@@ -11,8 +16,9 @@ from pathlib import Path
 
 import torch
 
-from shrink.data import load_data, train_val_split
+from shrink.data import SCENE_TASKS, load_data, train_val_split
 from shrink.data.arguments import folder_options
+from shrink.data.fits import check_fits, check_model_fits
 from shrink.models.arguments import spec_overrides
 from shrink.dirlock import directory_lock
 from shrink.errors import ShrinkError
@@ -22,6 +28,7 @@ from shrink.models import (ModelCard, apply_state_dict, create_model, default_sp
 from shrink.recover.config import TrainConfig
 from shrink.recover.distributed import distributed_session, main_process_by_env
 from shrink.recover.loop import fit, resolve_device
+from shrink.tasks import Task
 
 STORAGE_DTYPES = {"float32": torch.float32, "float16": torch.float16}
 
@@ -35,7 +42,7 @@ def training_command(args: argparse.Namespace) -> str:
              "--seed", str(args.seed), "--save-dtype", args.save_dtype, "--out", args.out]
     if args.cifar_stem:
         words.append("--cifar-stem")
-    for flag in ("image_size", "resize"):
+    for flag in ("task", "scenes", "image_size", "resize"):
         if getattr(args, flag, None) is not None:
             words += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
     for flag in ("mean", "std"):
@@ -62,29 +69,35 @@ def run_train(args: argparse.Namespace) -> int:
 def _train_locked(args: argparse.Namespace, out: Path, weights_path: Path, code) -> int:
     from shrink.evaluate import evaluate_torch
 
+    # a tvseg:/tvdet: name says what it predicts, a file.py model's --task; others are classifiers
+    task = default_spec(args.model, task=args.task).predicts
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
                          weight_decay=args.weight_decay, schedule=args.schedule, label_smoothing=args.label_smoothing,
-                         seed=args.seed, device=args.device)
+                         seed=args.seed, device=args.device, augment=task is Task.CLASSIFICATION)
     options = folder_options(args, image_size=args.input_size[0] if args.input_size else None,
                              channels=args.in_chans)
-    train = load_data(args.data, "train", data_dir=args.data_dir, folder_options=options)
-    test = load_data(args.data, "test", data_dir=args.data_dir, folder_options=options)
+    if args.scenes is not None and args.data not in SCENE_TASKS:
+        raise ShrinkError(f"--scenes applies to {' and '.join(SCENE_TASKS)}, not {args.data}")
+    train = load_data(args.data, "train", data_dir=args.data_dir, folder_options=options, scenes=args.scenes)
+    test = load_data(args.data, "test", data_dir=args.data_dir, folder_options=options, scenes=args.scenes)
     if train.info.synthetic:
         raise ShrinkError("refusing to train on synthetic data: the weights would be meaningless")
     info = train.info
+    check_fits(info, task=task)  # before the model is sized by data it could not learn from
     from_data = {"num_classes": info.num_classes, "in_chans": info.in_chans, "input_size": tuple(info.image_size)}
     differ = [f"--{k.replace('_', '-')} {v} (the data has {from_data[k]})" for k, v in spec_overrides(args).items()
-              if (tuple(v) if k == "input_size" else v) != from_data[k]]
+              if k in from_data and (tuple(v) if k == "input_size" else v) != from_data[k]]
     if differ:
         raise ShrinkError(f"the model is sized by its training data; {', '.join(differ)} cannot hold"
                           + ("; for your own images set --image-size" if info.name.startswith("imagefolder:") else ""))
-    spec = default_spec(args.model, **from_data)
+    spec = default_spec(args.model, **from_data, task=args.task)
     if args.cifar_stem:
         spec = replace(spec, cifar_stem=True)
     if code is not None:
         spec = replace(spec, code_sha256=code.sha256)
     torch.manual_seed(config.seed)
     model = create_model(spec, code=code)
+    check_model_fits(model, train, task=task)  # outputs of another task's shape: one line, before training
     with distributed_session(config.device) as ctx:  # a no-op unless started by torchrun
         device = resolve_device(config.device, ctx)
         if hasattr(train, "to"):
@@ -94,8 +107,9 @@ def _train_locked(args: argparse.Namespace, out: Path, weights_path: Path, code)
             train, val = train_val_split(train, args.val_fraction, seed=config.seed)
         if ctx.is_main:
             out.mkdir(parents=True, exist_ok=True)
-        run_id = f"{spec.to_dict()}|{info.name}|{args.val_fraction}"
-        result = fit(model, train, config, val_split=val, checkpoint_dir=out / "checkpoints", run_id=run_id)
+        run_id = f"{spec.to_dict()}|{info.name}|{args.val_fraction}" + (f"|{args.scenes}" if args.scenes else "")
+        result = fit(model, train, config, val_split=val, checkpoint_dir=out / "checkpoints", run_id=run_id,
+                     task=task)
     if not ctx.is_main:
         return 0  # only rank 0 writes
 
@@ -103,7 +117,8 @@ def _train_locked(args: argparse.Namespace, out: Path, weights_path: Path, code)
     save_state_dict(model, weights_path, dtype=dtype)
     # The card's accuracy is that of the file as stored (after any fp16 conversion), re-read from disk.
     stored = apply_state_dict(create_model(spec, code=code), load_state_dict(weights_path), source=str(weights_path))
-    accuracy = evaluate_torch(stored, test, device=device, source=str(weights_path)).accuracy
+    score = evaluate_torch(stored, test, device=device, source=str(weights_path), task=task)
+    accuracy = score.accuracy
     import onnxruntime
     import torchvision
 
@@ -117,7 +132,7 @@ def _train_locked(args: argparse.Namespace, out: Path, weights_path: Path, code)
                   "onnxruntime": onnxruntime.__version__, "device": device},
     )
     write_card(card, weights_path.with_suffix(".json"))
-    print(f"test top-1 {accuracy:.2f}% after {result.epochs_run} epochs ({result.seconds:.0f}s); "
+    print(f"test {score.metric} {accuracy:.2f}% after {result.epochs_run} epochs ({result.seconds:.0f}s); "
           f"wrote {weights_path} and {weights_path.with_suffix('.json')}")
     return 0
 
@@ -133,7 +148,10 @@ def register(subparsers) -> None:
     p = add_command(subparsers, "train", help="train a model from scratch (CPU or GPU); writes weights + card",
                     example="shrink train fmnist_resnet18 --data fmnist --epochs 15 --out runs/ref", func=run_train)
     p.add_argument("model", help="registry name (see `shrink models`)")
-    add_data_arguments(p, help="fmnist | digits | imagefolder:DIR")
+    add_data_arguments(p, help="fmnist | digits | imagefolder:DIR; segmentation (a tvseg: model): fmnist-seg; "
+                               "detection (a tvdet: model): fmnist-det")
+    p.add_argument("--scenes", type=int, metavar="N",
+                   help="fmnist-seg/fmnist-det: compose N scenes for each split (default 6000 train, 1000 test)")
     add_spec_arguments(p)
     add_config_flag(p, TrainConfig, "epochs")
     add_config_flag(p, TrainConfig, "batch_size")

@@ -162,8 +162,9 @@ def _finetune_locked(args: argparse.Namespace, pruned_dir: Path, out: Path, docu
     train, test = load_for_model(args, "train", **read), load_for_model(args, "test", **read)
     if train.info.synthetic:
         raise ShrinkError("refusing to fine-tune on synthetic data: the weights would be meaningless")
+    task = loaded.spec.predicts
     check_fits(train.info, input_shape=loaded.spec.input_shape, num_outputs=loaded.spec.num_classes,
-               remedy="fine-tune on the dataset the model was trained for")
+               remedy="fine-tune on the dataset the model was trained for", task=task)
     teacher, teacher_source = (resolve_teacher(args, document, pruned_dir, code) if args.distill else (None, None))
     check_output_dir(out, pruned_dir, args.force, loaded.files + (teacher.files if teacher else ()))
     plan, dense = None, None
@@ -187,7 +188,7 @@ def _finetune_locked(args: argparse.Namespace, pruned_dir: Path, out: Path, docu
         train, test = train.to(device), test.to(device)
         result = recover(loaded.model, teacher.model if teacher else None, train, config, eval_split=test,
                          checkpoint_dir=out / "checkpoints", run_id=run_id, teacher_cache=not args.no_teacher_cache,
-                         plan=plan, dense=dense)
+                         plan=plan, dense=dense, task=task)
     if not ctx.is_main:
         return 0  # only rank 0 writes
     save_state_dict(result.model, out / WEIGHTS_FILE)
@@ -212,7 +213,7 @@ def _finetune_locked(args: argparse.Namespace, pruned_dir: Path, out: Path, docu
     steps.append(f"{'distilled' if result.distilled else 'fine-tuned'} {result.accuracy_after:.2f}%")
     if result.accuracy_last_weights is not None:
         steps[-1] += f" (averaged; last weights {result.accuracy_last_weights:.2f}%)"
-    print(f"{train.info.name} test top-1: " + " -> ".join(steps) +
+    print(f"{train.info.name} test {result.metric}: " + " -> ".join(steps) +
           f"  ({result.epochs_completed} epochs, {result.seconds:.0f}s, {result.world_size} process(es))")
     print(f"wrote {out / WEIGHTS_FILE}, {out / PLAN_FILE} and {out / RESULT_FILE}")
     return 0

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from shrink.data import BatchOptions
 from shrink.errors import ShrinkError
 from shrink.recover.config import DistillConfig, TrainConfig
+from shrink.tasks import Task
 
 MAX_CACHE_BYTES = 512 * 2**20  # float32 logits of every training image; above this the teacher runs live
 CACHE_BATCH_SIZE = 512
@@ -44,8 +45,11 @@ class TeacherLogits:
         return self.logits[indices]
 
 
-def why_not_cache(distill: DistillConfig, train: TrainConfig, images: int, classes: int, world_size: int) -> str | None:
+def why_not_cache(distill: DistillConfig, train: TrainConfig, images: int, classes: int, world_size: int,
+                  task: Task = Task.CLASSIFICATION) -> str | None:
     """None when caching pays and is exact; otherwise the reason the teacher runs live."""
+    if task is not Task.CLASSIFICATION:
+        return f"a {task.value} teacher's outputs are per pixel or per anchor, too many to keep for every image"
     if train.augment:
         return "augmentation shows the teacher different inputs every epoch"
     if distill.feature_weight > 0:
