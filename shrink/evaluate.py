@@ -107,7 +107,9 @@ def onnx_task(session) -> Task:
 
 
 def evaluate_onnx(path_or_session, split, *, provider: str = "cpu", batch_size: int = 256,
-                  limit: int | None = None, split_name: str = "test") -> EvalResult:
+                  limit: int | None = None, split_name: str = "test", code=None) -> EvalResult:
+    """The file's task metric on `split`. A detector of your own decodes by its own code (`code`, the
+    shrink.models.code.ModelCode of its file.py); torchvision's detectors need none."""
     from shrink.ort_session import create_session
 
     check_limit(limit)
@@ -120,7 +122,7 @@ def evaluate_onnx(path_or_session, split, *, provider: str = "cpu", batch_size: 
     if task is Task.DETECTION:
         from shrink.models.decoding import onnx_detection_decoder
 
-        decode = onnx_detection_decoder(session.get_modelmeta().custom_metadata_map, session)
+        decode = onnx_detection_decoder(session.get_modelmeta().custom_metadata_map, session, code)
     scorer = scorer_for(task, num_classes=split.info.num_classes, decode=decode)
     names = [o.name for o in session.get_outputs()]
     seen = 0
@@ -144,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
     from shrink.data.arguments import load_for_model
     from shrink.data.onnx_contract import load_data_for_onnx
     from shrink.models import user_model_code, warn_if_untrained
+    from shrink.models.code import ModelCode
     from shrink.load import load_model
     from shrink.models.arguments import spec_overrides
 
@@ -156,8 +159,9 @@ def run(args: argparse.Namespace) -> int:
             raise ShrinkValueError("--num-classes, --in-chans and --input-size describe a PyTorch model; an ONNX file "
                                    "fixes its own")
         split = load_data_for_onnx(target, args, args.split)  # the file's own preprocessing record
+        code = ModelCode.read(args.model_code) if args.model_code else None  # an own detector's decoding
         result = evaluate_onnx(target, split, provider=args.provider, batch_size=args.batch_size,
-                               limit=args.limit, split_name=args.split)
+                               limit=args.limit, split_name=args.split, code=code)
     else:
         loaded = load_model(args.model, weights=args.weights, code=user_model_code(args.model, args.model_code),
                             **spec_overrides(args))

@@ -48,6 +48,7 @@ class ModelProvenance:
     task: str | None = None  # None: a classifier (shrink.tasks.Task values otherwise)
     output_names: tuple[str, ...] | None = None  # a dense model's outputs, in graph order
     architecture: str | None = None  # a dense model's registry name (its decoding is rebuilt from it)
+    architecture_sha256: str | None = None  # a file.py:factory architecture's code: decoding checks it
 
 
 def count_macs(model: torch.nn.Module, input_shape: tuple[int, int, int]) -> int | None:
@@ -104,6 +105,7 @@ def provenance_for(loaded, info=None) -> ModelProvenance:
         task=loaded.spec.task,
         output_names=output_names(loaded.model),
         architecture=loaded.spec.name if loaded.spec.task else None,
+        architecture_sha256=loaded.spec.code_sha256 if loaded.spec.task else None,
     )
 
 
@@ -132,6 +134,7 @@ def export_metadata(provenance: ModelProvenance, *, precision: str, exporter: st
         "task": provenance.task,
         "output_names": list(provenance.output_names) if provenance.output_names else None,
         "architecture": provenance.architecture,
+        "architecture_sha256": provenance.architecture_sha256,
     }
     for key, value in optional.items():
         if value is not None:

@@ -10,19 +10,25 @@ from __future__ import annotations
 from typing import Sequence
 
 from shrink.errors import ShrinkError
+from shrink.models.code import ModelCode
 from shrink.models.registry import create_model
 from shrink.models.spec import ModelSpec
 
 
-def detection_decoder(architecture: str, num_classes: int, input_size: Sequence[int]):
-    """`decode(outputs) -> [{boxes, scores, labels}, ...]` for an exported `architecture` detector."""
-    model = create_model(ModelSpec(name=architecture, num_classes=num_classes, input_size=tuple(input_size)))
+def detection_decoder(architecture: str, num_classes: int, input_size: Sequence[int], code: ModelCode | None = None,
+                      code_sha256: str | None = None):
+    """`decode(outputs) -> [{boxes, scores, labels}, ...]` for an exported `architecture` detector.
+    A detector of your own (`file.py:factory`) decodes by its own code: pass that file as `code`
+    (checked against `code_sha256`, the code the file was exported from, when known)."""
+    spec = ModelSpec(name=architecture, num_classes=num_classes, input_size=tuple(input_size), task="detection",
+                     code_sha256=code_sha256)
+    model = create_model(spec, code=code)
     if not hasattr(model, "decode"):
         raise ShrinkError(f"{architecture} has no box decoding: it is not a detector")
     return model.eval().decode
 
 
-def onnx_detection_decoder(metadata: dict[str, str], session):
+def onnx_detection_decoder(metadata: dict[str, str], session, code: ModelCode | None = None):
     """The decoder of an exported detector, from its metadata (architecture, output names) and its
     input and cls_logits shapes."""
     import json
@@ -37,4 +43,5 @@ def onnx_detection_decoder(metadata: dict[str, str], session):
                           f"({names})")
     num_classes = outputs["cls_logits"][-1]
     input_size = session.get_inputs()[0].shape[2:]
-    return detection_decoder(metadata["architecture"], int(num_classes), [int(s) for s in input_size])
+    return detection_decoder(metadata["architecture"], int(num_classes), [int(s) for s in input_size], code,
+                             metadata.get("architecture_sha256"))
