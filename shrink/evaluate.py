@@ -166,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
         loaded = load_model(args.model, weights=args.weights, code=user_model_code(args.model, args.model_code),
                             **spec_overrides(args))
         split = load_for_model(args, args.split, input_shape=loaded.input_shape, num_classes=loaded.spec.num_classes,
+                               task=loaded.spec.predicts,
                                contract=loaded.card.contract if loaded.card else None)
         check_fits(split.info, input_shape=loaded.input_shape)
         warn_if_untrained(loaded, "its accuracy")  # once the inputs are known to be good

@@ -65,12 +65,15 @@ def typed_folder_options(args: argparse.Namespace) -> dict[str, object]:
 
 
 def load_for_model(args: argparse.Namespace, split: str, *, input_shape: tuple[int, int, int], num_classes: int,
-                   contract=None):
+                   contract=None, task=None):
     """One split of `args.data` for a PyTorch model of `input_shape`: read by the model's own
     preprocessing record (`contract`, from its card) unless the user typed folder options, else by
     those options sized to the model's input."""
     from shrink.data import load_data
+    from shrink.data.fits import check_data_task
 
+    if task is not None and args.data:  # the model's task (shrink.tasks.Task): other data is one line, before it is read
+        check_data_task(args.data, task)
     options = folder_options(args, image_size=input_shape[1], channels=input_shape[0])
     return load_data(args.data, split, data_dir=getattr(args, "data_dir", None), folder_options=options,
                      synthetic_shape=input_shape, num_classes=num_classes,

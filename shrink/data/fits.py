@@ -29,14 +29,37 @@ def check_fits(info: DataInfo, *, input_shape: Sequence[int] | None = None, num_
     """One line when the data's task, images or classes do not fit the model; `remedy` says what to change."""
     suffix = f": {remedy}" if remedy else ""
     if task is not None and not info.synthetic and Task.parse(info.task) is not task:
-        raise ShrinkError(f"the model is a {task.value} model but {info.name} is {info.task} data; "
-                          f"choose {task.value} data: {DATA_OF_TASK[task]}")
+        raise ShrinkError(_wrong_task(task, info.name, Task.parse(info.task)))
     if input_shape is not None and tuple(input_shape) != tuple(info.input_shape):
         raise ShrinkError(f"the model takes inputs of shape {_shape(input_shape)} but {info.name} images are "
                           f"{_shape(info.input_shape)}{suffix}")
     if num_outputs is not None and num_outputs != info.num_classes:
         raise ShrinkError(f"the model has {num_outputs} outputs but {info.name} has {info.num_classes} "
                           f"classes{suffix}")
+
+
+def _wrong_task(task: Task, data: str, data_task: Task) -> str:
+    return (f"the model is a {task.value} model but {data} is {data_task.value} data; "
+            f"choose {task.value} data: {DATA_OF_TASK[task]}")
+
+
+def data_task(name: str) -> Task | None:
+    """The task a dataset name serves, read from the name alone (None: synthetic, any task)."""
+    if name == "synthetic" or name.startswith("synthetic:"):
+        return None
+    if name == "fmnist-seg" or name.startswith("segfolder:"):
+        return Task.SEGMENTATION
+    if name == "fmnist-det" or name.startswith("coco:"):
+        return Task.DETECTION
+    return Task.CLASSIFICATION
+
+
+def check_data_task(name: str, task: Task) -> None:
+    """Data of another task is one line before it is read (and before any preprocessing is
+    applied to it, whose own complaint would hide the real mistake)."""
+    served = data_task(name)
+    if served is not None and served is not task:
+        raise ShrinkError(_wrong_task(task, name, served))
 
 
 def check_model_fits(model: nn.Module, split, device: str = "cpu", task: Task = Task.CLASSIFICATION) -> None:

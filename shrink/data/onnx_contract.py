@@ -86,7 +86,12 @@ def load_data_for_onnx(path: str | Path, args: argparse.Namespace, split: str, *
     from shrink.data import load_data
     from shrink.data.arguments import folder_options
 
+    from shrink.data.fits import check_data_task
+    from shrink.onnxio.metadata import read_metadata
+    from shrink.tasks import Task
+
     contract = read_contract(path)
+    check_data_task(args.data, Task.parse(read_metadata(path).get("task", Task.CLASSIFICATION.value)))
     shape, record = contract.image_shape, contract.preprocessing
     options = folder_options(args, image_size=shape[1] if shape else None, channels=shape[0] if shape else None)
     if record is not None and options is not None:

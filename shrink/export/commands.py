@@ -8,6 +8,7 @@ import logging
 
 from shrink.errors import ShrinkValueError
 from shrink.export.config import EXPORTERS, MIN_OPSET, ExportConfig
+from shrink.tasks import Task
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
                         **spec_overrides(args))
     contract = loaded.card.contract if loaded.card else None
     split = load_for_model(args, args.split, input_shape=loaded.input_shape, num_classes=loaded.spec.num_classes,
+                           task=loaded.spec.predicts,
                            contract=contract) if args.data else None
     result = export(loaded, config, args.out, eval_split=split)
     warn_if_untrained(loaded, f"the accuracy of {args.out}")
@@ -45,7 +47,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"  input {result.input_name} {list(result.input_shape)} NCHW")
     for b in parity.batches:
         print(f"  batch {b.batch}: max |onnx - torch| {b.max_abs_diff:.2e}, SQNR {b.sqnr_db:.1f} dB")
-    if parity.eval_images:
+    if parity.eval_images and loaded.spec.predicts is not Task.CLASSIFICATION:
+        print(f"  every output within tolerance on {parity.eval_images} {parity.eval_dataset} {args.split} images "
+              f"(SQNR {parity.eval_sqnr_db:.1f} dB)")
+    elif parity.eval_images:
         ties = f" ({parity.top1_near_ties} near-ties)" if parity.top1_near_ties else ""
         print(f"  top-1 agreement {parity.top1_agreement:.2%} on {parity.eval_images} {parity.eval_dataset} "
               f"{args.split} images{ties}")
@@ -76,7 +81,8 @@ def register(subparsers) -> None:
     add_model_arguments(p, "weights file with card, pruned run dir, or registry name (+ --weights)",
                         "weights for a registry name")
     p.add_argument("--out", required=True, help="the ONNX file to write")
-    add_data_arguments(p, default=None, help="eval data for the top-1 agreement check, and the preprocessing "
+    add_data_arguments(p, default=None, help="eval data for the top-1 agreement check (a segmenter's or detector's: "
+                                             "every output), and the preprocessing "
                                              "record the file carries: fmnist | digits | imagefolder:DIR")
     add_spec_arguments(p)
     p.add_argument("--split", default="test", help="split used for the agreement check (default: test)")

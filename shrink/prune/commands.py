@@ -11,6 +11,7 @@ import torch
 
 from shrink.config_flags import add_config_flag, config_default
 from shrink.errors import ShrinkError, ShrinkValueError
+from shrink.pruned_files import PLAN_FILE
 from shrink.prune.config import ATTENTION_MODES, IMPORTANCE_NAMES, ROUND_TO_BY_TARGET, SCOPES, PruneConfig
 
 EXAMPLE = "shrink prune tv:resnet50 --ratio 0.5 --importance l2 --out runs/resnet50-p50"
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from shrink.prune.guards import GuardLimits
     from shrink.prune.saving import check_output_dir
 
-    if Path(args.model).is_dir():
+    if (Path(args.model) / PLAN_FILE).is_file():  # a trained model's folder (its card) is fine
         raise ShrinkError(f"{args.model} is already a pruned model; prune the dense model (use --steps for several steps)")
     check_output_dir(args.out, args.force)  # refuse early, before loading and minutes of work
     if args.unstructured is None:

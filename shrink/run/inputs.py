@@ -18,7 +18,7 @@ from shrink.models import UNTRAINED_NOTE, LoadedModel, card_path_for, user_model
 from shrink.load import load_model
 from shrink.models.source import ModelSource, SourceKind
 from shrink.recipe import DataSection, ModelSection, Recipe
-from shrink.data.fits import check_fits, check_model_fits
+from shrink.data.fits import check_data_task, check_fits, check_model_fits
 
 NORMALIZATION_TOLERANCE = 1e-3  # mean/std that differ by more than this from the card are noted
 
@@ -163,6 +163,7 @@ def load_inputs(recipe: Recipe) -> RunInputs:
     """Load and check the model and the data (seconds); every mismatch is an error here, before
     the run directory is touched."""
     dense = load_dense(recipe.model)
+    check_data_task(recipe.data.name, dense.spec.predicts)  # before its images are read the model's way
     test = _load_split(recipe.data, "test", dense)
     check_match(dense, test)
     train = _load_split(recipe.data, "train", dense)
