@@ -27,7 +27,8 @@ class ModelCard(Record):
     mean: tuple[float, ...]
     std: tuple[float, ...]
     classes: tuple[str, ...]
-    test_accuracy: float | None = None  # percent, top-1 on the dataset's test split
+    # percent on the dataset's test split, by the task's metric (architecture.predicts): top-1, mIoU or mAP
+    test_accuracy: float | None = None
     training_command: str = ""
     seed: int | None = None
     epochs: int | None = None

@@ -69,6 +69,10 @@ class DistillConfig(Record):
 
     loss = alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE(student, labels)
            + feature_weight * sum over `feature_layers` of the attention-transfer distance
+
+    For a segmenter the KL is per pixel and CE the per-pixel loss; for a detector the soft term
+    compares the heads anchor by anchor and the hard one is the detector's own loss
+    (shrink.recover.distill).
     """
 
     LABEL = "distillation options"

@@ -114,6 +114,18 @@ def pruned_from_untrained(document: dict) -> bool:
     return is_code_name(source) or source.startswith(("tv:", "timm:")) or not Path(source).exists()
 
 
+def first_scenes(split, count: int):
+    """The first `count` scenes of a composed split: the same scenes `load_data(..., scenes=count)`
+    composes (shrink.data.scenes draws scene after scene from one generator)."""
+    from shrink.data import SCENE_TASKS
+
+    if split.info.name not in SCENE_TASKS:
+        raise ShrinkError(f"--scenes applies to {' and '.join(SCENE_TASKS)}, not {split.info.name}")
+    if count < 1:
+        raise ShrinkError(f"--scenes must be >= 1, got {count}")
+    return split.subset(torch.arange(min(count, len(split))))
+
+
 def recover_config(args: argparse.Namespace) -> RecoverConfig:
     train = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
@@ -160,6 +172,8 @@ def _finetune_locked(args: argparse.Namespace, pruned_dir: Path, out: Path, docu
     read = dict(input_shape=loaded.input_shape, num_classes=loaded.spec.num_classes,
                 contract=loaded.card.contract if loaded.card else None)
     train, test = load_for_model(args, "train", **read), load_for_model(args, "test", **read)
+    if args.scenes is not None:
+        train, test = first_scenes(train, args.scenes), first_scenes(test, args.scenes)
     if train.info.synthetic:
         raise ShrinkError("refusing to fine-tune on synthetic data: the weights would be meaningless")
     task = loaded.spec.predicts
@@ -182,7 +196,7 @@ def _finetune_locked(args: argparse.Namespace, pruned_dir: Path, out: Path, docu
     run_id = "|".join([
         "finetune", document.get("weights_sha256") or sha256_file(pruned_dir / WEIGHTS_FILE), train.info.name,
         str(teacher_source), hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()[:16],
-    ])
+    ] + ([f"scenes={args.scenes}"] if args.scenes is not None else []))
     with distributed_session(config.train.device) as ctx:  # a no-op unless started by torchrun
         device = resolve_device(config.train.device, ctx)
         train, test = train.to(device), test.to(device)
@@ -230,7 +244,10 @@ def register_finetune(subparsers, add_command) -> None:
     p.add_argument("--out", required=True, help="output directory (a pruned dir again; a rerun resumes here)")
     p.add_argument("--model-code", metavar="FILE", help=MODEL_CODE_HELP)
     p.add_argument("--force", action="store_true", help="overwrite fine-tuned weights already in --out")
-    add_data_arguments(p, help="fmnist | digits | imagefolder:DIR")
+    add_data_arguments(p, help="fmnist | digits | imagefolder:DIR; a tvseg: model: fmnist-seg; a tvdet: model: "
+                               "fmnist-det")
+    p.add_argument("--scenes", type=int, metavar="N",
+                   help="fmnist-seg/fmnist-det: the first N scenes of each split (default: all, 6000 train, 1000 test)")
     p.add_argument("--epochs", type=int, default=d_train.epochs)
     p.add_argument("--batch-size", type=int, default=d_train.batch_size, help="global: split over torchrun processes")
     p.add_argument("--optimizer", default=d_train.optimizer, help="sgd | adamw")

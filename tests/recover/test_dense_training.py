@@ -229,3 +229,42 @@ def test_shrink_train_trains_a_file_model_by_its_task(tmp_path, capsys):
     assert main(["train", "fmnist_resnet18", "--task", "segmentation", *common, "--out", str(tmp_path / "no")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not (batch, classes, height, width)" in err[0], err
+
+
+@pytest.mark.slow  # two torchrun processes build, distill and score two models each: ~1 min on 2 CPUs
+@pytest.mark.parametrize("task", ["segmentation", "detection"])
+def test_torchrun_processes_take_the_same_dense_metric(task, tmp_path):
+    """Under torchrun every process scores the whole split (mIoU and mAP are no sums of per-image
+    numbers) and takes rank 0's number, so the best-epoch and early-stopping decisions agree."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    worker = Path(__file__).resolve().parent / "dense_worker.py"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          str(worker), "--task", task, "--out", str(tmp_path)], env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    rank0, rank1 = (json.loads((tmp_path / f"result-rank{r}.json").read_text()) for r in (0, 1))
+    assert rank0["world_size"] == 2 and rank0["metric"] == Task(task).metric
+    timings = ("seconds", "images_per_second")
+    for record in (rank0, rank1):
+        record["history"] = [{k: v for k, v in h.items() if k not in timings} for h in record["history"]]
+    assert rank0 == rank1  # every metric, the history, the best epoch and DDP's weights
+    assert len(rank0["history"]) == 2 and rank0["best_epoch"] in (1, 2)
+
+
+@pytest.mark.slow  # train, prune (planning LR-ASPP at 128x128), distill: 30-100 s on 2 CPUs
+def test_shrink_finetune_distills_a_pruned_segmenter(tmp_path, capsys):
+    dense, pruned, tuned = tmp_path / "dense", tmp_path / "pruned", tmp_path / "tuned"
+    common = ["--scenes", "8", "--epochs", "1", "--batch-size", "4", "--device", "cpu"]
+    assert main(["train", SEG, "--data", "fmnist-seg", *common, "--out", str(dense)]) == 0
+    assert main(["prune", str(dense / "model.safetensors"), "--ratio", "0.3", "--out", str(pruned)]) == 0
+    capsys.readouterr()
+    assert main(["finetune", str(pruned), "--data", "fmnist-seg", *common, "--distill", "--bn-images", "8",
+                 "--out", str(tuned)]) == 0
+    assert "fmnist-seg test mIoU: " in capsys.readouterr().out
+    record = json.loads((tuned / "recovery.json").read_text())
+    assert record["metric"] == "mIoU" and record["distilled"] and not record["teacher_cached"]
