@@ -91,7 +91,7 @@ def as_float(outputs):
 
 
 def batch_hits(task: Task, outputs, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | int] | None:
-    """(right, scored) on one training batch, as tensors so the loop does not wait on the device:
+    """(right, scored) on one training batch, left on the device so the loop does not wait for it:
     images right of images for a classifier, pixels right of pixels scored for a segmenter; None
     for a detector (a training-batch mAP would cost a decode and NMS per step and mean little)."""
     if task is Task.CLASSIFICATION:
