@@ -207,7 +207,7 @@ def recover_step(ctx: StepContext, done: Done) -> Step:
             recovered = recover(model, dense.model, ctx.inputs.train, config,
                                 eval_split=ctx.eval_split("pruned, PyTorch"), progress=not ctx.reporter.quiet,
                                 plan=plan, dense=dense.model, select_split=ctx.inputs.select,
-                                select_tolerance_pt=ctx.recipe.gate.step_tolerance_pt)
+                                select_tolerance_pt=ctx.recipe.gate.step_tolerance_pt, task=ctx.task)
             model = recovered.model
             result = {"recovered": True, **recovered.to_dict()}
         save_pruned(ctx.paths.root, model, plan, dense.spec, card=dense.card, source=dense.source,
