@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 RETRY := tools/retry 3
 
-.PHONY: demo test test-slow test-gpu bench setup dataset clean
+.PHONY: demo demo-seg demo-det test test-slow test-gpu bench setup dataset clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -24,6 +24,14 @@ dataset:
 # --force lets a newer default recipe replace the run an older one left there.
 demo: setup dataset
 	$(VENV)/bin/shrink run --force
+
+# The same pipeline on a segmenter and on a detector: the shipped LR-ASPP and SSDlite references on
+# scenes composed from Fashion-MNIST (docs/tasks.md), into runs/fmnist-lraspp and runs/fmnist-ssdlite.
+demo-seg: setup dataset
+	$(VENV)/bin/shrink run fmnist_lraspp --force
+
+demo-det: setup dataset
+	$(VENV)/bin/shrink run fmnist_ssdlite --force
 
 test: setup dataset
 	$(VENV)/bin/pytest -q
