@@ -147,7 +147,8 @@ def _sweep_locked(recipe: Recipe, options: SweepOptions, root: Path, recipes: di
     points = mark_frontier(points)
     from shrink.report import sweep_report, write_report
 
-    title, blocks = sweep_report.build(recipe.name, points, bench, inputs.data, options.precisions)
+    title, blocks = sweep_report.build(recipe.name, points, bench, inputs.data, options.precisions,
+                                       metric=inputs.dense.spec.predicts.metric)
     files = write_report(root, "sweep", title, blocks)
     write_json_atomic(root / "sweep.json", {"recipe": recipe.to_dict(), "ratios": list(options.ratios),
                                             "precisions": list(options.precisions),
