@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from prune_zoo import load_average, load_note, machine, read_results, run_child  # noqa: E402
+from prune_zoo import load_note, machine, read_results, run_all  # noqa: E402
 
 from shrink.fileio import write_text_atomic  # noqa: E402
 
@@ -141,12 +141,7 @@ def main(argv=None) -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     results = OUT / "results.jsonl"
     if not args.table:
-        print(f"# {machine()}", flush=True)
-        for name in args.models or MODELS:
-            row = {**run_child(name, SIZE, script=__file__), "load_avg": round(load_average(), 2)}
-            with results.open("a", encoding="utf-8") as f:
-                f.write(json.dumps(row) + "\n")
-            print(f"{name}: {'pass' if row.get('passed') else 'FAIL ' + row.get('error', '')}", flush=True)
+        run_all(args.models or MODELS, lambda name: SIZE, results, script=__file__)
     rows = list(read_results(results).values())
     table = markdown(rows)
     write_text_atomic(OUT / "table.md", f"Machine: {machine()}; {load_note(rows)}\n\n" + table)

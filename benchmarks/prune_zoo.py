@@ -164,16 +164,23 @@ def main(argv=None) -> int:
     names = names[index - 1 :: count]
     if args.resume:
         names = [n for n in names if n not in read_results(results)]
+    run_all(names, lambda name: SIZES.get(name, DEFAULT_SIZE), results)
+    return write_table(read_results(results))
+
+
+def run_all(names: list[str], size_of, results: Path, script: str = __file__) -> list[dict]:
+    """`script --one NAME` for each name, each in its own process; every row is appended to
+    `results` as it finishes, so an interrupted run keeps what it measured."""
     rows = []
     print(f"# {machine()}", flush=True)
     for name in names:
-        row = {**run_child(name, SIZES.get(name, DEFAULT_SIZE)), "load_avg": round(load_average(), 2)}
+        row = {**run_child(name, size_of(name), script), "load_avg": round(load_average(), 2)}
         rows.append(row)
         with results.open("a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
         status = "pass" if row.get("passed") else f"FAIL {row.get('error', '')}"
         print(f"{name}: {status} {row.get('mac_reduction', '')}x {row.get('check_kind', '')}", flush=True)
-    return write_table(read_results(results))
+    return rows
 
 
 def read_results(path: Path) -> dict[str, dict]:
