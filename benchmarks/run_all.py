@@ -35,6 +35,8 @@ LOCAL = {
     # the bench method against the old interleaving and an independent fresh-process reference
     "local-bench-method": (["benchmarks/bench_method.py", "--out", "runs/bench_method"], "runs/bench_method/bench_method.md"),
     "local-int8-cpu": (["benchmarks/int8_cpu.py", "--out", "runs/int8_cpu"], "runs/int8_cpu/int8_cpu.md"),
+    # the reference segmenter and detector: dense vs pruned 0.3/0.5 vs int8 (shrink sweep)
+    "local-dense-tasks": (["benchmarks/dense_tasks.py", "--out", "runs/dense_tasks"], "runs/dense_tasks/dense_tasks.md"),
     # a new user's own model and images, end to end, through the report's deploy section
     "local-own-model-scenario": (["benchmarks/own_model_scenario.py", "--out", "runs/own_scenario"],
                                  "runs/own_scenario/own_model_scenario.md"),

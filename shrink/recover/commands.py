@@ -42,9 +42,11 @@ def training_command(args: argparse.Namespace) -> str:
              "--seed", str(args.seed), "--save-dtype", args.save_dtype, "--out", args.out]
     if args.cifar_stem:
         words.append("--cifar-stem")
-    for flag in ("task", "scenes", "image_size", "resize"):
+    for flag in ("num_classes", "in_chans", "task", "scenes", "image_size", "resize"):
         if getattr(args, flag, None) is not None:
             words += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+    if getattr(args, "input_size", None) is not None:  # (H, W) as the flag reads it
+        words += ["--input-size", "x".join(map(str, args.input_size))]
     for flag in ("mean", "std"):
         if getattr(args, flag, None) is not None:
             words += [f"--{flag}", ",".join(map(str, getattr(args, flag)))]
