@@ -2,6 +2,7 @@
 
 Names:
   fmnist_resnet18, fmnist_mobilenetv2   built-in Fashion-MNIST references (1 channel, CIFAR stem)
+  fmnist_lraspp, fmnist_ssdlite         shipped references of tvseg:/tvdet: models (their cards name them)
   tv:NAME                               any torchvision classification model (random init)
   tvseg:NAME                            a torchvision segmentation model (shrink.models.dense)
   tvdet:NAME                            a one-stage torchvision detector, cut after its heads
@@ -22,6 +23,7 @@ import torch.nn as nn
 from shrink.errors import ShrinkError
 from shrink.models.code import ModelCode, split_code_name, untrusted_code_message
 from shrink.models.dense import DetectionNet, SegmentationNet, one_stage
+from shrink.models.references import reference_names
 from shrink.models.source import ModelSource, SourceKind
 from shrink.models.spec import ModelSpec
 from shrink.models.stems import adapt_stem
@@ -178,12 +180,13 @@ def create_model(name: str | ModelSpec, *, code: ModelCode | None = None, **over
 
 
 def list_models(pattern: str | None = None) -> list[str]:
-    """Built-in names plus every torchvision classification and segmentation model, the one-stage
-    detectors (and timm's models, if installed)."""
+    """Built-in names and the shipped references, plus every torchvision classification and
+    segmentation model, the one-stage detectors (and timm's models, if installed)."""
     import torchvision
 
 
     names = builtin_registry().names()
+    names += [n for n in reference_names() if n not in names]  # trained references of tvseg:/tvdet: models
     names += [f"tv:{n}" for n in torchvision.models.list_models(module=torchvision.models)]
     names += [f"tvseg:{n}" for n in torchvision.models.list_models(module=torchvision.models.segmentation)]
     names += [f"tvdet:{n}" for n in one_stage(torchvision.models.list_models(module=torchvision.models.detection))]
