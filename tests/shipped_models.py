@@ -7,3 +7,5 @@ REPO = Path(__file__).resolve().parents[1]
 REFERENCE_DIR = REPO / "shrink" / "references"
 REFERENCE_RESNET18 = REFERENCE_DIR / "fmnist_resnet18.safetensors"
 REFERENCE_MOBILENETV2 = REFERENCE_DIR / "fmnist_mobilenetv2.safetensors"
+REFERENCE_LRASPP = REFERENCE_DIR / "fmnist_lraspp.safetensors"  # tvseg:, trained on fmnist-seg
+REFERENCE_SSDLITE = REFERENCE_DIR / "fmnist_ssdlite.safetensors"  # tvdet:, trained on fmnist-det

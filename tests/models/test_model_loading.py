@@ -4,7 +4,7 @@ import shutil
 import pytest
 import torch
 
-from shipped_models import REFERENCE_MOBILENETV2, REFERENCE_RESNET18
+from shipped_models import REFERENCE_LRASPP, REFERENCE_MOBILENETV2, REFERENCE_RESNET18, REFERENCE_SSDLITE
 from shrink.errors import ShrinkError
 from shrink.fileio import sha256_file
 from shrink.models import read_card
@@ -18,6 +18,21 @@ def test_shipped_reference_cards_are_complete_and_match(weights):
     assert card.dataset == "fmnist" and card.test_accuracy >= 93.5
     assert card.training_command.startswith(f"shrink train {card.architecture.name} --data fmnist")
     assert card.seed is not None
+
+
+@pytest.mark.parametrize("weights, dataset, task, floor", [
+    (REFERENCE_LRASPP, "fmnist-seg", "segmentation", 50.0),  # test mIoU, %
+    (REFERENCE_SSDLITE, "fmnist-det", "detection", 60.0),  # test mAP@[.5:.95], %
+], ids=["lraspp", "ssdlite"])
+def test_shipped_segmenter_and_detector_cards_are_complete_and_match(weights, dataset, task, floor):
+    card = read_card(weights.with_suffix(".json"))
+    assert card.sha256 == sha256_file(weights)
+    assert card.dataset == dataset and card.architecture.task == task
+    assert card.test_accuracy >= floor
+    assert card.training_command.startswith(f"shrink train {card.architecture.name} --data {dataset} ")
+    assert "--num-classes 11 --input-size 128x128" in card.training_command
+    loaded = load_model(weights.stem)  # the registry name loads the shipped weights
+    assert loaded.spec.predicts.value == task and not loaded.untrained
 
 
 def test_reference_model_loads_from_weights_or_card():
