@@ -23,10 +23,12 @@ DYNAMIC_DEFAULT_OPS = ("MatMul", "Gemm")
 
 @contextlib.contextmanager
 def quiet():
-    """onnxruntime.quantization logs and warns a lot at INFO level; keep the console for results."""
+    """onnxruntime.quantization logs and warns a lot; keep the console for results. Its WARNINGs
+    too: a segmenter's shape tensors (int64, for Resize) get a multi-line "unsupported type to
+    quantize" each, though leaving them in int64 is right; what counts is measured afterwards."""
     logger = logging.getLogger()
     level = logger.level
-    logger.setLevel(max(level, logging.WARNING))
+    logger.setLevel(max(level, logging.ERROR))
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
