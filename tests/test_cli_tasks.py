@@ -20,6 +20,7 @@ def test_data_of_another_task_is_one_line(argv, pattern):
     one_error_line(shrink(*argv), pattern)
 
 
+@pytest.mark.slow  # 7 s; the fast case above is the same check in eval
 def test_a_detector_export_checked_on_classification_data_is_one_line(tmp_path):
     result = shrink("export", "tvdet:ssdlite320_mobilenet_v3_large", "--num-classes", "11", "--input-size", "128",
                     "--data", "fmnist", "--out", tmp_path / "det.onnx")

@@ -198,6 +198,7 @@ def test_bench_out_that_is_a_file_is_refused_before_timing(digits_onnx, tmp_path
     assert taken.read_text() == "mine"
 
 
+@pytest.mark.slow  # 11 s: two real bench runs to compare
 def test_bench_compare_of_a_result_without_its_machine(digits_onnx, tmp_path):
     assert shrink("bench", digits_onnx, "--min-seconds", "0.2", "--min-runs", "5", "--warmup-seconds", "0",
                   "--no-memory", "--quiet", "--out", tmp_path / "b").returncode == 0

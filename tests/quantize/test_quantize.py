@@ -115,6 +115,7 @@ def test_auto_mode_searches_measures_and_records(model_copy, real_split):
     assert runtime_specific(operator_domains(result.output_path)) == []
 
 
+@pytest.mark.slow  # 10 s: the static path, which auto mode takes, is covered by the fast tests
 def test_dynamic_mode_quantizes_matmuls(tmp_path, real_split):
     import torch
 

@@ -184,6 +184,7 @@ class _FakePlan:
         return self.removed
 
 
+@pytest.mark.slow  # 14 s: reconstruction of the shipped ResNet-18 on real images; the small cases above run fast
 def test_reference_resnet18_at_16x_is_far_above_chance_without_labels(fmnist_dir):
     """The real path: the shipped ResNet-18, pruned by the real planner to 15.8x fewer MACs."""
     from shrink.data import load_data
