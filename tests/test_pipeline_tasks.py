@@ -11,7 +11,7 @@ import pytest
 from shrink.pipeline import RunOptions, run
 from shrink.recipe import load_recipe
 
-SMALL = ("data.eval_images=48", "data.train_images=96", "data.select_images=16", "recover.bn_recal_images=64",
+SMALL = ("data.eval_images=48", "data.train_images=96", "data.select_images=16", "recover.reconstruct_images=32",
          "recover.train.epochs=1", "recover.train.batch_size=16", "export.eval_limit=8",
          "quantize=null",  # int8's decision has its own tests; this is the task's way through the run
          "bench.min_seconds=0.3", "bench.min_runs=10", "bench.warmup_runs=3", "bench.warmup_seconds=0.1")
