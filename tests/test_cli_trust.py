@@ -67,7 +67,8 @@ def test_export_refuses_to_write_over_its_weights(tmp_path):
     assert sha256_file(weights) == before
 
 
-@pytest.mark.parametrize("name", ["pruned.safetensors", "plan.json"])
+# plan.json is refused by the same input check as the weights (slow, for the fast suite's budget)
+@pytest.mark.parametrize("name", ["pruned.safetensors", pytest.param("plan.json", marks=pytest.mark.slow)])
 def test_export_refuses_to_write_into_the_pruned_dir_it_reads(pruned, tmp_path, name):
     shared = tmp_path / "pruned"
     shutil.copytree(pruned, shared)
@@ -159,7 +160,9 @@ def test_models_without_a_match_is_an_error_on_stderr(capsys):
 
 
 @needs_mount_namespace
-@pytest.mark.parametrize("command", ["prune", "train", "export", "quantize", "bench", "run", "finetune"])
+# prune, export and run stay in the fast suite; the others share their check_writable path (budget)
+@pytest.mark.parametrize("command", ["prune", "export", "run", *(pytest.param(c, marks=pytest.mark.slow)
+                                                                  for c in ("train", "quantize", "bench", "finetune"))])
 def test_a_read_only_output_directory_is_one_line_before_any_work(command, pruned, digits_onnx, tmp_path):
     mount = tmp_path / "ro"
     out = mount / "out"

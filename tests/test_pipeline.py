@@ -273,6 +273,7 @@ def test_a_healthy_run_has_no_gate_warning(tiny):
 # ----------------------------------------------------------------------------- one run per directory
 
 
+@pytest.mark.slow  # 9 s: the lock itself is covered by tests/test_dirlock.py
 def test_a_second_run_into_a_running_directory_is_refused_with_the_first_ones_pid(tiny, tmp_path):
     import signal
     import subprocess

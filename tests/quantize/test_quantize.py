@@ -35,6 +35,7 @@ def test_synthetic_eval_data_is_refused_without_force(model_copy, real_split, ra
                  calibration_split=real_split, eval_split=random_split)
 
 
+@pytest.mark.slow  # 8 s: test_quantize_cli covers the same forced-random run through the CLI
 def test_forced_random_calibration_is_flagged_everywhere(model_copy, random_split):
     out = model_copy.with_name("q.onnx")
     result = quantize(model_copy, QuantizeConfig(mode="static", force_random_calibration=True, **FAST), out,

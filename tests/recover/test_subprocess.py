@@ -53,6 +53,7 @@ def _result(out, rank=0):
     return json.loads((out / f"result-rank{rank}.json").read_text())
 
 
+@pytest.mark.slow  # 9 s: resume is covered in-process by test_loop and test_finetune_cli; torchrun stays fast
 def test_killed_run_resumes_to_the_same_accuracy(tmp_path, data_dir):
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     args = ["--epochs", "3", "--batch-size", "4", "--data", str(data_dir)]  # many short steps per epoch
