@@ -4,6 +4,8 @@ A ShrinkError carries one line meant for the user. The CLI prints it without a t
 --debug) and exits non-zero. Library callers can catch it like any exception.
 """
 
+import re
+
 
 class ShrinkError(Exception):
     """Bad input or an environment problem the user can fix; the message says how."""
@@ -23,11 +25,14 @@ class Terminated(BaseException):
         self.signum = signum
 
 
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def first_line(exc: BaseException, *, with_type: bool = False) -> str:
     """The first line of an exception's message, for a one-line error: libraries (onnx, torch,
     onnxruntime) raise messages of many lines. An empty message gives the exception's type name;
     `with_type` puts the type name in front, for exceptions whose type says what went wrong."""
-    text = str(exc).strip()
+    text = ANSI_ESCAPE.sub("", str(exc)).strip()  # torch.export colours its messages
     line = text.splitlines()[0] if text else ""
     if with_type:
         return f"{type(exc).__name__}: {line}".rstrip(": ")

@@ -92,7 +92,13 @@ def torch_to_onnx(
     output_names: tuple[str, ...] = (OUTPUT_NAME,),
 ) -> Exported:
     """Export `model` (eval mode, on the CPU) traced with `example`, its outputs named
-    `output_names` in the order it returns them; see the module docstring."""
+    `output_names` in the order it returns them; see the module docstring. A model whose
+    `onnx_exporter` is "torchscript" (shrink.models.two_stage) is exported by TorchScript under
+    `auto`: torch.export cannot trace it, and its failure would only cost time and console lines."""
+    if exporter == "auto" and getattr(model, "onnx_exporter", None) == "torchscript":
+        exporter, why = "torchscript", f"{type(model).__name__} is exported by TorchScript (data-dependent shapes)"
+    else:
+        why = "TorchScript exporter requested"
     if exporter in ("auto", "dynamo"):
         try:
             return Exported(_dynamo(model, example, opset, dynamic_batch, output_names), "dynamo")
@@ -102,7 +108,7 @@ def torch_to_onnx(
                 raise ShrinkError(f"the dynamo exporter failed: {reason} (try --exporter torchscript)") from exc
             log.warning("dynamo exporter failed (%s); falling back to the TorchScript exporter", reason)
     else:
-        reason = "TorchScript exporter requested"
+        reason = why
     try:
         return Exported(_torchscript(model, example, opset, dynamic_batch, output_names), "torchscript", reason)
     except Exception as exc:

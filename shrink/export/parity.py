@@ -73,6 +73,24 @@ def _tie_tolerance(reference: np.ndarray) -> float:
     return 2.0 * (FP32_ATOL + FP32_RTOL * float(np.max(np.abs(reference)))) if reference.size else 0.0
 
 
+def _dense_mismatch(model: torch.nn.Module, session, x: torch.Tensor, ref: np.ndarray,
+                    got: np.ndarray) -> tuple[float, int]:
+    """(largest difference of an image that fails even alone, or 0.0; images rechecked alone).
+
+    An image whose outputs differ inside a batch is compared again on its own (batch 1 on both
+    sides). PyTorch's convolutions round differently at different batch sizes, and a detector that
+    ranks and keeps regions (Faster R-CNN's proposals) turns a near-tie in those last bits into a
+    different row order; the ONNX file is faulty only if the image differs alone as well."""
+    off = np.array([max_tolerance_ratio(r[None], g[None], FP32_RTOL, FP32_ATOL) > 1.0 for r, g in zip(ref, got)])
+    worst = 0.0
+    for i in np.flatnonzero(off):
+        one = x[i: i + 1]
+        ref_one, got_one = _joined(_torch_outputs(model, one)), _joined(_ort_outputs(session, one))
+        if max_tolerance_ratio(ref_one, got_one, FP32_RTOL, FP32_ATOL) > 1.0:
+            worst = max(worst, max_abs_diff(ref_one, got_one))
+    return worst, int(off.sum())
+
+
 def check_parity(model: torch.nn.Module, session, input_shape: tuple[int, ...], config: ExportConfig,
                  split=None) -> ParityReport:
     """Compare `session` (the exported file) with the fp32 PyTorch `model` (eval mode).
@@ -102,6 +120,7 @@ def check_parity(model: torch.nn.Module, session, input_shape: tuple[int, ...], 
     agreement = Agreement(0, 0, 0)
     signal = noise = 0.0
     dense_images = 0  # a segmenter's or detector's eval images: compared elementwise, not by top-1
+    rechecked_alone = 0
     if split is not None:
         for x in _eval_batches(split, config):
             ref_outputs, got_outputs = _torch_outputs(model, x), _ort_outputs(session, x)
@@ -111,10 +130,12 @@ def check_parity(model: torch.nn.Module, session, input_shape: tuple[int, ...], 
                 agreement = agreement + top1_agreement(ref, got, tie_tolerance=tie)
             else:
                 dense_images += len(x)
-                ratio = max_tolerance_ratio(ref, got, FP32_RTOL, FP32_ATOL)
-                if not fp16 and ratio > 1.0:
-                    failures.append(f"outputs differ from PyTorch by up to {max_abs_diff(ref, got):.3g} on eval "
-                                    f"images (allowed: {FP32_ATOL:g} + {FP32_RTOL:g}|x|)")
+                if not fp16:
+                    worst, alone = _dense_mismatch(model, session, x, ref, got)
+                    rechecked_alone += alone
+                    if worst:
+                        failures.append(f"outputs differ from PyTorch by up to {worst:.3g} on eval images "
+                                        f"(allowed: {FP32_ATOL:g} + {FP32_RTOL:g}|x|), compared one image at a time")
             signal += float(np.sum(ref.astype(np.float64) ** 2))
             noise += float(np.sum((ref.astype(np.float64) - got) ** 2))
     eval_sqnr = None
@@ -143,4 +164,5 @@ def check_parity(model: torch.nn.Module, session, input_shape: tuple[int, ...], 
         eval_sqnr_db=eval_sqnr,
         passed=not failures,
         failures=tuple(failures),
+        rechecked_alone=rechecked_alone,
     )

@@ -31,6 +31,8 @@ class ParityReport:
     eval_sqnr_db: float | None
     passed: bool
     failures: tuple[str, ...] = ()
+    # dense eval images that differed inside a batch and matched when compared alone (see parity.py)
+    rechecked_alone: int = 0
 
     @property
     def top1_agreement(self) -> float:

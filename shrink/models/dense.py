@@ -26,8 +26,9 @@ if TYPE_CHECKING:
 
 SEGMENTATION_OUTPUT = "logits"
 # torchvision detectors whose heads return fixed-shape tensors (one-stage); a two-stage detector
-# (Faster R-CNN) chooses its regions from the data, so its graph is not a fixed set of tensors.
+# chooses its regions from the data: Faster R-CNN is wrapped by shrink.models.two_stage instead.
 ONE_STAGE = ("ssd", "ssdlite", "retinanet", "fcos")
+TWO_STAGE = ("fasterrcnn",)
 
 
 class SegmentationNet(nn.Module):

@@ -5,7 +5,8 @@ Names:
   fmnist_lraspp, fmnist_ssdlite         shipped references of tvseg:/tvdet: models (their cards name them)
   tv:NAME                               any torchvision classification model (random init)
   tvseg:NAME                            a torchvision segmentation model (shrink.models.dense)
-  tvdet:NAME                            a one-stage torchvision detector, cut after its heads
+  tvdet:NAME                            a torchvision detector: one-stage ones cut after their heads
+                                        (shrink.models.dense), Faster R-CNN (shrink.models.two_stage)
   timm:NAME                             any timm model, when timm is installed
   path/to/file.py:factory               a function in the user's own file
 """
@@ -22,7 +23,7 @@ import torch.nn as nn
 
 from shrink.errors import ShrinkError
 from shrink.models.code import ModelCode, split_code_name, untrusted_code_message
-from shrink.models.dense import DetectionNet, SegmentationNet, one_stage
+from shrink.models.dense import TWO_STAGE, DetectionNet, SegmentationNet, one_stage
 from shrink.models.references import reference_names
 from shrink.models.source import ModelSource, SourceKind
 from shrink.models.spec import ModelSpec
@@ -80,19 +81,19 @@ def _torchvision_build(spec: ModelSpec, tv_name: str) -> nn.Module:
 
 
 def _torchvision_dense_build(spec: ModelSpec, source: ModelSource) -> nn.Module:
-    """A segmenter or a one-stage detector as a graph of plain tensors (shrink.models.dense)."""
+    """A segmenter or a detector as a graph of plain tensors (shrink.models.dense, .two_stage)."""
     import torchvision
 
     segmentation = source.kind is SourceKind.TORCHVISION_SEGMENTATION
     every = torchvision.models.list_models(
         module=torchvision.models.segmentation if segmentation else torchvision.models.detection)
-    names = every if segmentation else one_stage(every)
+    names = every if segmentation else supported_detectors(every)
     if source.name not in names:
         prefix = source.text.partition(":")[0]
         message = unknown_name_message(source.text, [f"{prefix}:{n}" for n in names])
-        if source.name in every:  # Faster/Mask R-CNN: regions chosen from the data, no fixed graph
-            message = f"{source.text} is a two-stage detector; only one-stage ones are supported: " + \
-                ", ".join(f"{prefix}:{n}" for n in names)
+        if source.name in every:  # Mask and Keypoint R-CNN: a second head on the regions, not supported
+            message = f"{source.text} adds mask or keypoint heads to its regions, which are not supported; " \
+                "the supported detectors are " + ", ".join(f"{prefix}:{n}" for n in names)
         raise ShrinkError(message)
     if spec.in_chans != 3 or spec.cifar_stem:
         raise ShrinkError(f"{source.text} takes 3-channel images with its own stem (in_chans 3, no cifar stem)")
@@ -101,7 +102,22 @@ def _torchvision_dense_build(spec: ModelSpec, source: ModelSource) -> nn.Module:
         if source.name != "lraspp_mobilenet_v3_large":
             kwargs["aux_loss"] = False  # the auxiliary head is a training aid, not part of what ships
         return SegmentationNet(torchvision.models.get_model(source.name, **kwargs))
-    return DetectionNet(torchvision.models.get_model(source.name, **kwargs), spec.input_size)
+    detector = torchvision.models.get_model(source.name, **kwargs)
+    if source.name in two_stage(names):
+        from shrink.models.two_stage import TwoStageNet  # imports torchvision: only when built
+
+        return TwoStageNet(detector, spec.input_size)
+    return DetectionNet(detector, spec.input_size)
+
+
+def supported_detectors(names: list[str]) -> list[str]:
+    """The torchvision detection names shrink wraps: the one-stage ones and Faster R-CNN."""
+    return one_stage(names) + two_stage(names)
+
+
+def two_stage(names: list[str]) -> list[str]:
+    """The torchvision detection names shrink.models.two_stage wraps."""
+    return [n for n in names if n.startswith(TWO_STAGE)]
 
 
 def _timm_build(spec: ModelSpec, timm_name: str) -> nn.Module:
@@ -181,7 +197,7 @@ def create_model(name: str | ModelSpec, *, code: ModelCode | None = None, **over
 
 def list_models(pattern: str | None = None) -> list[str]:
     """Built-in names and the shipped references, plus every torchvision classification and
-    segmentation model, the one-stage detectors (and timm's models, if installed)."""
+    segmentation model, the supported detectors (and timm's models, if installed)."""
     import torchvision
 
 
@@ -189,7 +205,7 @@ def list_models(pattern: str | None = None) -> list[str]:
     names += [n for n in reference_names() if n not in names]  # trained references of tvseg:/tvdet: models
     names += [f"tv:{n}" for n in torchvision.models.list_models(module=torchvision.models)]
     names += [f"tvseg:{n}" for n in torchvision.models.list_models(module=torchvision.models.segmentation)]
-    names += [f"tvdet:{n}" for n in one_stage(torchvision.models.list_models(module=torchvision.models.detection))]
+    names += [f"tvdet:{n}" for n in supported_detectors(torchvision.models.list_models(module=torchvision.models.detection))]
     try:
         import timm
 

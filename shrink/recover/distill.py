@@ -185,12 +185,13 @@ class DistillLoss(nn.Module):
             if self.task is Task.DETECTION and (student is None or model_task(teacher) is not Task.DETECTION):
                 raise ShrinkError("distilling a detector needs a detector teacher (tvdet:) and the student model, "
                                   "whose own loss is the hard term")
+            # the hard term; a detector's reads the student's anchors and torchvision loss (and
+            # refuses a detector that cannot be trained, before its anchors are compared)
+            self.hard = hard_loss(self.task, student, label_smoothing)
             if self.task is Task.DETECTION and _anchor_layout(student) != _anchor_layout(teacher):
                 raise ShrinkError(f"detection distillation compares anchor by anchor, but the student's anchors "
                                   f"{_anchor_layout(student)} are not the teacher's {_anchor_layout(teacher)}: "
                                   "distill from a teacher of the same architecture and input size")
-            # the hard term; a detector's reads the student's anchors and torchvision loss
-            self.hard = hard_loss(self.task, student, label_smoothing)
         self.cached = cached
         self.teacher = teacher.eval()
         for p in self.teacher.parameters():

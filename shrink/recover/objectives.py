@@ -32,8 +32,9 @@ def model_task(model: nn.Module) -> Task:
     (tvseg:/tvdet: models, pruned or not) say so by their type; anything else is a classifier
     unless the caller says otherwise."""
     from shrink.models.dense import DetectionNet, SegmentationNet
+    from shrink.models.two_stage import TwoStageNet
 
-    if isinstance(model, DetectionNet):
+    if isinstance(model, (DetectionNet, TwoStageNet)):
         return Task.DETECTION
     if isinstance(model, SegmentationNet):
         return Task.SEGMENTATION
@@ -63,6 +64,9 @@ class DetectionLoss:
     and its torchvision loss, which have no parameters, so the loop must not move or register it."""
 
     def __init__(self, model: nn.Module) -> None:
+        untrainable = getattr(model, "untrainable", None)
+        if untrainable:
+            raise ShrinkError(untrainable)
         if not hasattr(model, "loss_from_outputs"):
             raise ShrinkError(f"a detector's loss needs shrink's detector wrapper (a tvdet: model); "
                               f"{type(model).__name__} has no loss_from_outputs")
