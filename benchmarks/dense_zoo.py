@@ -1,10 +1,10 @@
 """Support table for segmenters and detectors: prune, check, export and run in onnxruntime.
 
-For each torchvision segmentation model and one-stage detector (random init with BatchNorm
+For each torchvision segmentation model and supported detector (random init with BatchNorm
 statistics from 16 fmnist-seg / fmnist-det scenes, 11 classes, 128x128 input): plan at uniform ratio 0.5 (l2, round_to 8, the layers
 that write classes, boxes or masks kept), run the exactness check on every output, apply, export
-the pruned model to ONNX (dynamo, dynamic batch) with parity on every output, and run the file in
-onnxruntime. Each model runs in its own process (benchmarks/prune_zoo.py's runner).
+the pruned model to ONNX (dynamo, or TorchScript for Faster R-CNN; dynamic batch) with parity on
+every output, and run the file in onnxruntime. Each model runs in its own process (benchmarks/prune_zoo.py's runner).
 
     .venv/bin/python benchmarks/dense_zoo.py                       # the list below, minutes
     .venv/bin/python benchmarks/dense_zoo.py tvdet:fcos_resnet50_fpn
@@ -34,7 +34,7 @@ OUT = REPO / "out" / "dense_zoo"
 MODELS = [
     "tvseg:lraspp_mobilenet_v3_large", "tvseg:deeplabv3_mobilenet_v3_large", "tvseg:fcn_resnet50",
     "tvseg:deeplabv3_resnet50", "tvdet:ssdlite320_mobilenet_v3_large", "tvdet:fcos_resnet50_fpn",
-    "tvdet:retinanet_resnet50_fpn",
+    "tvdet:retinanet_resnet50_fpn", "tvdet:fasterrcnn_mobilenet_v3_large_320_fpn",
 ]
 SIZE = 128
 CLASSES = 11  # background + the 10 Fashion-MNIST classes

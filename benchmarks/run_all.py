@@ -37,6 +37,10 @@ LOCAL = {
     "local-int8-cpu": (["benchmarks/int8_cpu.py", "--out", "runs/int8_cpu"], "runs/int8_cpu/int8_cpu.md"),
     # the reference segmenter and detector: dense vs pruned 0.3/0.5 vs int8 (shrink sweep)
     "local-dense-tasks": (["benchmarks/dense_tasks.py", "--out", "runs/dense_tasks"], "runs/dense_tasks/dense_tasks.md"),
+    # torchvision's published figures for the dense-task architectures (anchors, no model is run)
+    "local-dense-anchors": (["benchmarks/dense_anchors.py"], "out/dense_anchors.md"),
+    # Faster R-CNN trained briefly, pruned, exported with parity on every test scene, timed
+    "local-two-stage": (["benchmarks/two_stage.py"], "out/two_stage/two_stage.md"),
     # a new user's own model and images, end to end, through the report's deploy section
     "local-own-model-scenario": (["benchmarks/own_model_scenario.py", "--out", "runs/own_scenario"],
                                  "runs/own_scenario/own_model_scenario.md"),

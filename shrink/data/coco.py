@@ -31,7 +31,7 @@ import torch
 from shrink.data.splits import DataInfo, TensorSplit
 from shrink.data.targets import pack_targets
 from shrink.data.userfiles import (DEFAULT_SIZE, IMAGENET_MEAN, IMAGENET_STD, check_size, find_split, open_image,
-                                   part_indices, rgb_pixels, split_folders)
+                                   part_indices, split_folders, stretched)
 from shrink.errors import ShrinkError
 
 ANNOTATIONS_FILE = "annotations.json"
@@ -170,6 +170,7 @@ def load_coco(root: str | Path, split: str, size: tuple[int, int] = DEFAULT_SIZE
                 raise ShrinkError(f"{KIND}: {coco.path} and {other / ANNOTATIONS_FILE} list different categories; "
                                   "every split needs the same ids and names")
     chosen = [coco.images[i] for i in part_indices(len(coco.images), source.part, source.folder)]
+    record = stretched(size, mean, std)
     images = np.empty((len(chosen), 3, *size), dtype=np.uint8)
     boxes, labels = [], []
     for i, entry in enumerate(chosen):
@@ -179,12 +180,12 @@ def load_coco(root: str | Path, split: str, size: tuple[int, int] = DEFAULT_SIZE
         if entry.width not in (None, width) or entry.height not in (None, height):
             raise ShrinkError(f"{KIND}: image {path} is {width}x{height} but {coco.path} says "
                               f"{entry.width}x{entry.height}")
-        images[i] = rgb_pixels(image, size)
+        images[i] = record.pixels(image)
         scale = torch.tensor([size[1] / width, size[0] / height] * 2)
         xyxy = torch.tensor(_xyxy_in(entry, width, height, coco.path), dtype=torch.float32).reshape(-1, 4)
         boxes.append(xyxy * scale)
         labels.append(torch.tensor(entry.labels, dtype=torch.int64))
     info = DataInfo(name=f"{KIND}:{root}", classes=("background", *(name for _, name in coco.categories)), in_chans=3,
-                    image_size=size, mean=tuple(mean), std=tuple(std), task="detection",
+                    image_size=size, mean=tuple(mean), std=tuple(std), task="detection", preprocessing=record,
                     note=f"your COCO boxes from {root}, images resized to {size[1]}x{size[0]} with their boxes")
     return TensorSplit(torch.from_numpy(images), pack_targets(boxes, labels), info)

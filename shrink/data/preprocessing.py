@@ -6,7 +6,8 @@ used. It needs only PIL and numpy, as a deployer's code would:
 
   1. decode, then convert to `color` ("RGB": channels R, G, B; "L": one grey channel);
   2. resize (when `resize` is set) so the shorter side is `resize` pixels, the longer side
-     floor(resize * longer / shorter), with PIL's `interpolation` filter;
+     floor(resize * longer / shorter), with PIL's `interpolation` filter; or, when `stretch` is
+     set, resize to exactly the crop size (W x H), the aspect ratio not kept (segfolder:, coco:);
   3. centre crop `crop` = (H, W): left = (width - W) // 2, top = (height - H) // 2; without a resize
      the image must already be H x W;
   4. x = pixels * scale, then (x - mean) / std per channel;
@@ -16,12 +17,12 @@ used. It needs only PIL and numpy, as a deployer's code would:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
 
-from shrink.config_io import Record, from_dict, to_dict
+from shrink.config_io import OMIT_IF_NONE, Record, from_dict, to_dict
 from shrink.errors import ShrinkError, ShrinkValueError
 
 COLORS = {"RGB": 3, "L": 1}  # PIL mode -> channels
@@ -44,6 +45,8 @@ class Preprocessing(Record):
     scale: float = 1.0 / 255.0
     layout: str = LAYOUT
     dtype: str = DTYPE
+    # True: step 2 resizes to exactly the crop size; left out of the record when unset
+    stretch: bool | None = field(default=None, metadata=OMIT_IF_NONE)
 
     def __post_init__(self) -> None:
         if self.color not in COLORS:
@@ -64,6 +67,11 @@ class Preprocessing(Record):
                                         or self.resize < max(crop)):
             raise ShrinkValueError(f"resize (the shorter side before the centre crop) must be an integer >= the crop "
                                    f"{max(crop)}, got {self.resize!r}")
+        if self.stretch is not None and not isinstance(self.stretch, bool):
+            raise ShrinkValueError(f"preprocessing stretch must be true or false, got {self.stretch!r}")
+        if self.stretch and self.resize is not None:
+            raise ShrinkValueError("preprocessing takes a resize of the shorter side or a stretch to the crop size, "
+                                   "not both")
         if self.interpolation not in INTERPOLATIONS:
             raise ShrinkValueError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got "
                                    f"{self.interpolation!r}")
@@ -76,6 +84,8 @@ class Preprocessing(Record):
 
     def resized_size(self, width: int, height: int) -> tuple[int, int]:
         """(width, height) after step 2."""
+        if self.stretch:
+            return self.crop[1], self.crop[0]
         if self.resize is None:
             return width, height
         if width <= height:
@@ -84,6 +94,14 @@ class Preprocessing(Record):
 
     def apply(self, image) -> np.ndarray:
         """One PIL image -> float32 (C, H, W), by the steps in the module docstring."""
+        x = self.pixels(image).astype(np.float32) * np.float32(self.scale)
+        mean = np.asarray(self.mean, dtype=np.float32).reshape(-1, 1, 1)
+        std = np.asarray(self.std, dtype=np.float32).reshape(-1, 1, 1)
+        return np.ascontiguousarray((x - mean) / std, dtype=np.float32)
+
+    def pixels(self, image) -> np.ndarray:
+        """Steps 1 to 3: one PIL image -> its uint8 pixels (C, H, W), before scaling; what a split
+        held in memory stores."""
         from PIL import Image
 
         image = image.convert(self.color)
@@ -99,18 +117,19 @@ class Preprocessing(Record):
             raise ShrinkError(f"an image of {width}x{height} is smaller than the {crop_w}x{crop_h} input; set a resize")
         left, top = (width - crop_w) // 2, (height - crop_h) // 2
         image = image.crop((left, top, left + crop_w, top + crop_h))
-        x = np.asarray(image, dtype=np.float32) * np.float32(self.scale)
-        x = x[None] if x.ndim == 2 else x.transpose(2, 0, 1)
-        mean = np.asarray(self.mean, dtype=np.float32).reshape(-1, 1, 1)
-        std = np.asarray(self.std, dtype=np.float32).reshape(-1, 1, 1)
-        return np.ascontiguousarray((x - mean) / std, dtype=np.float32)
+        x = np.asarray(image, dtype=np.uint8)
+        return np.ascontiguousarray(x[None] if x.ndim == 2 else x.transpose(2, 0, 1))
 
     def steps(self) -> list[str]:
         """The record in words, one step each: what the report's deploy section prints."""
         color = "RGB (channels in the order R, G, B)" if self.color == "RGB" else "one grey channel (PIL mode L)"
         h, w = self.crop
         out = [f"decode the image and convert it to {color}"]
-        if self.resize is not None:
+        if self.stretch:
+            out.append(f"resize it to exactly {w}x{h} (W x H) with PIL's {self.interpolation} filter: the aspect ratio "
+                       f"is not kept: the model's boxes and masks map back to the image by x width / {w}, "
+                       f"y height / {h}")
+        elif self.resize is not None:
             out.append(f"resize it so its shorter side is {self.resize} px, the longer side "
                        f"floor({self.resize} x longer / shorter), with PIL's {self.interpolation} filter")
             out.append(f"crop the centre {w}x{h} (W x H): left = (width - {w}) // 2, top = (height - {h}) // 2")

@@ -23,7 +23,7 @@ from PIL import Image
 
 from shrink.data.splits import DataInfo, TensorSplit
 from shrink.data.userfiles import (DEFAULT_SIZE, IMAGE_SUFFIXES, IMAGENET_MEAN, IMAGENET_STD, check_size, find_split,
-                                   open_image, part_indices, rgb_pixels, split_folders)
+                                   open_image, part_indices, split_folders, stretched)
 from shrink.errors import ShrinkError
 
 IGNORE_INDEX = 255  # a mask pixel that is scored as nothing (borders, unlabeled)
@@ -100,6 +100,7 @@ def load_segfolder(root: str | Path, split: str, size: tuple[int, int] = DEFAULT
     classes = read_classes(root)
     pairs = _pairs(source.folder)
     pairs = [pairs[i] for i in part_indices(len(pairs), source.part, source.folder)]
+    record = stretched(size, mean, std)
     images = np.empty((len(pairs), 3, *size), dtype=np.uint8)
     masks = np.empty((len(pairs), *size), dtype=np.uint8)
     for i, (image_path, mask_path) in enumerate(pairs):
@@ -111,10 +112,10 @@ def load_segfolder(root: str | Path, split: str, size: tuple[int, int] = DEFAULT
         if unknown:
             raise ShrinkError(f"{KIND}: mask {mask_path} has class id {unknown[0]}, but there are {len(classes)} "
                               f"classes (0..{len(classes) - 1}; {IGNORE_INDEX} = ignore)")
-        images[i] = rgb_pixels(image, size)
+        images[i] = record.pixels(image)
         # nearest keeps every pixel a class id; a P image's pixel values are its palette indices
         masks[i] = np.asarray(mask.resize((size[1], size[0]), Image.NEAREST), dtype=np.uint8)
     info = DataInfo(name=f"{KIND}:{root}", classes=classes, in_chans=3, image_size=size, mean=tuple(mean),
-                    std=tuple(std), task="segmentation",
+                    std=tuple(std), task="segmentation", preprocessing=record,
                     note=f"your segmentation masks from {root}, resized to {size[1]}x{size[0]} (masks nearest)")
     return TensorSplit(torch.from_numpy(images), torch.from_numpy(masks), info)

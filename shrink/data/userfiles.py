@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import torch
 
+from shrink.data.preprocessing import Preprocessing
 from shrink.errors import ShrinkError, first_line
 
 SPLIT_DIRS = {"train": ("train",), "test": ("val", "test"), "val": ("val",)}
@@ -81,12 +81,11 @@ def open_image(path: Path):
     return image
 
 
-def rgb_pixels(image, size: tuple[int, int]) -> np.ndarray:
-    """A PIL image as uint8 (3, H, W), resized to `size` = (H, W) with PIL's bilinear filter."""
-    from PIL import Image
-
-    resized = image.convert("RGB").resize((size[1], size[0]), Image.BILINEAR)
-    return np.asarray(resized, dtype=np.uint8).transpose(2, 0, 1)
+def stretched(size: tuple[int, int], mean: Sequence[float], std: Sequence[float]) -> Preprocessing:
+    """The contract of segfolder: and coco: data: RGB, resized to exactly `size` = (H, W) with PIL's
+    bilinear filter (the aspect ratio not kept), then normalized. The loaders read their pixels
+    through it, and it is the record their figures ship with."""
+    return Preprocessing(color="RGB", crop=tuple(size), mean=tuple(mean), std=tuple(std), stretch=True)
 
 
 def check_size(size: Sequence[int]) -> tuple[int, int]:

@@ -53,6 +53,7 @@ def test_reads_images_and_scales_boxes(tmp_path):
     info = split.info
     assert info.task == "detection" and info.classes == ("background", "dog", "cat") and info.num_classes == 3
     assert info.input_shape == (3, 60, 80) and info.name == f"coco:{root}" and len(split) == 2
+    assert info.contract.stretch and info.contract.crop == (60, 80)  # what ships says the images were stretched
     first, second = targets_to_list(split.labels)
     # category 3 (dog) -> label 1, 7 (cat) -> 2; xywh -> xyxy, times 2; the crowd region left out
     assert first["labels"].tolist() == [1, 2]

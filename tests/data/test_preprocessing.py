@@ -56,6 +56,21 @@ def test_apply_resizes_the_shorter_side_then_crops_the_centre():
     assert "shorter side is 36 px" in record.steps()[1] and "left = (width - 32) // 2" in record.steps()[2]
 
 
+def test_stretch_resizes_to_the_input_size_without_keeping_the_aspect():
+    rng = np.random.default_rng(1)
+    pixels = rng.integers(0, 256, (40, 70, 3), dtype=np.uint8)  # H 40, W 70
+    record = _record(resize=None, stretch=True)
+    resized = np.asarray(Image.fromarray(pixels).resize((32, 32), Image.Resampling.BILINEAR), dtype=np.float32)
+    expected = (resized.transpose(2, 0, 1) / 255.0 - np.array(record.mean).reshape(3, 1, 1)) / \
+        np.array(record.std).reshape(3, 1, 1)
+    np.testing.assert_allclose(record.apply(Image.fromarray(pixels)), expected, rtol=0, atol=1e-5)
+    assert "resize it to exactly 32x32" in record.steps()[1] and "aspect ratio is not kept" in record.steps()[1]
+    assert Preprocessing.from_dict(json.loads(record.to_json())) == record
+    assert "stretch" not in _record().to_dict()  # records without it are as they were
+    with pytest.raises(ShrinkValueError, match="not both"):
+        _record(stretch=True)
+
+
 def test_without_a_resize_the_image_must_already_be_the_input_size():
     record = native(1, (28, 28), (0.286,), (0.353,))
     assert record.apply(Image.new("L", (28, 28))).shape == (1, 28, 28)

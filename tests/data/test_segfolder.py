@@ -55,6 +55,16 @@ def test_reads_images_and_masks(tmp_path):
     assert load_segfolder(root, "val").info.image_size == (128, 128)
 
 
+def test_the_shipped_contract_reproduces_the_input_of_an_image_of_another_shape(tmp_path):
+    write_pair(tmp_path / "train", "wide", np.zeros((30, 50)))  # W 50 x H 30, stretched to 16 x 16
+    split = load_data(f"segfolder:{tmp_path}", "train", image_size=(16, 16))
+    contract = split.info.contract
+    assert contract.stretch and contract.crop == (16, 16)
+    x, _ = next(split.batches(BatchOptions(batch_size=1)))
+    from_file = contract.apply(Image.open(tmp_path / "train" / "images" / "wide.png"))
+    np.testing.assert_allclose(x[0].numpy(), from_file, rtol=0, atol=1e-6)
+
+
 def test_classes_without_classes_txt_run_to_the_largest_id_of_any_split(tmp_path):
     root = make_dataset(tmp_path, classes_txt=False)
     write_pair(root / "val", "d", np.full((4, 4), 5))

@@ -84,7 +84,8 @@ def test_a_torchvision_segmenter_exports_its_logits_with_dynamic_batch(tmp_path)
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["tvdet:ssdlite320_mobilenet_v3_large", "tvdet:fcos_resnet50_fpn",
                                   "tvdet:retinanet_resnet50_fpn", "tvseg:deeplabv3_mobilenet_v3_large",
-                                  "tvseg:fcn_resnet50", "tvseg:deeplabv3_resnet50"])
+                                  "tvseg:fcn_resnet50", "tvseg:deeplabv3_resnet50",
+                                  "tvdet:fasterrcnn_mobilenet_v3_large_320_fpn"])
 def test_the_support_table_exports_with_parity(tmp_path, name):
     torch.manual_seed(0)
     spec = ModelSpec(name=name, num_classes=11, input_size=(128, 128))

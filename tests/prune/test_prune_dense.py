@@ -12,7 +12,7 @@ from shrink.prune import PruneConfig, apply, check_exactness, plan
 FAST = [("tvseg:lraspp_mobilenet_v3_large", 64, "exact"), ("tvdet:ssdlite320_mobilenet_v3_large", 128, "exact")]
 SLOW = [("tvseg:deeplabv3_mobilenet_v3_large", 128, "exact"), ("tvseg:fcn_resnet50", 128, "exact"),
         ("tvseg:deeplabv3_resnet50", 128, "exact"), ("tvdet:fcos_resnet50_fpn", 128, "exact+structural"),
-        ("tvdet:retinanet_resnet50_fpn", 128, "exact")]
+        ("tvdet:retinanet_resnet50_fpn", 128, "exact"), ("tvdet:fasterrcnn_mobilenet_v3_large_320_fpn", 128, "exact")]
 
 
 def _check(name: str, size: int, kind: str) -> None:
