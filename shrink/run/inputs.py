@@ -163,6 +163,9 @@ def load_inputs(recipe: Recipe) -> RunInputs:
     """Load and check the model and the data (seconds); every mismatch is an error here, before
     the run directory is touched."""
     dense = load_dense(recipe.model)
+    untrainable = getattr(dense.model, "untrainable", None)
+    if untrainable and recipe.recover is not None and recipe.recover.train is not None:
+        raise ShrinkError(f"{untrainable}: set recover.train: null in the recipe")
     check_data_task(recipe.data.name, dense.spec.predicts)  # before its images are read the model's way
     test = _load_split(recipe.data, "test", dense)
     check_match(dense, test)
