@@ -59,19 +59,18 @@ def load_data(
     makes the images read exactly as it says (shrink.data.contract). `scenes`: how many scenes
     fmnist-seg/fmnist-det compose (default shrink.data.scenes.SCENES); `image_size`: the (H, W)
     segfolder/coco images are resized to (default 128x128)."""
-    if name in SCENE_TASKS or name.startswith(("segfolder:", "coco:")):
-        if name in SCENE_TASKS:
-            from shrink.data.scenes import load_scenes
+    if name.startswith(("segfolder:", "coco:")):  # files, read through the record when one is given
+        from shrink.data.coco import load_coco
+        from shrink.data.segfolder import load_segfolder
+        from shrink.data.userfiles import DEFAULT_SIZE
 
-            data = load_scenes(SCENE_TASKS[name], split, data_dir, scenes)
-        else:
-            from shrink.data.coco import load_coco
-            from shrink.data.segfolder import load_segfolder
-            from shrink.data.userfiles import DEFAULT_SIZE
+        kind, root = name.split(":", 1)
+        load = load_segfolder if kind == "segfolder" else load_coco
+        return load(root, split, image_size or DEFAULT_SIZE, record=preprocessing)
+    if name in SCENE_TASKS:
+        from shrink.data.scenes import load_scenes
 
-            kind, root = name.split(":", 1)
-            load = load_segfolder if kind == "segfolder" else load_coco
-            data = load(root, split, image_size or DEFAULT_SIZE)
+        data = load_scenes(SCENE_TASKS[name], split, data_dir, scenes)
         if preprocessing is None:
             return data
         from shrink.data.contract import with_contract

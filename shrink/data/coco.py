@@ -11,7 +11,8 @@ image id):
 
 Category ids, sorted, become the contiguous labels 1..K (0 is torchvision's background), and the
 classes are ("background", names in that order); every split must list the same categories. Images
-are resized to (H, W) bilinear and their boxes scaled with them, then packed as
+are stretched to (H, W) bilinear (the record that ships says so) and their boxes scaled with them;
+the images are decoded batch by batch, so a split of any size fits. The boxes are packed as
 shrink.data.targets says (xyxy, x2/y2 exclusive). Crowd annotations (iscrowd = 1) mark regions
 rather than instances and are left out. A box may stick out of its image by up to BOX_SLACK_PX (float
 rounding in exporters) and is clipped; further out, or with a non-positive width or height, it is
@@ -25,13 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from shrink.data.splits import DataInfo, TensorSplit
+from shrink.data.preprocessing import Preprocessing
+from shrink.data.splits import DataInfo, LoaderSplit
 from shrink.data.targets import pack_targets
-from shrink.data.userfiles import (DEFAULT_SIZE, IMAGENET_MEAN, IMAGENET_STD, check_size, find_split, open_image,
-                                   part_indices, split_folders, stretched)
+from shrink.data.userfiles import (DEFAULT_SIZE, IMAGENET_MEAN, IMAGENET_STD, FileTargets, check_size, find_split,
+                                   image_size, part_indices, reading_record, split_folders)
 from shrink.errors import ShrinkError
 
 ANNOTATIONS_FILE = "annotations.json"
@@ -155,12 +156,26 @@ def _xyxy_in(image: CocoImage, width: int, height: int, path: Path) -> list[tupl
     return out
 
 
+class PackedRows:
+    """Target i of a coco split: its packed box rows (MAX, 5), held in memory (a few floats per box)."""
+
+    def __init__(self, packed: torch.Tensor) -> None:
+        self.packed = packed
+
+    def __call__(self, i: int) -> torch.Tensor:
+        return self.packed[i]
+
+
 def load_coco(root: str | Path, split: str, size: tuple[int, int] = DEFAULT_SIZE,
-              mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD) -> TensorSplit:
-    """One split of coco:ROOT, held in memory: uint8 images (N, 3, H, W) and packed float targets
-    (N, MAX, 5) rows of (label, x1, y1, x2, y2) in the resized image's pixels, MAX the most boxes
-    any image of the split has (shrink.data.targets.targets_to_list unpacks them)."""
-    size = check_size(size)
+              mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD,
+              record: Preprocessing | None = None) -> LoaderSplit:
+    """One split of coco:ROOT, read from disk batch by batch: normalized images (N, 3, H, W) and
+    packed float targets (N, MAX, 5) rows of (label, x1, y1, x2, y2) in the input's pixels, MAX the
+    most boxes any image of the split has (shrink.data.targets.targets_to_list unpacks them). Every
+    annotation and image header is checked before any work. `record`: a shipped file's
+    preprocessing to read the images through (its crop is the input size)."""
+    size = check_size(record.crop if record is not None else size)
+    record = reading_record(KIND, size, mean, std, record)
     source = find_split(root, split, KIND)
     root = Path(root)
     coco = read_annotations(source.folder / ANNOTATIONS_FILE)
@@ -170,22 +185,19 @@ def load_coco(root: str | Path, split: str, size: tuple[int, int] = DEFAULT_SIZE
                 raise ShrinkError(f"{KIND}: {coco.path} and {other / ANNOTATIONS_FILE} list different categories; "
                                   "every split needs the same ids and names")
     chosen = [coco.images[i] for i in part_indices(len(coco.images), source.part, source.folder)]
-    record = stretched(size, mean, std)
-    images = np.empty((len(chosen), 3, *size), dtype=np.uint8)
-    boxes, labels = [], []
-    for i, entry in enumerate(chosen):
+    paths, boxes, labels = [], [], []
+    for entry in chosen:
         path = _image_path(source.folder, entry.file_name, entry.image_id)
-        image = open_image(path)
-        width, height = image.size
+        width, height = image_size(path)
         if entry.width not in (None, width) or entry.height not in (None, height):
             raise ShrinkError(f"{KIND}: image {path} is {width}x{height} but {coco.path} says "
                               f"{entry.width}x{entry.height}")
-        images[i] = record.pixels(image)
-        scale = torch.tensor([size[1] / width, size[0] / height] * 2)
+        scale = torch.tensor([size[1] / width, size[0] / height] * 2)  # the stretch moves the boxes with it
         xyxy = torch.tensor(_xyxy_in(entry, width, height, coco.path), dtype=torch.float32).reshape(-1, 4)
+        paths.append(path)
         boxes.append(xyxy * scale)
         labels.append(torch.tensor(entry.labels, dtype=torch.int64))
     info = DataInfo(name=f"{KIND}:{root}", classes=("background", *(name for _, name in coco.categories)), in_chans=3,
-                    image_size=size, mean=tuple(mean), std=tuple(std), task="detection", preprocessing=record,
+                    image_size=size, mean=record.mean, std=record.std, task="detection", preprocessing=record,
                     note=f"your COCO boxes from {root}, images resized to {size[1]}x{size[0]} with their boxes")
-    return TensorSplit(torch.from_numpy(images), pack_targets(boxes, labels), info)
+    return LoaderSplit(FileTargets(paths, record, PackedRows(pack_targets(boxes, labels).float())), info)

@@ -126,8 +126,8 @@ class Preprocessing(Record):
         h, w = self.crop
         out = [f"decode the image and convert it to {color}"]
         if self.stretch:
-            out.append(f"resize it to exactly {w}x{h} (W x H) with PIL's {self.interpolation} filter: the aspect ratio "
-                       f"is not kept: the model's boxes and masks map back to the image by x width / {w}, "
+            out.append(f"resize it to exactly {w}x{h} (W x H) with PIL's {self.interpolation} filter (the aspect ratio "
+                       f"is not kept); the model's boxes and masks map back to the image by x width / {w}, "
                        f"y height / {h}")
         elif self.resize is not None:
             out.append(f"resize it so its shorter side is {self.resize} px, the longer side "

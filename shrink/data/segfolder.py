@@ -7,8 +7,10 @@ Layout (split sub-folders as shrink.data.userfiles says; DIR itself when it is o
     DIR/train/masks/<stem>.png     an index PNG (mode P or L): pixel value = class id, 255 = ignore
     DIR/val/images/..., DIR/val/masks/...
 
-Every image needs a mask of the same stem and the same size, and every mask an image. Images are
-resized to (H, W) bilinear, masks nearest, so class ids stay class ids. Without classes.txt the
+Every image needs a mask of the same stem and the same size, and every mask an image; all masks are
+checked before any work, and the images are decoded batch by batch, so a split of any size fits.
+Images are stretched to (H, W) bilinear (the record that ships says so), masks nearest, so class
+ids stay class ids. Without classes.txt the
 classes are 0..the largest id in any mask of DIR (all splits, so every split has the same classes),
 named by their ids.
 """
@@ -21,9 +23,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from shrink.data.splits import DataInfo, TensorSplit
-from shrink.data.userfiles import (DEFAULT_SIZE, IMAGE_SUFFIXES, IMAGENET_MEAN, IMAGENET_STD, check_size, find_split,
-                                   open_image, part_indices, split_folders, stretched)
+from shrink.data.preprocessing import Preprocessing
+from shrink.data.splits import DataInfo, LoaderSplit
+from shrink.data.userfiles import (DEFAULT_SIZE, IMAGE_SUFFIXES, IMAGENET_MEAN, IMAGENET_STD, FileTargets, check_size,
+                                   find_split, image_size, open_image, part_indices, reading_record, split_folders)
 from shrink.errors import ShrinkError
 
 IGNORE_INDEX = 255  # a mask pixel that is scored as nothing (borders, unlabeled)
@@ -90,32 +93,48 @@ def read_classes(root: Path) -> tuple[str, ...]:
     return tuple(str(i) for i in range(largest + 1))
 
 
+class MaskFiles:
+    """Target i of a segfolder split: mask i resized nearest to the input size (class ids stay class
+    ids; a P image's pixel values are its palette indices), as int64."""
+
+    def __init__(self, paths: list[Path], size: tuple[int, int]) -> None:
+        self.paths, self.size = paths, size
+
+    def __call__(self, i: int) -> torch.Tensor:
+        mask = _open_mask(self.paths[i]).resize((self.size[1], self.size[0]), Image.NEAREST)
+        return torch.from_numpy(np.array(mask, dtype=np.uint8)).long()  # a copy: PIL gives a read-only view
+
+
+def _check_pairs(pairs: list[tuple[Path, Path]], classes: tuple[str, ...]) -> None:
+    """Every mask the size of its image and within the classes, read before any work (the images
+    only to their headers; their pixels are decoded batch by batch later)."""
+    for image_path, mask_path in pairs:
+        (width, height), mask = image_size(image_path), _open_mask(mask_path)
+        if mask.size != (width, height):
+            raise ShrinkError(f"{KIND}: mask {mask_path} is {mask.size[0]}x{mask.size[1]} but its image "
+                              f"{image_path.name} is {width}x{height}")
+        unknown = [c for c in _ids_in(mask) if c >= len(classes)]
+        if unknown:
+            raise ShrinkError(f"{KIND}: mask {mask_path} has class id {unknown[0]}, but there are {len(classes)} "
+                              f"classes (0..{len(classes) - 1}; {IGNORE_INDEX} = ignore)")
+
+
 def load_segfolder(root: str | Path, split: str, size: tuple[int, int] = DEFAULT_SIZE,
-                   mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD) -> TensorSplit:
-    """One split of segfolder:ROOT, held in memory: uint8 images (N, 3, H, W), uint8 masks
-    (N, H, W) of class ids and IGNORE_INDEX (batches give int64)."""
-    size = check_size(size)
+                   mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD,
+                   record: Preprocessing | None = None) -> LoaderSplit:
+    """One split of segfolder:ROOT, read from disk batch by batch: normalized images (N, 3, H, W)
+    and int64 masks (N, H, W) of class ids and IGNORE_INDEX. `record`: a shipped file's
+    preprocessing to read the images through (its crop is the input size)."""
+    size = check_size(record.crop if record is not None else size)
+    record = reading_record(KIND, size, mean, std, record)
     source = find_split(root, split, KIND)
     root = Path(root)
     classes = read_classes(root)
     pairs = _pairs(source.folder)
     pairs = [pairs[i] for i in part_indices(len(pairs), source.part, source.folder)]
-    record = stretched(size, mean, std)
-    images = np.empty((len(pairs), 3, *size), dtype=np.uint8)
-    masks = np.empty((len(pairs), *size), dtype=np.uint8)
-    for i, (image_path, mask_path) in enumerate(pairs):
-        image, mask = open_image(image_path), _open_mask(mask_path)
-        if mask.size != image.size:
-            raise ShrinkError(f"{KIND}: mask {mask_path} is {mask.size[0]}x{mask.size[1]} but its image "
-                              f"{image_path.name} is {image.size[0]}x{image.size[1]}")
-        unknown = [c for c in _ids_in(mask) if c >= len(classes)]
-        if unknown:
-            raise ShrinkError(f"{KIND}: mask {mask_path} has class id {unknown[0]}, but there are {len(classes)} "
-                              f"classes (0..{len(classes) - 1}; {IGNORE_INDEX} = ignore)")
-        images[i] = record.pixels(image)
-        # nearest keeps every pixel a class id; a P image's pixel values are its palette indices
-        masks[i] = np.asarray(mask.resize((size[1], size[0]), Image.NEAREST), dtype=np.uint8)
-    info = DataInfo(name=f"{KIND}:{root}", classes=classes, in_chans=3, image_size=size, mean=tuple(mean),
-                    std=tuple(std), task="segmentation", preprocessing=record,
+    _check_pairs(pairs, classes)
+    info = DataInfo(name=f"{KIND}:{root}", classes=classes, in_chans=3, image_size=size, mean=record.mean,
+                    std=record.std, task="segmentation", preprocessing=record,
                     note=f"your segmentation masks from {root}, resized to {size[1]}x{size[0]} (masks nearest)")
-    return TensorSplit(torch.from_numpy(images), torch.from_numpy(masks), info)
+    files = FileTargets([image for image, _ in pairs], record, MaskFiles([mask for _, mask in pairs], size))
+    return LoaderSplit(files, info)

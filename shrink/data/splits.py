@@ -215,8 +215,20 @@ class LoaderSplit:
             num_workers=self.num_workers,
             pin_memory=options.device.startswith("cuda"),
         )
-        for x, y in loader:
-            yield x.to(options.device, non_blocking=True), y.to(options.device, non_blocking=True)
+        try:
+            for x, y in loader:
+                yield x.to(options.device, non_blocking=True), y.to(options.device, non_blocking=True)
+        except ShrinkError as exc:
+            raise ShrinkError(worker_error_line(exc)) from exc
+
+
+def worker_error_line(exc: ShrinkError) -> str:
+    """The one line of a ShrinkError raised in a DataLoader worker (an image that cannot be read):
+    it comes back with the worker's traceback in its message, and its own line last."""
+    text = str(exc).strip()
+    if "DataLoader worker" not in text:
+        return text
+    return text.splitlines()[-1].split("ShrinkError: ", 1)[-1]
 
 
 def train_val_split(split, val_fraction: float, seed: int = 0):

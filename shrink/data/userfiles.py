@@ -5,8 +5,10 @@ with none of those sub-folders is one pool: its items, sorted by name (or COCO i
 by a fixed-seed permutation, HOLDOUT_FRACTION of them (at least one) for "val"/"test", the rest for
 "train", so every call splits the same way.
 
-Both loaders read every image of the split into memory, resized to a fixed (H, W) without keeping
-the aspect ratio (PIL bilinear), because targets (masks, boxes) must keep lining up pixel for pixel.
+Both loaders check every target and image header first, then decode the images batch by batch
+(`FileTargets`), stretched to a fixed (H, W) without keeping the aspect ratio (PIL bilinear),
+because targets (masks, boxes) must keep lining up pixel for pixel. The record they read through
+(`stretched`) is the one their figures ship with.
 """
 
 from __future__ import annotations
@@ -67,6 +69,44 @@ def part_indices(count: int, part: str | None, where: Path) -> list[int]:
     held = max(1, int(round(count * HOLDOUT_FRACTION)))
     order = torch.randperm(count, generator=torch.Generator().manual_seed(HOLDOUT_SEED)).tolist()
     return sorted(order[:held] if part == "holdout" else order[held:])
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the file's header, without decoding its pixels; an unreadable file is a
+    ShrinkError that names it."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise ShrinkError(f"cannot read image {path}: {first_line(exc)}") from exc
+
+
+def reading_record(kind: str, size: tuple[int, int], mean, std, record: Preprocessing | None) -> Preprocessing:
+    """The record a segfolder:/coco: split is read through: `stretched` to the input size, with the
+    mean and std of `record` when one is given (a shipped file's or a card's: its crop is the input
+    size). A record that resizes the shorter side and crops would cut masks and boxes: refused."""
+    if record is None:
+        return stretched(size, mean, std)
+    if record.resize is not None or record.color != "RGB":
+        raise ShrinkError(f"the file's preprocessing ({'; '.join(record.steps()[:2])}) cannot read {kind}: data, whose "
+                          "masks and boxes follow a stretch of the whole RGB image to the input size")
+    return stretched(record.crop, record.mean, record.std)
+
+
+class FileTargets(torch.utils.data.Dataset):
+    """A split read from disk one image at a time: (input through `record`, target of item i).
+    `target(i)` gives what goes with image i; only the file paths and targets stay in memory."""
+
+    def __init__(self, paths: Sequence[Path], record: Preprocessing, target) -> None:
+        self.paths, self.record, self.target = list(paths), record, target
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        return torch.from_numpy(self.record.apply(open_image(self.paths[i]))), self.target(i)
 
 
 def open_image(path: Path):

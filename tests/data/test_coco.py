@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from split_helpers import read_all
 
 from shrink.data import BatchOptions, load_data, targets_to_list
 from shrink.data.coco import load_coco, read_annotations
@@ -54,18 +55,18 @@ def test_reads_images_and_scales_boxes(tmp_path):
     assert info.task == "detection" and info.classes == ("background", "dog", "cat") and info.num_classes == 3
     assert info.input_shape == (3, 60, 80) and info.name == f"coco:{root}" and len(split) == 2
     assert info.contract.stretch and info.contract.crop == (60, 80)  # what ships says the images were stretched
-    first, second = targets_to_list(split.labels)
+    x, packed = read_all(split)
+    first, second = targets_to_list(packed)
     # category 3 (dog) -> label 1, 7 (cat) -> 2; xywh -> xyxy, times 2; the crowd region left out
     assert first["labels"].tolist() == [1, 2]
     assert first["boxes"].tolist() == [[0, 0, 20, 10], [41, 20, 80, 60]]
-    assert second["boxes"].shape == (0, 4) and split.labels.shape == (2, 2, 5)
-    x, y = next(split.batches(BatchOptions(batch_size=2)))
-    assert x.shape == (2, 3, 60, 80) and y.dtype == torch.float32
+    assert second["boxes"].shape == (0, 4) and packed.shape == (2, 2, 5)
+    assert x.shape == (2, 3, 60, 80) and packed.dtype == torch.float32
     assert len(load_coco(root, "test")) == 2 and load_coco(root, "test").info.image_size == (128, 128)
 
 
 def test_targets_scored_against_themselves_give_map_1(tmp_path):
-    targets = targets_to_list(load_coco(make_dataset(tmp_path), "train").labels)
+    targets = targets_to_list(read_all(load_coco(make_dataset(tmp_path), "train"))[1])
     predictions = [dict(t, scores=torch.ones(len(t["labels"]))) for t in targets]
     assert detection_score(predictions, targets).map_50_95 == pytest.approx(1.0)
 
@@ -111,7 +112,7 @@ def test_bad_annotations_are_refused_in_one_line(tmp_path, document, message):
 
 def test_a_box_within_a_pixel_of_the_edge_is_clipped(tmp_path):
     write_split(tmp_path / "train", broken(set_bbox([-0.5, 0, 40.9, 30.5])))
-    first = targets_to_list(load_coco(tmp_path, "train", (30, 40)).labels)[0]
+    first = targets_to_list(read_all(load_coco(tmp_path, "train", (30, 40)))[1])[0]
     assert first["boxes"][0].tolist() == [0, 0, 40, 30]
 
 

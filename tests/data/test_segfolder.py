@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from split_helpers import read_all
 
 from shrink.data import BatchOptions, load_data
+from shrink.data.preprocessing import Preprocessing
 from shrink.data.segfolder import IGNORE_INDEX, load_segfolder
 from shrink.errors import ShrinkError
 
@@ -45,12 +47,13 @@ def test_reads_images_and_masks(tmp_path):
     split = load_data(f"segfolder:{root}", "train", image_size=(8, 8))
     info = split.info
     assert info.task == "segmentation" and info.classes == ("sky", "tree", "road") and info.name == f"segfolder:{root}"
-    assert info.input_shape == (3, 8, 8) and split.images.dtype == torch.uint8 and len(split) == 2
+    assert info.input_shape == (3, 8, 8) and len(split) == 2
+    assert not hasattr(split, "images")  # decoded batch by batch, never held whole
     # nearest resize to twice the size: every mask pixel becomes a 2x2 block, ids kept (P and L alike)
     expected = torch.from_numpy(MASK).repeat_interleave(2, 0).repeat_interleave(2, 1)
-    assert torch.equal(split.labels[0].long(), expected) and torch.equal(split.labels[1].long(), expected.T)
-    x, y = next(split.batches(BatchOptions(batch_size=2)))
-    assert x.shape == (2, 3, 8, 8) and y.dtype == torch.int64 and torch.equal(y[0], expected)
+    x, y = read_all(split)
+    assert x.shape == (2, 3, 8, 8) and y.dtype == torch.int64
+    assert torch.equal(y[0], expected) and torch.equal(y[1], expected.T)
     assert len(load_data(f"segfolder:{root}", "test")) == 1  # val/ serves "test"
     assert load_segfolder(root, "val").info.image_size == (128, 128)
 
@@ -65,6 +68,26 @@ def test_the_shipped_contract_reproduces_the_input_of_an_image_of_another_shape(
     np.testing.assert_allclose(x[0].numpy(), from_file, rtol=0, atol=1e-6)
 
 
+def test_a_models_record_gives_the_normalization_and_the_files_keep_their_stretch(tmp_path):
+    from shrink.data.preprocessing import native
+
+    write_pair(tmp_path / "train", "wide", np.zeros((30, 50)))
+    card = native(3, (16, 16), (0.1, 0.1, 0.1), (0.2, 0.2, 0.2))  # trained on images already 16x16
+    split = load_data(f"segfolder:{tmp_path}", "train", preprocessing=card)
+    assert split.info.contract == Preprocessing(color="RGB", crop=(16, 16), mean=card.mean, std=card.std, stretch=True)
+    assert read_all(split)[0].shape == (1, 3, 16, 16)
+
+
+def test_an_image_that_breaks_after_its_header_is_one_line_when_its_batch_is_read(tmp_path):
+    root = make_dataset(tmp_path)
+    image = root / "train" / "images" / "a.png"
+    image.write_bytes(image.read_bytes()[:60])  # the header still says 4x4; the pixels are gone
+    split = load_data(f"segfolder:{root}", "train", image_size=(8, 8))  # headers and masks check out
+    with pytest.raises(ShrinkError) as caught:
+        read_all(split)  # decoded in a DataLoader worker, whose traceback is not the message
+    assert str(caught.value).startswith(f"cannot read image {image}") and "\n" not in str(caught.value)
+
+
 def test_classes_without_classes_txt_run_to_the_largest_id_of_any_split(tmp_path):
     root = make_dataset(tmp_path, classes_txt=False)
     write_pair(root / "val", "d", np.full((4, 4), 5))
@@ -76,8 +99,9 @@ def test_one_folder_is_split_the_same_way_every_time(tmp_path):
         write_pair(tmp_path, f"img{i}", np.full((4, 4), i % 3))
     train, test = load_segfolder(tmp_path, "train", (4, 4)), load_segfolder(tmp_path, "test", (4, 4))
     assert (len(train), len(test)) == (8, 2)
-    assert torch.equal(load_segfolder(tmp_path, "test", (4, 4)).images, test.images)
-    assert not any(torch.equal(t, s) for t in train.images for s in test.images)
+    test_images = read_all(test)[0]
+    assert torch.equal(read_all(load_segfolder(tmp_path, "test", (4, 4)))[0], test_images)
+    assert not any(torch.equal(t, s) for t in read_all(train)[0] for s in test_images)
 
 
 @pytest.mark.parametrize("fault, message", [
