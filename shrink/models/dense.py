@@ -49,12 +49,7 @@ class DetectionNet(nn.Module):
 
     def __init__(self, detector: nn.Module, input_size: tuple[int, int]) -> None:
         super().__init__()
-        from torchvision.models.detection.transform import GeneralizedRCNNTransform
-
-        # The identity on images already at input_size and normalized; training skips its resize too.
-        detector.transform = GeneralizedRCNNTransform(
-            min(input_size), max(input_size), [0.0, 0.0, 0.0], [1.0, 1.0, 1.0],
-            size_divisible=1, fixed_size=tuple(input_size), _skip_resize=True)
+        set_identity_transform(detector, input_size)
         self.detector = detector
         self.input_size = tuple(input_size)
         # (H, W) of each feature map, all the anchors depend on (pruning changes widths, never these)
@@ -165,6 +160,16 @@ class DetectionNet(nn.Module):
         self.detector.train()
         losses = self.detector(list(x), targets)
         return sum(losses.values())
+
+
+def set_identity_transform(detector: nn.Module, input_size: tuple[int, int]) -> None:
+    """Make a torchvision detector's own transform the identity on images already at input_size
+    and normalized by the data contract (mean 0, std 1, no resize; training skips its resize too)."""
+    from torchvision.models.detection.transform import GeneralizedRCNNTransform
+
+    detector.transform = GeneralizedRCNNTransform(
+        min(input_size), max(input_size), [0.0, 0.0, 0.0], [1.0, 1.0, 1.0],
+        size_divisible=1, fixed_size=tuple(input_size), _skip_resize=True)
 
 
 def one_stage(names: list[str]) -> list[str]:

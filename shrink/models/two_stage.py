@@ -28,6 +28,8 @@ import torch
 import torch.nn as nn
 import torchvision  # noqa: F401 - registers torch.ops.torchvision.nms, which the scripted loop calls
 
+from shrink.models.dense import set_identity_transform
+
 OUTPUT_NAMES = ("bbox_regression", "cls_logits", "proposals", "rpn_bbox_deltas", "rpn_objectness")
 
 
@@ -48,11 +50,8 @@ class TwoStageNet(nn.Module):
     def __init__(self, detector: nn.Module, input_size: tuple[int, int]) -> None:
         super().__init__()
         from torchvision.models.detection.image_list import ImageList
-        from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
-        detector.transform = GeneralizedRCNNTransform(
-            min(input_size), max(input_size), [0.0, 0.0, 0.0], [1.0, 1.0, 1.0],
-            size_divisible=1, fixed_size=tuple(input_size), _skip_resize=True)
+        set_identity_transform(detector, input_size)
         self.detector = detector
         self.input_size = tuple(input_size)
         training = detector.training
