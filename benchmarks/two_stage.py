@@ -17,7 +17,8 @@ proposals. This script gives the model real differences to rank first:
 
     .venv/bin/python benchmarks/two_stage.py --minutes 8
 
-Writes out/two_stage/: the ONNX files, results.json and two_stage.md (benchmarks/run_all.py copies it
+Writes out/two_stage/: the trained weights (trained.safetensors, reused by --weights), the ONNX
+files, results.json and two_stage.md (benchmarks/run_all.py copies it
 to docs/measured/local-two-stage.md).
 A benchmark, not a test: minutes of CPU.
 """
@@ -88,7 +89,7 @@ def recalibrate(model, split, images: int = 512) -> None:
                 break
 
 
-def measure(minutes: float, test_scenes: int, seed: int) -> dict:
+def measure(minutes: float, test_scenes: int, seed: int, weights: str | None) -> dict:
     import torch
 
     from shrink.bench.api import run_bench
@@ -98,6 +99,7 @@ def measure(minutes: float, test_scenes: int, seed: int) -> dict:
     from shrink.export import ExportConfig, export
     from shrink.models import LoadedModel, ModelSpec
     from shrink.models.registry import create_model
+    from shrink.models.weights import apply_state_dict, load_state_dict, save_state_dict
     from shrink.prune import PruneConfig
     from shrink.prune.stage import run as prune
     from shrink.tasks import Task
@@ -110,8 +112,15 @@ def measure(minutes: float, test_scenes: int, seed: int) -> dict:
     train_split = load_data("fmnist-det", "train")
     test_split = load_data("fmnist-det", "test", scenes=test_scenes)
     row: dict = {"model": NAME, "input": SIZE, "test_scenes": len(test_split)}
-    print(f"training {NAME} for {minutes} min on {len(train_split)} fmnist-det scenes", flush=True)
-    row["training"] = train(model, train_split, minutes, seed)
+    if weights:  # a model this script trained before (its training record beside it)
+        apply_state_dict(model, load_state_dict(weights), weights)
+        row["training"] = json.loads(Path(weights).with_suffix(".json").read_text())
+        model.eval()
+    else:
+        print(f"training {NAME} for {minutes} min on {len(train_split)} fmnist-det scenes", flush=True)
+        row["training"] = train(model, train_split, minutes, seed)
+        save_state_dict(model.state_dict(), OUT / "trained.safetensors")
+        write_text_atomic(OUT / "trained.json", json.dumps(row["training"]) + "\n")
 
     def score(m) -> float:
         return round(evaluate_torch(m, test_split, batch_size=64, task=Task.DETECTION).accuracy * 100, 2)
@@ -188,8 +197,9 @@ def main(argv=None) -> int:
     parser.add_argument("--minutes", type=float, default=8.0, help="training time (default 8)")
     parser.add_argument("--test-scenes", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--weights", help="skip training: the out/two_stage/trained.safetensors an earlier run saved")
     args = parser.parse_args(argv)
-    row = measure(args.minutes, args.test_scenes, args.seed)
+    row = measure(args.minutes, args.test_scenes, args.seed, args.weights)
     write_text_atomic(OUT / "results.json", json.dumps(row, indent=2) + "\n")
     command = "python benchmarks/two_stage.py" + "".join(
         f" --{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v != parser.get_default(k))

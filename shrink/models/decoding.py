@@ -43,5 +43,8 @@ def onnx_detection_decoder(metadata: dict[str, str], session, code: ModelCode | 
                           f"({names})")
     num_classes = outputs["cls_logits"][-1]
     input_size = session.get_inputs()[0].shape[2:]
+    if not all(isinstance(d, int) for d in (num_classes, *input_size)):
+        raise ShrinkError(f"the ONNX file's input {input_size} and cls_logits classes ({num_classes}) must be fixed "
+                          "sizes to rebuild its decoder; export it again with this version of shrink")
     return detection_decoder(metadata["architecture"], int(num_classes), [int(s) for s in input_size], code,
                              metadata.get("architecture_sha256"))

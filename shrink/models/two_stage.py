@@ -66,6 +66,7 @@ class TwoStageNet(nn.Module):
             detector.roi_heads.box_roi_pool(features, [torch.zeros(1, 4, device=blank.device)], [self.input_size])
         detector.train(training)
         self.anchors_per_level = per_level
+        self.anchor_count = int(anchors.shape[0])
         # not persistent: derived from the architecture and input size, never part of the weights
         self.register_buffer("anchors", anchors, persistent=False)
         self.register_buffer("anchor_levels", torch.cat(
@@ -86,9 +87,11 @@ class TwoStageNet(nn.Module):
         decoded = rpn.box_coder.decode_single(deltas.detach(), anchors).view(batch, -1, 4)
         proposals = self._proposals(decoded, objectness.detach().view(batch, -1))
         class_logits, box_regression = self._box_head(features, proposals)
-        per_image = self.proposals_per_image
-        return (box_regression.view(batch, per_image, -1), class_logits.view(batch, per_image, -1), proposals,
-                deltas.view(batch, -1, 4), objectness.view(batch, -1))
+        per_image, classes = self.proposals_per_image, self.detector.roi_heads.box_predictor.cls_score.out_features
+        # the class count written out, not -1: the file's cls_logits then has a fixed last axis,
+        # from which its decoder learns the number of classes
+        return (box_regression.view(batch, per_image, 4 * classes), class_logits.view(batch, per_image, classes), proposals,
+                deltas.view(batch, self.anchor_count, 4), objectness.view(batch, self.anchor_count))
 
     def _proposals(self, boxes: torch.Tensor, objectness: torch.Tensor) -> torch.Tensor:
         """RegionProposalNetwork.filter_proposals for the whole batch at once: (N, P, 4), each

@@ -89,6 +89,9 @@ def test_the_graph_has_a_dynamic_batch_and_breaks_ties_as_pytorch_does():
                              output_names=model.output_names)
     assert exported.exporter == "torchscript" and "data-dependent" in exported.fallback_reason
     session = ort.InferenceSession(exported.proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    shapes = {o.name: o.shape for o in session.get_outputs()}
+    assert shapes["cls_logits"] == ["batch", 150, 11] and shapes["bbox_regression"] == ["batch", 150, 44]
+    assert shapes["rpn_objectness"] == ["batch", model.anchor_count]  # fixed sizes the decoder can read
     flat = torch.zeros(3, 3, *SIZE)
     flat[1, :, 20:70, 30:60] = 1.0
     flat[2] = 0.5
@@ -98,6 +101,30 @@ def test_the_graph_has_a_dynamic_batch_and_breaks_ties_as_pytorch_does():
         got = session.run(None, {"input": x.numpy()})
         for name, ref, out in zip(model.output_names, expected, got):
             np.testing.assert_allclose(out, ref.numpy(), rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+def test_the_exported_file_is_decoded_and_scored_by_the_decoder_its_metadata_names(tmp_path):
+    from shrink.data import load_data
+    from shrink.evaluate import evaluate_onnx
+    from shrink.export import ExportConfig, export
+    from shrink.models import LoadedModel
+    from shrink.models.decoding import onnx_detection_decoder
+    from shrink.onnxio.metadata import read_metadata
+
+    torch.manual_seed(0)
+    spec = ModelSpec(name=NAME, num_classes=11, input_size=SIZE)
+    model = create_model(spec).eval()
+    export(LoadedModel(model, spec, NAME), ExportConfig(), tmp_path / "frcnn.onnx")
+    session = ort.InferenceSession(str(tmp_path / "frcnn.onnx"), providers=["CPUExecutionProvider"])
+    # rebuilt from the file alone: its architecture, its input size and cls_logits' class count
+    decode = onnx_detection_decoder(read_metadata(tmp_path / "frcnn.onnx"), session)
+    outputs = session.run(None, {"input": torch.randn(2, 3, *SIZE).numpy()})
+    rebuilt, own = decode(outputs), model.decode(outputs)
+    assert sum(len(d["boxes"]) for d in own) > 0
+    for a, b in zip(rebuilt, own):
+        assert all(torch.equal(a[k], b[k]) for k in ("boxes", "scores", "labels"))
+    scored = evaluate_onnx(tmp_path / "frcnn.onnx", load_data("fmnist-det", "test", scenes=8))
+    assert scored.metric == "mAP@[.5:.95]" and scored.total == 8
 
 
 def test_training_it_is_refused_in_one_line():
