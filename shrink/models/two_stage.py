@@ -17,7 +17,12 @@ The graph ends at the box head (class logits and box regression per proposal); t
 class-wise box decoding, score threshold and NMS, runs outside it in fp32 by torchvision's own
 `postprocess_detections`, as a one-stage detector's decoding does. The RPN head's outputs are
 graph outputs too: pruning must see every layer that reads the FPN, and parity checks them.
-`tests/models/test_two_stage.py` proves `decode(forward(x))` equals torchvision's own forward.
+
+Proposals are ranked by their objectness logits, in a stable order (`best_first`): the same
+order as torchvision's sigmoid scores, except where the sigmoid rounds to 1.0 or scores tie, which
+torchvision leaves to chance and which PyTorch and onnxruntime would break differently.
+`tests/models/test_two_stage.py` shows `decode(forward(x))` gives torchvision's own detections (to
+float rounding: the box head also runs on the padding rows).
 """
 
 from __future__ import annotations
