@@ -51,6 +51,9 @@ class TwoStageNet(nn.Module):
     # torch.export cannot trace the data-dependent region selection (NMS keeps a data-dependent
     # number of boxes); the TorchScript exporter can, as torchvision's own ONNX tests do.
     onnx_exporter = "torchscript"
+    # Layers whose rows follow this model's own proposals: layer-wise reconstruction leaves them as
+    # pruned, since the dense model's rows at the same positions describe other boxes.
+    unaligned_layers = ("detector.roi_heads.",)
 
     def __init__(self, detector: nn.Module, input_size: tuple[int, int]) -> None:
         super().__init__()
@@ -187,7 +190,12 @@ def _nms_per_image(boxes: torch.Tensor, scores: torch.Tensor, level: torch.Tenso
         offsets = image_level.to(image_boxes) * (largest + 1)
         # NMS visits the boxes by a rank from a stable sort, not by score: equal scores are then
         # visited in the same order by torchvision's kernel and by onnxruntime's
-        order = best_first(image_scores, image_scores.shape[0])
+        # (best_first, written out: a second scripted function in the same script was once resolved
+        # with the other's signature when a process exported twice)
+        if torch.jit.is_scripting():
+            order = image_scores.topk(image_scores.shape[0], dim=-1, largest=True, sorted=True)[1]
+        else:
+            order = image_scores.sort(dim=-1, descending=True, stable=True)[1]
         rank = torch.empty_like(image_scores).index_put_((order,), -torch.arange(order.shape[0]).to(image_scores))
         keep = torch.ops.torchvision.nms(image_boxes + offsets[:, None], rank, threshold).long()
         chosen = image_boxes[keep][:count]
