@@ -211,3 +211,25 @@ def _options():
     from shrink.data import BatchOptions
 
     return BatchOptions(batch_size=64)
+
+
+@pytest.mark.slow  # 7-14 s: plans and refits a whole Faster R-CNN
+def test_a_two_stage_detectors_box_head_is_left_as_pruned():
+    """Its rows follow the proposals each model chose itself: the dense rows describe other boxes."""
+    from shrink.data import load_data
+    from shrink.models.registry import create_model
+    from shrink.models.spec import ModelSpec
+    from shrink.prune import PruneConfig, apply, plan
+    from shrink.recover.reconstruct import UNALIGNED
+
+    torch.manual_seed(0)
+    dense = create_model(ModelSpec(name="tvdet:fasterrcnn_mobilenet_v3_large_320_fpn", num_classes=11,
+                                   input_size=(128, 128))).eval()  # the scenes are 128x128
+    scenes = load_data("fmnist-det", "train", scenes=4)
+    example = (torch.randn(2, 3, 128, 128),)
+    chosen = plan(dense, example, PruneConfig(ratio=0.5))
+    pruned = apply(dense, chosen)
+    result = reconstruct(pruned, dense, chosen.removed_outputs(), scenes, max_images=4)
+    fitted = [f.name for f in result.layers]
+    assert fitted and all(not name.startswith("detector.roi_heads.") for name in fitted)
+    assert ("detector.roi_heads.box_head.fc6", UNALIGNED) in result.skipped
