@@ -37,7 +37,8 @@ def test_models_lists_matches(capsys):
     assert main(["models", "mobilenet"]) == 0
     assert capsys.readouterr().out.split() == [
         "fmnist_mobilenetv2", "tv:mobilenet_v2", "tv:mobilenet_v3_large", "tv:mobilenet_v3_small",
-        "tvseg:deeplabv3_mobilenet_v3_large", "tvseg:lraspp_mobilenet_v3_large", "tvdet:ssdlite320_mobilenet_v3_large"]
+        "tvseg:deeplabv3_mobilenet_v3_large", "tvseg:lraspp_mobilenet_v3_large", "tvdet:ssdlite320_mobilenet_v3_large",
+        "tvdet:fasterrcnn_mobilenet_v3_large_320_fpn", "tvdet:fasterrcnn_mobilenet_v3_large_fpn"]
 
 
 def test_eval_reference_on_a_subset(capsys):
