@@ -1,6 +1,8 @@
 """Faster R-CNN as one batch-wide graph (shrink.models.two_stage): the same detections as
 torchvision's own forward, any batch size, equal scores ordered alike in PyTorch and onnxruntime."""
 
+import json
+
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -8,6 +10,7 @@ import torch
 
 from shrink.errors import ShrinkError
 from shrink.export.exporters import torch_to_onnx
+from shrink.models.decoding import onnx_detection_decoder
 from shrink.models.registry import create_model
 from shrink.models.spec import ModelSpec
 from shrink.models.two_stage import OUTPUT_NAMES, TwoStageNet, best_first
@@ -92,6 +95,12 @@ def test_the_graph_has_a_dynamic_batch_and_breaks_ties_as_pytorch_does():
     shapes = {o.name: o.shape for o in session.get_outputs()}
     assert shapes["cls_logits"] == ["batch", 150, 11] and shapes["bbox_regression"] == ["batch", 150, 44]
     assert shapes["rpn_objectness"] == ["batch", model.anchor_count]  # fixed sizes the decoder can read
+    # the decoder rebuilt from the file alone (architecture, input size, cls_logits' class count)
+    metadata = {"architecture": NAME, "output_names": json.dumps(list(OUTPUT_NAMES))}
+    outputs = session.run(None, {"input": torch.randn(2, 3, *SIZE).numpy()})
+    rebuilt, own = onnx_detection_decoder(metadata, session)(outputs), model.decode(outputs)
+    assert sum(len(d["boxes"]) for d in own) > 0
+    assert all(torch.equal(a[k], b[k]) for a, b in zip(rebuilt, own) for k in ("boxes", "scores", "labels"))
     flat = torch.zeros(3, 3, *SIZE)
     flat[1, :, 20:70, 30:60] = 1.0
     flat[2] = 0.5
@@ -103,6 +112,7 @@ def test_the_graph_has_a_dynamic_batch_and_breaks_ties_as_pytorch_does():
             np.testing.assert_allclose(out, ref.numpy(), rtol=1e-4, atol=1e-5, err_msg=name)
 
 
+@pytest.mark.slow  # 7 s: the fast tie test above rebuilds the decoder from the file's shapes
 def test_the_exported_file_is_decoded_and_scored_by_the_decoder_its_metadata_names(tmp_path):
     from shrink.data import load_data
     from shrink.evaluate import evaluate_onnx
