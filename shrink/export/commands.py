@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_dict(), indent=2))
         return 0
     parity = result.parity
-    how = f"{result.exporter} exporter" + (f" ({result.fallback_reason})" if result.fallback_reason else "")
+    how = f"{result.exporter} exporter" + (f" (fallback: {result.fallback_reason})" if result.fallback_reason else "")
     print(f"wrote {result.path} ({result.size_bytes / 1e6:.1f} MB{', + external data' if result.external_data else ''}), "
           f"{result.precision}, opset {result.opset}, {how}")
     print(f"  input {result.input_name} {list(result.input_shape)} NCHW")

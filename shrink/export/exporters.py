@@ -96,7 +96,7 @@ def torch_to_onnx(
     `onnx_exporter` is "torchscript" (shrink.models.two_stage) is exported by TorchScript under
     `auto`: torch.export cannot trace it, and its failure would only cost time and console lines."""
     if exporter == "auto" and getattr(model, "onnx_exporter", None) == "torchscript":
-        exporter, why = "torchscript", f"{type(model).__name__} is exported by TorchScript (data-dependent shapes)"
+        exporter, why = "torchscript", f"{type(model).__name__} has data-dependent shapes, which torch.export cannot trace"
     else:
         why = "TorchScript exporter requested"
     if exporter in ("auto", "dynamo"):
