@@ -94,14 +94,6 @@ class Preprocessing(Record):
 
     def apply(self, image) -> np.ndarray:
         """One PIL image -> float32 (C, H, W), by the steps in the module docstring."""
-        x = self.pixels(image).astype(np.float32) * np.float32(self.scale)
-        mean = np.asarray(self.mean, dtype=np.float32).reshape(-1, 1, 1)
-        std = np.asarray(self.std, dtype=np.float32).reshape(-1, 1, 1)
-        return np.ascontiguousarray((x - mean) / std, dtype=np.float32)
-
-    def pixels(self, image) -> np.ndarray:
-        """Steps 1 to 3: one PIL image -> its uint8 pixels (C, H, W), before scaling; what a split
-        held in memory stores."""
         from PIL import Image
 
         image = image.convert(self.color)
@@ -117,8 +109,11 @@ class Preprocessing(Record):
             raise ShrinkError(f"an image of {width}x{height} is smaller than the {crop_w}x{crop_h} input; set a resize")
         left, top = (width - crop_w) // 2, (height - crop_h) // 2
         image = image.crop((left, top, left + crop_w, top + crop_h))
-        x = np.asarray(image, dtype=np.uint8)
-        return np.ascontiguousarray(x[None] if x.ndim == 2 else x.transpose(2, 0, 1))
+        x = np.asarray(image, dtype=np.float32) * np.float32(self.scale)
+        x = x[None] if x.ndim == 2 else x.transpose(2, 0, 1)
+        mean = np.asarray(self.mean, dtype=np.float32).reshape(-1, 1, 1)
+        std = np.asarray(self.std, dtype=np.float32).reshape(-1, 1, 1)
+        return np.ascontiguousarray((x - mean) / std, dtype=np.float32)
 
     def steps(self) -> list[str]:
         """The record in words, one step each: what the report's deploy section prints."""

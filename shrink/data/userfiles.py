@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -90,7 +90,7 @@ def reading_record(kind: str, size: tuple[int, int], mean, std, record: Preproce
     if record is None:
         return stretched(size, mean, std)
     if record.resize is not None or record.color != "RGB":
-        raise ShrinkError(f"the file's preprocessing ({'; '.join(record.steps()[:2])}) cannot read {kind}: data, whose "
+        raise ShrinkError(f"the model's preprocessing ({'; '.join(record.steps()[:2])}) cannot read {kind}: data, whose "
                           "masks and boxes follow a stretch of the whole RGB image to the input size")
     return stretched(record.crop, record.mean, record.std)
 
@@ -99,7 +99,7 @@ class FileTargets(torch.utils.data.Dataset):
     """A split read from disk one image at a time: (input through `record`, target of item i).
     `target(i)` gives what goes with image i; only the file paths and targets stay in memory."""
 
-    def __init__(self, paths: Sequence[Path], record: Preprocessing, target) -> None:
+    def __init__(self, paths: Sequence[Path], record: Preprocessing, target: Callable[[int], torch.Tensor]) -> None:
         self.paths, self.record, self.target = list(paths), record, target
 
     def __len__(self) -> int:

@@ -177,6 +177,11 @@ def one_stage(names: list[str]) -> list[str]:
     return [n for n in names if n.startswith(ONE_STAGE)]
 
 
+def two_stage(names: list[str]) -> list[str]:
+    """The torchvision detection names shrink.models.two_stage wraps."""
+    return [n for n in names if n.startswith(TWO_STAGE)]
+
+
 def output_names(model: nn.Module) -> tuple[str, ...] | None:
     """The names of a dense model's outputs; None for a classifier's one logits tensor."""
     return getattr(model, "output_names", None)

@@ -23,7 +23,7 @@ import torch.nn as nn
 
 from shrink.errors import ShrinkError
 from shrink.models.code import ModelCode, split_code_name, untrusted_code_message
-from shrink.models.dense import TWO_STAGE, DetectionNet, SegmentationNet, one_stage
+from shrink.models.dense import DetectionNet, SegmentationNet, one_stage, two_stage
 from shrink.models.references import reference_names
 from shrink.models.source import ModelSource, SourceKind
 from shrink.models.spec import ModelSpec
@@ -113,11 +113,6 @@ def _torchvision_dense_build(spec: ModelSpec, source: ModelSource) -> nn.Module:
 def supported_detectors(names: list[str]) -> list[str]:
     """The torchvision detection names shrink wraps: the one-stage ones and Faster R-CNN."""
     return one_stage(names) + two_stage(names)
-
-
-def two_stage(names: list[str]) -> list[str]:
-    """The torchvision detection names shrink.models.two_stage wraps."""
-    return [n for n in names if n.startswith(TWO_STAGE)]
 
 
 def _timm_build(spec: ModelSpec, timm_name: str) -> nn.Module:

@@ -166,12 +166,9 @@ def best_first(scores: torch.Tensor, k: int) -> torch.Tensor:
     """The indices of the `k` largest along the last axis, largest first, equal values in index
     order: a stable sort in PyTorch; in an exported graph ONNX TopK, whose specification breaks
     ties the same way (the exporters cannot write a stable sort)."""
-    if torch.jit.is_scripting():  # only ever scripted for export (see _nms_per_image)
+    if torch.onnx.is_in_onnx_export():
         return scores.topk(k, dim=-1, largest=True, sorted=True)[1]
-    else:  # noqa: RET505 - TorchScript compiles only the branch above when scripting
-        if torch.onnx.is_in_onnx_export():
-            return scores.topk(k, dim=-1, largest=True, sorted=True)[1]
-        return scores.sort(dim=-1, descending=True, stable=True)[1][..., :k]
+    return scores.sort(dim=-1, descending=True, stable=True)[1][..., :k]
 
 
 @torch.jit._script_if_tracing
@@ -190,8 +187,8 @@ def _nms_per_image(boxes: torch.Tensor, scores: torch.Tensor, level: torch.Tenso
         offsets = image_level.to(image_boxes) * (largest + 1)
         # NMS visits the boxes by a rank from a stable sort, not by score: equal scores are then
         # visited in the same order by torchvision's kernel and by onnxruntime's
-        # (best_first, written out: a second scripted function in the same script was once resolved
-        # with the other's signature when a process exported twice)
+        # (best_first written out for TorchScript: a second scripted function in the same script was
+        # once resolved with the other's signature when a process exported twice)
         if torch.jit.is_scripting():
             order = image_scores.topk(image_scores.shape[0], dim=-1, largest=True, sorted=True)[1]
         else:
